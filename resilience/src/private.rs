@@ -1,0 +1,274 @@
+//! What the attribute macros expand to. Not public API: no semver guarantees.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::breaker::{BreakerConfig, CircuitBreaker, Outcome};
+use crate::registry::registry;
+pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
+use crate::Error;
+
+/// The `Result` a function under a resilience attribute returns, seen through
+/// a trait so that aliases (`anyhow::Result<T>`, `io::Result<T>`) work.
+#[diagnostic::on_unimplemented(
+    message = "resilience attributes need an `async fn` returning `Result<_, _>`, found `{Self}`",
+    label = "this must be a `Result<T, E>`"
+)]
+pub trait ResultLike {
+    /// The error type.
+    type Error;
+    /// Whether this is `Ok`.
+    fn is_ok(&self) -> bool;
+    /// The error, if any.
+    fn error(&self) -> Option<&Self::Error>;
+    /// `Err(error)`.
+    fn from_error(error: Self::Error) -> Self;
+}
+
+impl<T, E> ResultLike for Result<T, E> {
+    type Error = E;
+    #[inline]
+    fn is_ok(&self) -> bool {
+        Result::is_ok(self)
+    }
+    #[inline]
+    fn error(&self) -> Option<&E> {
+        self.as_ref().err()
+    }
+    #[inline]
+    fn from_error(error: E) -> Self {
+        Err(error)
+    }
+}
+
+/// The return type of a `#[circuit_breaker]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[circuit_breaker]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait CircuitBreakerReturn {}
+impl<T, E> CircuitBreakerReturn for Result<T, E> {}
+/// Checks the return type of a `#[circuit_breaker]` function.
+#[inline(always)]
+pub const fn check_circuit_breaker_return<R: CircuitBreakerReturn>() {}
+
+/// The return type of a `#[retry]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait RetryReturn {}
+impl<T, E> RetryReturn for Result<T, E> {}
+/// Checks the return type of a `#[retry]` function.
+#[inline(always)]
+pub const fn check_retry_return<R: RetryReturn>() {}
+
+/// The return type of a `#[resilient]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[resilient]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait ResilientReturn {}
+impl<T, E> ResilientReturn for Result<T, E> {}
+/// Checks the return type of a `#[resilient]` function.
+#[inline(always)]
+pub const fn check_resilient_return<R: ResilientReturn>() {}
+
+/// The return type of a `#[timeout]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[timeout]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait TimeoutReturn {}
+impl<T, E> TimeoutReturn for Result<T, E> {}
+/// Checks the return type of a `#[timeout]` function.
+#[inline(always)]
+pub const fn check_timeout_return<R: TimeoutReturn>() {}
+
+/// An error type a resilience layer can produce values of.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` must implement `From<resilience::Error>`, because the circuit breaker or timeout can fail the call",
+    label = "`{Self}` has no `From<resilience::Error>`",
+    note = "add a variant such as `#[error(transparent)] Resilience(#[from] resilience::Error)`, or use `anyhow::Error`"
+)]
+pub trait FromResilienceError: From<Error> {}
+impl<E: From<Error>> FromResilienceError for E {}
+
+/// Checks that `R`'s error type can hold a [`Error`].
+#[inline(always)]
+pub const fn check_from_error<R>()
+where
+    R: ResultLike,
+    R::Error: FromResilienceError,
+{
+}
+
+/// A by-value argument of a function that `#[retry]` re-runs.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` runs the body once per attempt, so this by-value argument must be `Clone`, but `{Self}` is not",
+    label = "cloned for every attempt",
+    note = "take the argument by reference, or derive or implement `Clone` for it"
+)]
+pub trait RetryArg: Clone {}
+impl<T: Clone> RetryArg for T {}
+
+/// A fresh copy of a by-value argument for one attempt.
+#[inline(always)]
+pub fn retry_clone<T: RetryArg>(value: &T) -> T {
+    value.clone()
+}
+
+/// [`retry_clone`] for a `mut` argument (taking `&mut` keeps the user's `mut`
+/// in use, so no `unused_mut` warning lands on their signature).
+#[inline(always)]
+pub fn retry_clone_mut<T: RetryArg>(value: &mut T) -> T {
+    value.clone()
+}
+
+/// A breaker resolved once per call site and cached in a `static`.
+#[derive(Debug)]
+pub struct StaticBreaker {
+    name: &'static str,
+    shared: bool,
+    config: BreakerConfig,
+    cell: OnceLock<Arc<CircuitBreaker>>,
+}
+
+impl StaticBreaker {
+    /// The breaker named `name` in the process-wide registry.
+    pub const fn named(name: &'static str, config: BreakerConfig) -> Self {
+        StaticBreaker {
+            name,
+            shared: true,
+            config,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// A breaker of this call site alone (an attribute without `name`).
+    pub const fn private(name: &'static str, config: BreakerConfig) -> Self {
+        StaticBreaker {
+            name,
+            shared: false,
+            config,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The breaker, created or looked up on first use.
+    #[inline]
+    pub fn get(&self) -> &CircuitBreaker {
+        match self.cell.get() {
+            Some(b) => b,
+            None => self.init(),
+        }
+    }
+
+    #[cold]
+    fn init(&self) -> &CircuitBreaker {
+        self.cell.get_or_init(|| {
+            if self.shared {
+                registry().breaker(self.name, &self.config)
+            } else {
+                registry().private_breaker(self.name, &self.config)
+            }
+        })
+    }
+}
+
+/// The breaker named by a runtime expression (`name = self.name.as_str()`).
+#[inline]
+pub fn dynamic_breaker(name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+    registry().breaker(name, config)
+}
+
+/// One pass through a circuit breaker: admit or reject, run, record.
+///
+/// `open` is set when the breaker rejected the call, so that an enclosing
+/// retry stops at once instead of sleeping against an open circuit. A panic in
+/// `call` is recorded as a failure and keeps unwinding; a cancelled call
+/// records nothing and frees its probe slot.
+pub async fn breaker_call<R, F>(breaker: &CircuitBreaker, open: &AtomicBool, call: F) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    R::Error: From<Error>,
+{
+    let permit = match breaker.try_acquire() {
+        Ok(permit) => permit,
+        Err(e) => {
+            open.store(true, Ordering::Relaxed);
+            return R::from_error(e.into());
+        }
+    };
+    match (CatchUnwind { inner: call }).await {
+        Ok(result) => {
+            permit.record(if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            });
+            result
+        }
+        Err(panic) => {
+            permit.record(Outcome::Failure);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// One attempt under a timeout.
+pub async fn timeout<R, F>(after: Duration, call: F) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    R::Error: From<Error>,
+{
+    match tokio::time::timeout(after, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!(target: "resilience", ?after, "call timed out after {after:?}");
+            R::from_error(Error::Timeout { after }.into())
+        }
+    }
+}
+
+/// The sleep between two attempts.
+#[inline]
+pub fn sleep(delay: Duration) -> tokio::time::Sleep {
+    tokio::time::sleep(delay)
+}
+
+pin_project_lite::pin_project! {
+    /// Catches a panic raised while polling the inner future.
+    #[derive(Debug)]
+    pub struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The process-wide registry: one name, one breaker.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use crate::breaker::{BreakerConfig, BreakerStatus, CircuitBreaker};
+
+/// The process-wide registry the attribute macros use.
+///
+/// ```
+/// use resilience::{registry, BreakerConfig};
+///
+/// // Operators may configure a breaker before its first use: this wins over the
+/// // literals written in `#[circuit_breaker(name = "search", …)]`.
+/// let config = BreakerConfig::builder().failure_threshold(10).build()?;
+/// registry().configure("search", config).expect("not used yet");
+/// assert_eq!(registry().get("search").unwrap().config().failure_threshold().get(), 10);
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::new)
+}
+
+/// Where a named breaker's configuration came from.
+#[derive(Debug)]
+enum Origin {
+    /// [`Registry::configure`]: wins over every call site.
+    Configured,
+    /// The first call site to ask for the name. Later call sites whose
+    /// configuration differs are warned about once per distinct configuration.
+    CallSite { warned: Mutex<Vec<BreakerConfig>> },
+}
+
+#[derive(Debug)]
+struct Named {
+    breaker: Arc<CircuitBreaker>,
+    origin: Origin,
+}
+
+/// Named, shared circuit breakers, plus the private breakers of unnamed call
+/// sites (listed for [`snapshot`](Registry::snapshot) and
+/// [`reset_all`](Registry::reset_all) only).
+///
+/// Most code uses the process-wide [`registry()`]; a separate `Registry` is
+/// useful to isolate tests.
+#[derive(Debug, Default)]
+pub struct Registry {
+    named: DashMap<Arc<str>, Named>,
+    private: Mutex<Vec<Arc<CircuitBreaker>>>,
+}
+
+/// [`Registry::configure`] was called for a name that already has a breaker.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("circuit breaker `{}` already exists; configure it before its first use", existing.name())]
+pub struct AlreadyExists {
+    /// The breaker that already has the name.
+    pub existing: Arc<CircuitBreaker>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The breaker named `name`, if one exists.
+    pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
+        self.named.get(name).map(|n| n.breaker.clone())
+    }
+
+    /// Creates the breaker `name` with `config`, before any call site does;
+    /// this configuration wins over every call site's.
+    ///
+    /// # Errors
+    ///
+    /// [`AlreadyExists`] (carrying the existing breaker) if `name` is taken.
+    pub fn configure(
+        &self,
+        name: impl Into<Arc<str>>,
+        config: BreakerConfig,
+    ) -> Result<Arc<CircuitBreaker>, AlreadyExists> {
+        let name = name.into();
+        match self.named.entry(name.clone()) {
+            Entry::Occupied(e) => Err(AlreadyExists {
+                existing: e.get().breaker.clone(),
+            }),
+            Entry::Vacant(e) => {
+                let breaker = Arc::new(CircuitBreaker::new(name, config));
+                e.insert(Named {
+                    breaker: breaker.clone(),
+                    origin: Origin::Configured,
+                });
+                Ok(breaker)
+            }
+        }
+    }
+
+    /// The breaker named `name`, created with `config` on first use.
+    ///
+    /// If the breaker exists and was created by a call site with a different
+    /// configuration, the existing breaker is returned and a `tracing` warning
+    /// names both configurations (once per distinct configuration). A breaker
+    /// created by [`configure`](Self::configure) silently wins.
+    pub fn breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+        if let Some(named) = self.named.get(name) {
+            check_config(&named, config);
+            return named.breaker.clone();
+        }
+        self.breaker_slow(name, config)
+    }
+
+    #[cold]
+    fn breaker_slow(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+        let named = self
+            .named
+            .entry(Arc::from(name))
+            .or_insert_with(|| Named {
+                breaker: Arc::new(CircuitBreaker::new(name, *config)),
+                origin: Origin::CallSite {
+                    warned: Mutex::new(Vec::new()),
+                },
+            });
+        check_config(&named, config);
+        named.breaker.clone()
+    }
+
+    /// Registers a breaker private to one call site (an attribute without
+    /// `name`), so that it shows in snapshots and `reset_all`.
+    pub fn private_breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+        let breaker = Arc::new(CircuitBreaker::new(name, *config));
+        self.private
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(breaker.clone());
+        breaker
+    }
+
+    /// Closes every breaker and forgets its failures (for tests).
+    pub fn reset_all(&self) {
+        for breaker in self.all() {
+            breaker.reset();
+        }
+    }
+
+    /// The status of every breaker, named and private, sorted by name.
+    pub fn snapshot(&self) -> Vec<BreakerStatus> {
+        let mut all: Vec<_> = self.all().iter().map(|b| b.status()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn all(&self) -> Vec<Arc<CircuitBreaker>> {
+        let mut all: Vec<_> = self.named.iter().map(|n| n.breaker.clone()).collect();
+        all.extend(
+            self.private
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        all
+    }
+}
+
+fn check_config(named: &Named, asked: &BreakerConfig) {
+    let Origin::CallSite { warned } = &named.origin else {
+        return;
+    };
+    let existing = named.breaker.config();
+    if existing == asked {
+        return;
+    }
+    let mut warned = warned.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned.contains(asked) {
+        return;
+    }
+    warned.push(*asked);
+    tracing::warn!(
+        target: "resilience",
+        breaker = named.breaker.name(),
+        "circuit breaker `{}` is declared with two configurations; the first one is used.\n  in use:  {existing}\n  ignored: {asked}\nGive the call sites one configuration, or set it once with `registry().configure(..)`",
+        named.breaker.name(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{CircuitState, Outcome};
+
+    fn cfg(failures: u32) -> BreakerConfig {
+        BreakerConfig::builder()
+            .failure_threshold(failures)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_name_one_breaker_across_threads() {
+        let reg = Arc::new(Registry::new());
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .map(|_| reg.breaker("shared", &cfg(10_000)))
+                        .last()
+                        .unwrap()
+                })
+            })
+            .collect();
+        let breakers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for b in &breakers {
+            assert!(Arc::ptr_eq(b, &breakers[0]));
+        }
+        assert!(Arc::ptr_eq(&reg.get("shared").unwrap(), &breakers[0]));
+        assert_eq!(reg.snapshot().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failures_from_many_tasks_land_on_one_breaker() {
+        let reg = Arc::new(Registry::new());
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let reg = reg.clone();
+                tokio::spawn(async move {
+                    let b = reg.breaker("db", &cfg(10));
+                    b.try_acquire().unwrap().record(Outcome::Failure);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(reg.get("db").unwrap().state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn configured_breakers_win_over_call_sites() {
+        let reg = Registry::new();
+        let configured = reg.configure("api", cfg(7)).unwrap();
+        let from_site = reg.breaker("api", &cfg(2));
+        assert!(Arc::ptr_eq(&configured, &from_site));
+        assert_eq!(from_site.config().failure_threshold().get(), 7);
+        let err = reg.configure("api", cfg(3)).unwrap_err();
+        assert!(Arc::ptr_eq(&err.existing, &configured));
+        assert!(err.to_string().contains("`api` already exists"));
+    }
+
+    #[test]
+    fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
+        let reg = Registry::new();
+        let first = reg.breaker("x", &cfg(3));
+        for _ in 0..3 {
+            let second = reg.breaker("x", &cfg(4));
+            assert!(Arc::ptr_eq(&first, &second));
+        }
+        assert_eq!(first.config().failure_threshold().get(), 3);
+        let named = reg.named.get("x").unwrap();
+        let Origin::CallSite { warned } = &named.origin else {
+            panic!("created by a call site")
+        };
+        assert_eq!(*warned.lock().unwrap(), vec![cfg(4)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_all_and_snapshot_cover_private_breakers() {
+        let reg = Registry::new();
+        let private = reg.private_breaker("m::f", &cfg(1));
+        let named = reg.breaker("b", &cfg(1));
+        for b in [&private, &named] {
+            b.try_acquire().unwrap().record(Outcome::Failure);
+        }
+        assert!(reg.get("m::f").is_none(), "private breakers are not shared");
+        let snap = reg.snapshot();
+        assert_eq!(
+            snap.iter().map(|s| (&*s.name, s.state)).collect::<Vec<_>>(),
+            [("b", CircuitState::Open), ("m::f", CircuitState::Open)]
+        );
+        assert_eq!(snap[0].retry_after, Some(Duration::from_secs(60)));
+        reg.reset_all();
+        assert!(reg.snapshot().iter().all(|s| s.state == CircuitState::Closed));
+    }
+}
