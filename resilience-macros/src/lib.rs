@@ -1,15 +1,230 @@
-//! Attribute macros of the `resilience` crate.
-use proc_macro::TokenStream;
+//! Attribute macros of the [`resilience`](https://docs.rs/resilience) crate.
+//!
+//! Depend on `resilience`, which re-exports these; this crate's version is
+//! pinned exactly by `resilience`, because the expansions call into
+//! `::resilience::__private`.
+//!
+//! Every entry point is `parse -> validate -> expand`:
+//! `layers` validates each attribute's arguments, `func` checks and takes
+//! apart the function, and `expand` writes the new body. On any error the original
+//! function is emitted too, so IDEs and the user's own errors stay sane.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
-/// Placeholder.
+mod args;
+mod expand;
+mod func;
+mod layers;
+mod value;
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+
+use crate::args::Errors;
+use crate::func::Func;
+use crate::layers::Kind;
+
+/// Puts the function behind a named, shared circuit breaker.
+///
+/// ```
+/// use resilience::circuit_breaker;
+/// # #[derive(Debug)] struct ApiError; impl From<resilience::Error> for ApiError { fn from(_: resilience::Error) -> Self { ApiError } }
+/// # struct Client;
+/// impl Client {
+///     #[circuit_breaker(name = "unifi", failure_threshold = 5, recovery_timeout = 60)]
+///     async fn list_devices(&self) -> Result<Vec<String>, ApiError> {
+///         Ok(vec!["ap-1".into()])
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { Client.list_devices().await.unwrap(); }
+/// ```
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `name` | the function's path | `"literal"`: one breaker shared by every call site with that name, resolved once per call site. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(..)`): looked up per call, one breaker per value. Without `name`, the breaker belongs to this function alone. |
+/// | `failure_threshold` | `5` | consecutive failures that open the circuit (≥ 1) |
+/// | `recovery_timeout` | `60` (s) | time open before a probe; seconds (`60`, `1.5`) or `"250ms"`, `"30s"`, `"2m"`, `"1h"` (> 0) |
+/// | `success_threshold` | `1` | probe successes that close the circuit (≥ 1) |
+/// | `half_open_max_calls` | `1` | probes in flight at once while half-open (≥ 1) |
+///
+/// While the circuit is open, the body does not run and the function returns
+/// `Err(E::from(resilience::Error::CircuitOpen { .. }))`, so the error type `E`
+/// must implement `From<resilience::Error>`. Every `Err` the body returns counts
+/// as a failure; a panic counts as a failure and keeps unwinding; a cancelled
+/// call counts as nothing.
+///
+/// The code it stands for:
+///
+/// ```
+/// # use std::sync::OnceLock;
+/// # use resilience::{registry, BreakerConfig, CircuitBreaker, Outcome};
+/// # #[derive(Debug)] struct ApiError; impl From<resilience::Error> for ApiError { fn from(_: resilience::Error) -> Self { ApiError } }
+/// async fn list_devices() -> Result<Vec<String>, ApiError> {
+///     static BREAKER: OnceLock<std::sync::Arc<CircuitBreaker>> = OnceLock::new();
+///     let breaker = BREAKER.get_or_init(|| {
+///         let config = BreakerConfig::builder().failure_threshold(5).build().unwrap();
+///         registry().breaker("unifi", &config)
+///     });
+///     let permit = breaker.try_acquire()?; // Err(CircuitOpen) -> ApiError
+///     let result = async { Ok(vec!["ap-1".to_owned()]) }.await; // the body
+///     permit.record(Outcome::of(&result));
+///     result
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { list_devices().await.unwrap(); }
+/// ```
+///
+/// Stacked with other resilience attributes, the first one written is the
+/// outermost layer: see [`retry`](macro@retry).
 #[proc_macro_attribute]
-pub fn circuit_breaker(_a: TokenStream, i: TokenStream) -> TokenStream { i }
-/// Placeholder.
+pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::CircuitBreaker, args, item)
+}
+
+/// Re-runs the function body when it returns `Err`, sleeping between attempts.
+///
+/// ```
+/// use resilience::retry;
+///
+/// #[retry(max_attempts = 3, backoff = "exponential", delay = "100ms")]
+/// async fn fetch(url: String) -> std::io::Result<String> {
+///     Ok(format!("body of {url}"))
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { fetch("x".into()).await.unwrap(); }
+/// ```
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `max_attempts` | `3` | attempts in all, the first call included (≥ 1) |
+/// | `backoff` | `"exponential"` | `"fixed"` (`d, d, d`), `"linear"` (`d, 2d, 3d`) or `"exponential"` (`d, 2d, 4d`) |
+/// | `delay` | `1` (s) | the base delay `d`; seconds or `"500ms"`-style strings |
+/// | `max_delay` | none | caps every delay; must not be below `delay` |
+/// | `multiplier` | `2.0` | growth factor of `"exponential"` (≥ 1.0) |
+/// | `jitter` | `"none"` | `"full"`, `"equal"` or `"decorrelated"` (AWS's definitions) |
+///
+/// The body is re-run inline (so `&mut self` works and the future stays `Send`
+/// when the body's is); `return` and `?` end one attempt. By-value arguments
+/// are cloned before each attempt, so they must be `Clone` (references are
+/// not cloned). A `self` taken by value (`self: Arc<Self>`) is borrowed by each
+/// attempt and must not be moved out of by the body. A retry that runs out of
+/// attempts returns the body's last error unchanged; `#[retry]` alone never
+/// adds an error of its own.
+///
+/// The code it stands for:
+///
+/// ```
+/// # use resilience::{Backoff, RetryPolicy, RetryState};
+/// # use std::time::Duration;
+/// async fn fetch(url: String) -> std::io::Result<String> {
+///     static POLICY: RetryPolicy = RetryPolicy::DEFAULT;
+///     let mut state = RetryState::new("fetch", &POLICY);
+///     loop {
+///         let url = url.clone();
+///         let result: std::io::Result<String> = async { Ok(format!("body of {url}")) }.await;
+///         if result.is_ok() { break result; }
+///         match state.next_delay() {
+///             Some(delay) => tokio::time::sleep(delay).await,
+///             None => break result,
+///         }
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { fetch("x".into()).await.unwrap(); }
+/// ```
+///
+/// # Stacking
+///
+/// Attributes read top-down: the first is the outer layer.
+///
+/// - `#[circuit_breaker(..)] #[retry(..)]`: the breaker sees one outcome per
+///   retried call; an open circuit rejects before any attempt.
+/// - `#[retry(..)] #[circuit_breaker(..)]`: every attempt passes the breaker;
+///   when it rejects, the retry stops at once with `CircuitOpen` instead of
+///   sleeping against an open circuit.
 #[proc_macro_attribute]
-pub fn retry(_a: TokenStream, i: TokenStream) -> TokenStream { i }
-/// Placeholder.
+pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Retry, args, item)
+}
+
+/// A circuit breaker, a retry and (optionally) a per-attempt timeout in one
+/// attribute, composed as breaker → retry → timeout → body.
+///
+/// ```
+/// use resilience::resilient;
+///
+/// #[resilient(name = "llm", failure_threshold = 5, recovery_timeout = "60s",
+///             max_attempts = 3, backoff = "exponential", delay = "500ms", timeout = "30s")]
+/// async fn complete(prompt: &str) -> anyhow::Result<String> {
+///     Ok(format!("answer to {prompt}"))
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { complete("q").await.unwrap(); }
+/// ```
+///
+/// Takes every key of [`circuit_breaker`](macro@circuit_breaker) and of
+/// [`retry`](macro@retry), with the same defaults, plus `timeout` (no default:
+/// without it there is no timeout), the longest one attempt may take before it
+/// is cancelled and fails with `resilience::Error::Timeout`. A timed-out attempt
+/// is retried, and a call whose retries all fail counts as one failure for the
+/// breaker.
 #[proc_macro_attribute]
-pub fn resilient(_a: TokenStream, i: TokenStream) -> TokenStream { i }
-/// Placeholder.
+pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Resilient, args, item)
+}
+
+/// Cancels one call (or, under `#[retry]`, one attempt) that takes longer than
+/// the given duration, returning `Err(E::from(resilience::Error::Timeout { after }))`.
+///
+/// ```
+/// use resilience::timeout;
+///
+/// #[timeout("30s")]
+/// async fn fetch() -> anyhow::Result<u32> {
+///     Ok(7)
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { fetch().await.unwrap(); }
+/// ```
+///
+/// The argument is seconds (`30`, `0.5`) or a string with a unit (`"250ms"`).
+/// It stands for `tokio::time::timeout(after, body)` with the elapsed case
+/// mapped into the function's error type.
 #[proc_macro_attribute]
-pub fn timeout(_a: TokenStream, i: TokenStream) -> TokenStream { i }
+pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Timeout, args, item)
+}
+
+fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_attribute(kind, args.into(), item.into()).into()
+}
+
+/// The whole transformation, on `proc_macro2` tokens (testable outside the
+/// compiler).
+fn expand_attribute(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let mut func: Func = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(e) => {
+            let message = format!("`{}` can only be used on an `async fn`: {e}", kind.attr());
+            let error = syn::Error::new(e.span(), message).to_compile_error();
+            return quote!(#item #error);
+        }
+    };
+    let mut errors = Errors::default();
+    let mut attrs = vec![layers::parse(kind, Span::call_site(), args, &mut errors)];
+    let siblings = func.take_siblings(&mut errors);
+    let sibling_paths: Vec<_> = siblings.iter().map(|s| s.path.clone()).collect();
+    for sibling in siblings {
+        attrs.push(layers::parse(
+            sibling.kind,
+            sibling.span,
+            sibling.tokens,
+            &mut errors,
+        ));
+    }
+    layers::check_stack(&attrs, &mut errors);
+    func.check(kind, &mut errors);
+    match errors.finish() {
+        Ok(()) => expand::expand(&func, &attrs, &sibling_paths),
+        Err(e) => {
+            let error = e.to_compile_error();
+            quote!(#func #error)
+        }
+    }
+}

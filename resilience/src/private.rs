@@ -58,7 +58,9 @@ pub trait CircuitBreakerReturn {}
 impl<T, E> CircuitBreakerReturn for Result<T, E> {}
 /// Checks the return type of a `#[circuit_breaker]` function.
 #[inline(always)]
-pub const fn check_circuit_breaker_return<R: CircuitBreakerReturn>() {}
+pub fn check_circuit_breaker_return<R: CircuitBreakerReturn>(result: R) -> R {
+    result
+}
 
 /// The return type of a `#[retry]` function.
 #[diagnostic::on_unimplemented(
@@ -70,7 +72,9 @@ pub trait RetryReturn {}
 impl<T, E> RetryReturn for Result<T, E> {}
 /// Checks the return type of a `#[retry]` function.
 #[inline(always)]
-pub const fn check_retry_return<R: RetryReturn>() {}
+pub fn check_retry_return<R: RetryReturn>(result: R) -> R {
+    result
+}
 
 /// The return type of a `#[resilient]` function.
 #[diagnostic::on_unimplemented(
@@ -82,7 +86,9 @@ pub trait ResilientReturn {}
 impl<T, E> ResilientReturn for Result<T, E> {}
 /// Checks the return type of a `#[resilient]` function.
 #[inline(always)]
-pub const fn check_resilient_return<R: ResilientReturn>() {}
+pub fn check_resilient_return<R: ResilientReturn>(result: R) -> R {
+    result
+}
 
 /// The return type of a `#[timeout]` function.
 #[diagnostic::on_unimplemented(
@@ -94,7 +100,9 @@ pub trait TimeoutReturn {}
 impl<T, E> TimeoutReturn for Result<T, E> {}
 /// Checks the return type of a `#[timeout]` function.
 #[inline(always)]
-pub const fn check_timeout_return<R: TimeoutReturn>() {}
+pub fn check_timeout_return<R: TimeoutReturn>(result: R) -> R {
+    result
+}
 
 /// An error type a resilience layer can produce values of.
 #[diagnostic::on_unimplemented(
@@ -107,11 +115,12 @@ impl<E: From<Error>> FromResilienceError for E {}
 
 /// Checks that `R`'s error type can hold a [`Error`].
 #[inline(always)]
-pub const fn check_from_error<R>()
+pub fn check_from_error<R>(result: R) -> R
 where
     R: ResultLike,
     R::Error: FromResilienceError,
 {
+    result
 }
 
 /// A by-value argument of a function that `#[retry]` re-runs.
@@ -199,16 +208,18 @@ pub fn dynamic_breaker(name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker
 /// retry stops at once instead of sleeping against an open circuit. A panic in
 /// `call` is recorded as a failure and keeps unwinding; a cancelled call
 /// records nothing and frees its probe slot.
-pub async fn breaker_call<R, F>(breaker: &CircuitBreaker, open: &AtomicBool, call: F) -> R
+pub async fn breaker_call<R, F>(breaker: &CircuitBreaker, open: Option<&AtomicBool>, call: F) -> R
 where
     F: Future<Output = R>,
     R: ResultLike,
-    R::Error: From<Error>,
+    R::Error: FromResilienceError,
 {
     let permit = match breaker.try_acquire() {
         Ok(permit) => permit,
         Err(e) => {
-            open.store(true, Ordering::Relaxed);
+            if let Some(open) = open {
+                open.store(true, Ordering::Relaxed);
+            }
             return R::from_error(e.into());
         }
     };
@@ -233,7 +244,7 @@ pub async fn timeout<R, F>(after: Duration, call: F) -> R
 where
     F: Future<Output = R>,
     R: ResultLike,
-    R::Error: From<Error>,
+    R::Error: FromResilienceError,
 {
     match tokio::time::timeout(after, call).await {
         Ok(result) => result,

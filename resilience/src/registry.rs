@@ -114,15 +114,12 @@ impl Registry {
 
     #[cold]
     fn breaker_slow(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
-        let named = self
-            .named
-            .entry(Arc::from(name))
-            .or_insert_with(|| Named {
-                breaker: Arc::new(CircuitBreaker::new(name, *config)),
-                origin: Origin::CallSite {
-                    warned: Mutex::new(Vec::new()),
-                },
-            });
+        let named = self.named.entry(Arc::from(name)).or_insert_with(|| Named {
+            breaker: Arc::new(CircuitBreaker::new(name, *config)),
+            origin: Origin::CallSite {
+                warned: Mutex::new(Vec::new()),
+            },
+        });
         check_config(&named, config);
         named.breaker.clone()
     }
@@ -284,6 +281,9 @@ mod tests {
         );
         assert_eq!(snap[0].retry_after, Some(Duration::from_secs(60)));
         reg.reset_all();
-        assert!(reg.snapshot().iter().all(|s| s.state == CircuitState::Closed));
+        assert!(reg
+            .snapshot()
+            .iter()
+            .all(|s| s.state == CircuitState::Closed));
     }
 }

@@ -133,7 +133,8 @@ impl BreakerConfigBuilder {
     fn count(&mut self, key: &str, n: u32) -> Option<NonZeroU32> {
         let nz = NonZeroU32::new(n);
         if nz.is_none() {
-            self.errors.push(format!("`{key}` must be at least 1, got 0"));
+            self.errors
+                .push(format!("`{key}` must be at least 1, got 0"));
         }
         nz
     }
@@ -231,8 +232,12 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.problems().len(), 4, "{err}");
-        assert!(err.to_string().contains("`failure_threshold` must be at least 1"));
-        assert!(err.to_string().contains("`recovery_timeout` must be positive"));
+        assert!(err
+            .to_string()
+            .contains("`failure_threshold` must be at least 1"));
+        assert!(err
+            .to_string()
+            .contains("`recovery_timeout` must be positive"));
     }
 
     #[test]

@@ -245,7 +245,12 @@ impl CircuitBreaker {
     /// Forgets all failures and closes the circuit.
     pub fn reset(&self) {
         let (generation, state) = self.load();
-        self.transition_from(generation, state, CircuitState::Closed, TransitionCause::Reset);
+        self.transition_from(
+            generation,
+            state,
+            CircuitState::Closed,
+            TransitionCause::Reset,
+        );
     }
 
     /// A point-in-time view of the breaker.
@@ -277,7 +282,10 @@ impl CircuitBreaker {
     #[inline]
     fn load(&self) -> (u32, CircuitState) {
         let w = Tagged(self.word.load(Ordering::Acquire));
-        (w.generation(), CircuitState::from_bits(u64::from(w.value())))
+        (
+            w.generation(),
+            CircuitState::from_bits(u64::from(w.value())),
+        )
     }
 
     fn now_nanos(&self) -> u64 {
@@ -448,10 +456,8 @@ impl CircuitBreaker {
                 self.open_until.store(until, Ordering::Release);
             }
             let next = generation.wrapping_add(1);
-            self.word.store(
-                Tagged::new(next, to.to_bits() as u32).0,
-                Ordering::Release,
-            );
+            self.word
+                .store(Tagged::new(next, to.to_bits() as u32).0, Ordering::Release);
         }
         if from != to {
             Transition {

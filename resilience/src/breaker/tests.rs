@@ -151,12 +151,12 @@ async fn a_cancelled_future_under_breaker_call_frees_the_probe() {
     trip(&b);
     advance(Duration::from_secs(10)).await;
     let open = AtomicBool::new(false);
-    let hung = breaker_call(&b, &open, std::future::pending::<Result<(), Error>>());
+    let hung = breaker_call(&b, Some(&open), std::future::pending::<Result<(), Error>>());
     let timed = tokio::time::timeout(Duration::from_secs(1), hung).await;
     assert!(timed.is_err(), "the probe never finished and was dropped");
     assert_eq!(b.state(), CircuitState::HalfOpen);
     assert_eq!(b.status().probes_in_flight, 0);
-    let r: Result<u8, Error> = breaker_call(&b, &open, async { Ok(1) }).await;
+    let r: Result<u8, Error> = breaker_call(&b, Some(&open), async { Ok(1) }).await;
     assert_eq!(r, Ok(1));
     assert_eq!(b.state(), CircuitState::Closed);
     assert!(!open.load(Ordering::Relaxed));
@@ -178,14 +178,18 @@ async fn outcomes_from_an_older_generation_are_ignored() {
     b.reset();
     fail(&b);
     probe.record(Outcome::Success);
-    assert_eq!(b.status().consecutive_failures, 1, "the probe's success was stale");
+    assert_eq!(
+        b.status().consecutive_failures,
+        1,
+        "the probe's success was stale"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_panic_counts_as_a_failure_and_keeps_unwinding() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     let open = AtomicBool::new(false);
-    let call = breaker_call(&b, &open, async {
+    let call = breaker_call(&b, Some(&open), async {
         if true {
             panic!("boom");
         }
@@ -203,7 +207,7 @@ async fn breaker_call_rejects_without_running_and_flags_it() {
     trip(&b);
     let open = AtomicBool::new(false);
     let ran = AtomicBool::new(false);
-    let r: Result<(), Error> = breaker_call(&b, &open, async {
+    let r: Result<(), Error> = breaker_call(&b, Some(&open), async {
         ran.store(true, Ordering::Relaxed);
         Ok(())
     })

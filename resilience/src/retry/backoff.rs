@@ -261,7 +261,8 @@ mod tests {
         assert_eq!(b.delay(7), Duration::MAX);
         let b = Backoff::exponential(Duration::from_secs(1)).multiplier(1.7);
         assert_eq!(b.delay(100_000), Duration::MAX);
-        let capped = Backoff::exponential(Duration::from_secs(1)).max_delay(Duration::from_secs(30));
+        let capped =
+            Backoff::exponential(Duration::from_secs(1)).max_delay(Duration::from_secs(30));
         assert_eq!(capped.delay(u32::MAX), Duration::from_secs(30));
     }
 
@@ -285,7 +286,10 @@ mod tests {
         for _ in 0..200 {
             let mut previous = base;
             for d in deco.delays().take(10) {
-                assert!(d >= base && d <= (previous * 3).min(Duration::from_secs(1)), "{d:?}");
+                assert!(
+                    d >= base && d <= (previous * 3).min(Duration::from_secs(1)),
+                    "{d:?}"
+                );
                 previous = d;
             }
         }

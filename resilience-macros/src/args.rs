@@ -1,0 +1,175 @@
+//! Parsing `key = value, …` attribute arguments into spanned pairs.
+//!
+//! Input:  `name = "unifi", failure_threshold = 5, recovery_timeout = "60s"`
+//! Output: `[Arg { key: name, value: "unifi" }, …]`, with duplicates and unknown
+//! keys reported (all of them, each under its own tokens).
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Token};
+
+/// One `key = value` pair.
+pub(crate) struct Arg {
+    pub(crate) key: Ident,
+    pub(crate) value: Expr,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key: Ident = input
+            .call(syn::ext::IdentExt::parse_any)
+            .map_err(|e| syn::Error::new(e.span(), "expected `key = value` arguments"))?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `{key} = <value>`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value: Expr = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), format!("expected a value for `{key}`")))?;
+        Ok(Arg { key, value })
+    }
+}
+
+/// All arguments of one attribute, keyed and checked against the allowed keys.
+pub(crate) struct Args {
+    pub(crate) args: Vec<Arg>,
+}
+
+impl Args {
+    /// Parses `tokens` and checks every key against `allowed`. Unknown and
+    /// duplicate keys are dropped and reported together in `errors`.
+    pub(crate) fn parse(
+        tokens: TokenStream,
+        allowed: &[&str],
+        attr: &str,
+        errors: &mut Errors,
+    ) -> Args {
+        let parsed = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                return Args { args: Vec::new() };
+            }
+        };
+        let mut args: Vec<Arg> = Vec::new();
+        for arg in parsed {
+            let key = arg.key.to_string();
+            if !allowed.contains(&key.as_str()) {
+                errors.push(unknown_key(&arg.key, allowed, attr));
+            } else if args.iter().any(|a| a.key == arg.key) {
+                errors.push(syn::Error::new(
+                    arg.key.span(),
+                    format!("duplicate key `{key}`: each key may appear once"),
+                ));
+            } else {
+                args.push(arg);
+            }
+        }
+        Args { args }
+    }
+
+    /// The value given for `key`, if any.
+    pub(crate) fn get(&self, key: &str) -> Option<&Arg> {
+        self.args.iter().find(|a| a.key == key)
+    }
+}
+
+fn unknown_key(key: &Ident, allowed: &[&str], attr: &str) -> syn::Error {
+    let list = allowed
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut msg = format!("unknown key `{key}` for `#[{attr}]`; expected one of: {list}");
+    if let Some(near) = did_you_mean(&key.to_string(), allowed.iter().copied()) {
+        msg = format!(
+            "unknown key `{key}` for `#[{attr}]`: did you mean `{near}`?\nexpected one of: {list}"
+        );
+    }
+    syn::Error::new(key.span(), msg)
+}
+
+/// The closest candidate to `word`, if one is close enough to be a typo.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.len() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diag
+            } else {
+                1 + diag.min(above).min(row[j])
+            };
+            diag = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Errors collected across every argument of every attribute on the item.
+#[derive(Default)]
+pub(crate) struct Errors {
+    combined: Option<syn::Error>,
+}
+
+impl Errors {
+    pub(crate) fn push(&mut self, e: syn::Error) {
+        match &mut self.combined {
+            Some(c) => c.combine(e),
+            None => self.combined = Some(e),
+        }
+    }
+
+    pub(crate) fn push_at(&mut self, span: impl Spanned, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span.span(), msg));
+    }
+
+    pub(crate) fn push_span(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        match self.combined {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_keys_only() {
+        let keys = ["max_attempts", "backoff", "delay"];
+        assert_eq!(did_you_mean("max_attempt", keys), Some("max_attempts"));
+        assert_eq!(did_you_mean("backof", keys), Some("backoff"));
+        assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(
+            did_you_mean("exponentail", ["fixed", "linear", "exponential"]),
+            Some("exponential")
+        );
+    }
+}

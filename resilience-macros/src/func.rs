@@ -1,0 +1,228 @@
+//! The annotated function: parsed loosely (so a bad item still round-trips to
+//! the IDE), checked, and taken apart for the expansion.
+//!
+//! Input:  `#[retry(..)] pub async fn get(&self, id: String) -> Result<T, E> { .. }`
+//! Output: `Func { attrs (ours removed), vis, sig, block }` plus `ClonedArg { id }`
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{Attribute, Block, FnArg, Pat, PatIdent, ReturnType, Signature, Token, Type, Visibility};
+
+use crate::args::Errors;
+use crate::layers::Kind;
+
+/// A function item, with or without a body (`fn f();` in a trait).
+pub(crate) struct Func {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) block: Option<Block>,
+    pub(crate) semi: Option<Token![;]>,
+}
+
+impl Parse for Func {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let sig: Signature = input.parse()?;
+        if input.peek(Token![;]) {
+            let semi = input.parse()?;
+            return Ok(Func {
+                attrs,
+                vis,
+                sig,
+                block: None,
+                semi: Some(semi),
+            });
+        }
+        let block = input.parse()?;
+        Ok(Func {
+            attrs,
+            vis,
+            sig,
+            block: Some(block),
+            semi: None,
+        })
+    }
+}
+
+impl ToTokens for Func {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        for attr in &self.attrs {
+            attr.to_tokens(tokens);
+        }
+        self.vis.to_tokens(tokens);
+        self.sig.to_tokens(tokens);
+        self.block.to_tokens(tokens);
+        self.semi.to_tokens(tokens);
+    }
+}
+
+/// A resilience attribute found on the item (a sibling of the one expanding).
+pub(crate) struct Sibling {
+    pub(crate) kind: Kind,
+    pub(crate) span: Span,
+    pub(crate) tokens: TokenStream,
+    /// The attribute's path as written, re-emitted as `use path as _;` so the
+    /// user's `use resilience::retry;` still counts as used.
+    pub(crate) path: syn::Path,
+}
+
+impl Func {
+    /// Removes the resilience attributes below the expanding one and returns
+    /// them in written order, so the first attribute composes the whole stack.
+    pub(crate) fn take_siblings(&mut self, errors: &mut Errors) -> Vec<Sibling> {
+        let mut siblings = Vec::new();
+        self.attrs.retain(|attr| {
+            let Some(kind) = kind_of(attr) else {
+                return true;
+            };
+            let tokens = match &attr.meta {
+                syn::Meta::Path(_) => TokenStream::new(),
+                syn::Meta::List(list) => list.tokens.clone(),
+                syn::Meta::NameValue(nv) => {
+                    errors.push_at(
+                        nv,
+                        format!(
+                            "write `{}` with parentheses: `#[{}(...)]`",
+                            kind.attr(),
+                            kind.name()
+                        ),
+                    );
+                    TokenStream::new()
+                }
+            };
+            siblings.push(Sibling {
+                kind,
+                span: attr.path().span(),
+                tokens,
+                path: attr.path().clone(),
+            });
+            false
+        });
+        siblings
+    }
+
+    /// Checks what every resilience attribute needs of the function itself.
+    pub(crate) fn check(&self, kind: Kind, errors: &mut Errors) {
+        let attr = kind.attr();
+        if let Some(constness) = &self.sig.constness {
+            errors.push_at(
+                constness,
+                format!("`{attr}` cannot be used on a `const fn`"),
+            );
+        }
+        if self.sig.asyncness.is_none() {
+            errors.push_at(
+                self.sig.fn_token,
+                format!("`{attr}` can only be used on an `async fn`; make this function `async`"),
+            );
+        }
+        if self.block.is_none() {
+            errors.push_at(
+                &self.sig,
+                format!("`{attr}` needs a function with a body; put it on the implementation, not the declaration"),
+            );
+        }
+        if let ReturnType::Default = self.sig.output {
+            errors.push_span(
+                self.sig.paren_token.span.close(),
+                format!(
+                    "`{attr}` needs the function to return `Result<_, _>`; add `-> Result<T, E>`"
+                ),
+            );
+        }
+        if let Some(variadic) = &self.sig.variadic {
+            errors.push_at(
+                variadic,
+                format!("`{attr}` cannot be used on a variadic function"),
+            );
+        }
+    }
+
+    /// The declared return type with every `impl Trait` replaced by `_`, for
+    /// the "fake return edge" that fixes the body's type.
+    pub(crate) fn return_type_for_inference(&self) -> Option<Type> {
+        let ReturnType::Type(_, ty) = &self.sig.output else {
+            return None;
+        };
+        let mut ty = (**ty).clone();
+        ImplTraitToInfer.visit_type_mut(&mut ty);
+        Some(ty)
+    }
+
+    /// Span of the return type (for errors about it).
+    pub(crate) fn return_span(&self) -> Span {
+        match &self.sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => self.sig.ident.span(),
+        }
+    }
+
+    /// The bindings a retry must clone before each attempt: every by-value
+    /// argument (not references, not `self`).
+    pub(crate) fn cloned_args(&self) -> Vec<PatIdent> {
+        let mut out = Vec::new();
+        for input in &self.sig.inputs {
+            let FnArg::Typed(typed) = input else {
+                continue; // `self`: cannot be shadowed; borrowed by the attempt
+            };
+            if matches!(*typed.ty, Type::Reference(_)) {
+                continue;
+            }
+            let mut bindings = Bindings(Vec::new());
+            bindings.visit_pat(&typed.pat);
+            out.extend(bindings.0);
+        }
+        out
+    }
+}
+
+/// Which resilience attribute `attr` is, if any: `retry`, `resilience::retry`
+/// or `::resilience::retry`.
+fn kind_of(attr: &Attribute) -> Option<Kind> {
+    let path = attr.path();
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let last = match segments.as_slice() {
+        [one] if path.leading_colon.is_none() => one,
+        [krate, one] if krate == "resilience" => one,
+        _ => return None,
+    };
+    Kind::ALL.into_iter().find(|k| k.name() == last)
+}
+
+struct ImplTraitToInfer;
+
+impl VisitMut for ImplTraitToInfer {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(it) = ty {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: Token![_](it.impl_token.span),
+            });
+            return;
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+}
+
+/// The by-value identifiers a pattern binds.
+struct Bindings(Vec<PatIdent>);
+
+impl Visit<'_> for Bindings {
+    fn visit_pat(&mut self, pat: &Pat) {
+        match pat {
+            Pat::Ident(pi) if pi.by_ref.is_none() => {
+                let mut binding = pi.clone();
+                binding.attrs.clear();
+                binding.subpat = None;
+                self.0.push(binding);
+            }
+            Pat::Reference(_) => {} // `&x: &T`: bindings of a reference
+            _ => syn::visit::visit_pat(self, pat),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Turning argument values into counts, durations and choices, with errors
+//! that say what would be right.
+
+use std::time::Duration;
+
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprUnary, Lit, UnOp};
+
+use crate::args::{did_you_mean, Arg};
+
+/// What a literal value is, for messages ("found a string").
+fn describe(expr: &Expr) -> &'static str {
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => match lit {
+            Lit::Str(_) => "a string",
+            Lit::Int(_) => "an integer",
+            Lit::Float(_) => "a float",
+            Lit::Bool(_) => "a bool",
+            _ => "a literal",
+        },
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => "a negative number",
+        Expr::Array(_) => "an array",
+        Expr::Path(_) => "a path",
+        _ => "an expression",
+    }
+}
+
+/// A count that must be at least 1: `failure_threshold = 5`.
+pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
+    let key = &arg.key;
+    match &arg.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            let n: u64 = int.base10_parse().map_err(|_| {
+                syn::Error::new(int.span(), format!("`{key}` must be a whole number"))
+            })?;
+            if n == 0 {
+                return Err(syn::Error::new(
+                    int.span(),
+                    format!("`{key}` must be at least 1, found 0"),
+                ));
+            }
+            u32::try_from(n).map_err(|_| {
+                syn::Error::new(
+                    int.span(),
+                    format!("`{key}` is too large: at most {}", u32::MAX),
+                )
+            })
+        }
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new(
+            arg.value.span(),
+            format!("`{key}` must be at least 1, found a negative number"),
+        )),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if s.value().trim().parse::<u32>().is_ok() => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`{key}` expects an integer, found a string: write `{key} = {}` without quotes",
+                s.value().trim()
+            ),
+        )),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`{key}` expects an integer of at least 1, found {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+/// A positive float: `multiplier = 1.5`.
+pub(crate) fn float(arg: &Arg) -> syn::Result<f64> {
+    let key = &arg.key;
+    let value = match &arg.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>()?,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>()?,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                format!("`{key}` expects a number, found {}", describe(other)),
+            ))
+        }
+    };
+    if !value.is_finite() {
+        return Err(syn::Error::new(
+            arg.value.span(),
+            format!("`{key}` must be finite"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A duration: `60` or `1.5` (seconds), or `"250ms"`, `"30s"`, `"2m"`, `"1h"`.
+pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
+    let key = &arg.key;
+    let span = arg.value.span();
+    let expected = "a duration: seconds as a number (`30`, `1.5`) or a string with a unit (`\"250ms\"`, `\"30s\"`, `\"2m\"`)";
+    match &arg.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            let secs: u64 = int
+                .base10_parse()
+                .map_err(|_| syn::Error::new(span, format!("`{key}` expects {expected}")))?;
+            Ok(Duration::from_secs(secs))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => {
+            let secs: f64 = f.base10_parse()?;
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| syn::Error::new(span, format!("`{key}` is out of range")))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => parse_duration(&s.value())
+            .map_err(|why| syn::Error::new(span, format!("`{key}`: {why}; expected {expected}"))),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new(
+            span,
+            format!("`{key}` must not be negative"),
+        )),
+        other => Err(syn::Error::new(
+            span,
+            format!("`{key}` expects {expected}, found {}", describe(other)),
+        )),
+    }
+}
+
+/// Parses `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, `"10ns"`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if t.starts_with('-') {
+        return Err(format!("`{t}` is negative"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    if number.is_empty() {
+        return Err(format!("`{t}` does not start with a number"));
+    }
+    let scale: f64 = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" | "sec" | "secs" => 1.0,
+        "m" | "min" | "mins" => 60.0,
+        "h" | "hr" | "hrs" => 3600.0,
+        "" => {
+            return Err(format!(
+                "`{t}` has no unit (write `\"{t}s\"` or the number `{t}`)"
+            ))
+        }
+        other => {
+            let units = ["ns", "us", "ms", "s", "m", "h"];
+            return Err(match did_you_mean(other, units) {
+                Some(u) => format!("unknown unit `{other}` (did you mean `{u}`?)"),
+                None => format!("unknown unit `{other}` (use ns, us, ms, s, m or h)"),
+            });
+        }
+    };
+    if let Ok(whole) = number.parse::<u64>() {
+        let nanos_per_unit: u64 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" | "sec" | "secs" => 1_000_000_000,
+            "m" | "min" | "mins" => 60_000_000_000,
+            _ => 3_600_000_000_000,
+        };
+        let nanos = u128::from(whole) * u128::from(nanos_per_unit);
+        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| "too large".to_owned())?;
+        return Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{number}` is not a number"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| "out of range".to_owned())
+}
+
+/// One of a fixed set of strings: `backoff = "exponential"`.
+pub(crate) fn choice<'a>(arg: &Arg, options: &[&'a str]) -> syn::Result<&'a str> {
+    let key = &arg.key;
+    let list = options
+        .iter()
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &arg.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let v = s.value();
+            if let Some(o) = options.iter().find(|o| **o == v) {
+                return Ok(o);
+            }
+            let msg = match did_you_mean(&v, options.iter().copied()) {
+                Some(near) => format!("unknown {key} \"{v}\": did you mean \"{near}\"?"),
+                None => format!("unknown {key} \"{v}\"; expected one of: {list}"),
+            };
+            Err(syn::Error::new(s.span(), msg))
+        }
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` expects one of {list}, found {}", describe(other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 10 us "), Ok(Duration::from_micros(10)));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("-1s").unwrap_err().contains("negative"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("3mss")
+            .unwrap_err()
+            .contains("did you mean `ms`"));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1.2.3s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+}
