@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::breaker::{BreakerConfig, CircuitBreaker, Outcome};
+use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Outcome};
 use crate::registry::registry;
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 use crate::Error;
@@ -204,8 +204,9 @@ pub fn dynamic_breaker(name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker
 
 /// One pass through a circuit breaker: admit or reject, run, record.
 ///
-/// `open` is set when the breaker rejected the call, so that an enclosing
-/// retry stops at once instead of sleeping against an open circuit. A panic in
+/// `open` is set when the breaker rejected the call or the call's failure
+/// opened it, so that an enclosing retry stops at once instead of sleeping
+/// against an open circuit. A panic in
 /// `call` is recorded as a failure and keeps unwinding; a cancelled call
 /// records nothing and frees its probe slot.
 pub async fn breaker_call<R, F>(breaker: &CircuitBreaker, open: Option<&AtomicBool>, call: F) -> R
@@ -225,11 +226,16 @@ where
     };
     match (CatchUnwind { inner: call }).await {
         Ok(result) => {
-            permit.record(if result.is_ok() {
-                Outcome::Success
+            if result.is_ok() {
+                permit.record(Outcome::Success);
             } else {
-                Outcome::Failure
-            });
+                permit.record(Outcome::Failure);
+                // This failure opened the circuit: the next attempt would only
+                // be rejected, so an enclosing retry stops now, without sleeping.
+                if let (Some(open), CircuitState::Open) = (open, breaker.state()) {
+                    open.store(true, Ordering::Relaxed);
+                }
+            }
             result
         }
         Err(panic) => {

@@ -204,10 +204,11 @@ mod tests {
             .map(|_| {
                 let reg = reg.clone();
                 std::thread::spawn(move || {
-                    (0..1000)
-                        .map(|_| reg.breaker("shared", &cfg(10_000)))
-                        .last()
-                        .unwrap()
+                    let first = reg.breaker("shared", &cfg(10_000));
+                    for _ in 0..1000 {
+                        assert!(Arc::ptr_eq(&first, &reg.breaker("shared", &cfg(10_000))));
+                    }
+                    first
                 })
             })
             .collect();
