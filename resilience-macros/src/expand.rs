@@ -138,6 +138,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
                             let #var = ::resilience::__private::dynamic_breaker(
                                 ::core::convert::AsRef::<str>::as_ref(&(#expr)),
                                 &#config_item,
+                                ::core::option::Option::None,
                             );
                         });
                         breaker_ref = Some(quote!(&*#var));
@@ -175,7 +176,12 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
                     Some(r) if r < i => quote!(::core::option::Option::Some(&#open_flag)),
                     _ => quote!(::core::option::Option::None),
                 };
-                quote!(::resilience::__private::breaker_call(#breaker, #flag, #future))
+                quote!(::resilience::__private::breaker_call(
+                    #breaker,
+                    #flag,
+                    #future,
+                    ::resilience::__private::every_error_fails,
+                ))
             }
             Layer::Retry(_) => {
                 let policy = policies[i].as_ref().expect("retry layer");

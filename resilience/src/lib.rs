@@ -38,7 +38,7 @@ pub mod __private;
 
 pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, ConfigError,
-    Outcome, Permit, Transition, TransitionCause,
+    Outcome, Permit, Transition, TransitionCause, Window,
 };
 pub use error::Error;
 pub use registry::{registry, AlreadyExists, Registry};

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 pub use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Outcome};
+use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::registry::registry;
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 use crate::Error;
+pub use crate::{CircuitState, Outcome, Transition};
 
 /// The `Result` a function under a resilience attribute returns, seen through
 /// a trait so that aliases (`anyhow::Result<T>`, `io::Result<T>`) work.
@@ -145,12 +146,16 @@ pub fn retry_clone_mut<T: RetryArg>(value: &mut T) -> T {
     value.clone()
 }
 
+/// Callbacks a call site attaches to its breaker (`on_open = …`).
+pub type Hooks = fn(&CircuitBreaker);
+
 /// A breaker resolved once per call site and cached in a `static`.
 #[derive(Debug)]
 pub struct StaticBreaker {
     name: &'static str,
     shared: bool,
     config: BreakerConfig,
+    hooks: Option<Hooks>,
     cell: OnceLock<Arc<CircuitBreaker>>,
 }
 
@@ -161,6 +166,7 @@ impl StaticBreaker {
             name,
             shared: true,
             config,
+            hooks: None,
             cell: OnceLock::new(),
         }
     }
@@ -171,8 +177,15 @@ impl StaticBreaker {
             name,
             shared: false,
             config,
+            hooks: None,
             cell: OnceLock::new(),
         }
+    }
+
+    /// Attaches this call site's callbacks when it first resolves the breaker.
+    pub const fn hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = Some(hooks);
+        self
     }
 
     /// The breaker, created or looked up on first use.
@@ -187,33 +200,68 @@ impl StaticBreaker {
     #[cold]
     fn init(&self) -> &CircuitBreaker {
         self.cell.get_or_init(|| {
-            if self.shared {
+            let breaker = if self.shared {
                 registry().breaker(self.name, &self.config)
             } else {
                 registry().private_breaker(self.name, &self.config)
+            };
+            if let Some(hooks) = self.hooks {
+                hooks(&breaker);
             }
+            breaker
         })
     }
 }
 
-/// The breaker named by a runtime expression (`name = self.name.as_str()`).
+/// The breaker named by a runtime expression (`name = self.name.as_str()`);
+/// `hooks` are attached when this lookup creates it.
 #[inline]
-pub fn dynamic_breaker(name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
-    registry().breaker(name, config)
+pub fn dynamic_breaker(
+    name: &str,
+    config: &BreakerConfig,
+    hooks: Option<Hooks>,
+) -> Arc<CircuitBreaker> {
+    registry().breaker_with(name, config, |b| {
+        if let Some(hooks) = hooks {
+            hooks(b);
+        }
+    })
 }
 
-/// One pass through a circuit breaker: admit or reject, run, record.
+/// The default classification: every error is a failure.
+#[inline(always)]
+pub fn every_error_fails<E>(_: &E) -> Outcome {
+    Outcome::Failure
+}
+
+/// Calls `f` with the transition if it entered `to`: the body of the hooks
+/// the macros generate for `on_open`, `on_close` and `on_half_open`.
+pub fn on_state(breaker: &CircuitBreaker, to: CircuitState, f: fn(&crate::Transition)) {
+    breaker.on_transition(move |t| {
+        if t.to == to {
+            f(t);
+        }
+    });
+}
+
+/// One pass through a circuit breaker: admit or reject, run, classify, record.
 ///
 /// `open` is set when the breaker rejected the call or the call's failure
 /// opened it, so that an enclosing retry stops at once instead of sleeping
-/// against an open circuit. A panic in
-/// `call` is recorded as a failure and keeps unwinding; a cancelled call
-/// records nothing and frees its probe slot.
-pub async fn breaker_call<R, F>(breaker: &CircuitBreaker, open: Option<&AtomicBool>, call: F) -> R
+/// against an open circuit. `classify` decides what an error counts as. A
+/// panic in `call` is recorded as a failure and keeps unwinding; a cancelled
+/// call records nothing and frees its probe slot.
+pub async fn breaker_call<R, F, C>(
+    breaker: &CircuitBreaker,
+    open: Option<&AtomicBool>,
+    call: F,
+    classify: C,
+) -> R
 where
     F: Future<Output = R>,
     R: ResultLike,
     R::Error: FromResilienceError,
+    C: FnOnce(&R::Error) -> Outcome,
 {
     let permit = match breaker.try_acquire() {
         Ok(permit) => permit,
@@ -226,15 +274,26 @@ where
     };
     match (CatchUnwind { inner: call }).await {
         Ok(result) => {
-            if result.is_ok() {
-                permit.record(Outcome::Success);
-            } else {
-                permit.record(Outcome::Failure);
+            let outcome = match result.error() {
+                None => Outcome::Success,
+                Some(error) => classify(error),
+            };
+            permit.record(outcome);
+            match outcome {
                 // This failure opened the circuit: the next attempt would only
                 // be rejected, so an enclosing retry stops now, without sleeping.
-                if let (Some(open), CircuitState::Open) = (open, breaker.state()) {
-                    open.store(true, Ordering::Relaxed);
+                Outcome::Failure => {
+                    if let (Some(open), CircuitState::Open) = (open, breaker.state()) {
+                        open.store(true, Ordering::Relaxed);
+                    }
                 }
+                Outcome::Ignored => tracing::debug!(
+                    target: "resilience",
+                    breaker = breaker.name(),
+                    "circuit breaker `{}` ignored an error (neither success nor failure)",
+                    breaker.name()
+                ),
+                Outcome::Success => {}
             }
             result
         }

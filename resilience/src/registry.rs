@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use crate::breaker::{BreakerConfig, BreakerStatus, CircuitBreaker};
+use crate::breaker::{
+    BreakerConfig, BreakerStatus, CircuitBreaker, Listener, Listeners, Transition,
+};
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -50,6 +52,7 @@ struct Named {
 pub struct Registry {
     named: DashMap<Arc<str>, Named>,
     private: Mutex<Vec<Arc<CircuitBreaker>>>,
+    listeners: Arc<Listeners>,
 }
 
 /// [`Registry::configure`] was called for a name that already has a breaker.
@@ -88,7 +91,7 @@ impl Registry {
                 existing: e.get().breaker.clone(),
             }),
             Entry::Vacant(e) => {
-                let breaker = Arc::new(CircuitBreaker::new(name, config));
+                let breaker = self.create(name, config);
                 e.insert(Named {
                     breaker: breaker.clone(),
                     origin: Origin::Configured,
@@ -105,29 +108,92 @@ impl Registry {
     /// names both configurations (once per distinct configuration). A breaker
     /// created by [`configure`](Self::configure) silently wins.
     pub fn breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+        self.breaker_with(name, config, |_| {})
+    }
+
+    /// [`breaker`](Self::breaker), running `on_create` on the breaker if this
+    /// call created it (the macros attach `on_open`-style callbacks this way).
+    #[inline]
+    pub fn breaker_with(
+        &self,
+        name: &str,
+        config: &BreakerConfig,
+        on_create: impl FnOnce(&CircuitBreaker),
+    ) -> Arc<CircuitBreaker> {
         if let Some(named) = self.named.get(name) {
             check_config(&named, config);
             return named.breaker.clone();
         }
-        self.breaker_slow(name, config)
+        self.breaker_slow(name, config, on_create)
     }
 
     #[cold]
-    fn breaker_slow(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
-        let named = self.named.entry(Arc::from(name)).or_insert_with(|| Named {
-            breaker: Arc::new(CircuitBreaker::new(name, *config)),
-            origin: Origin::CallSite {
-                warned: Mutex::new(Vec::new()),
-            },
+    fn breaker_slow(
+        &self,
+        name: &str,
+        config: &BreakerConfig,
+        on_create: impl FnOnce(&CircuitBreaker),
+    ) -> Arc<CircuitBreaker> {
+        let named = self.named.entry(Arc::from(name)).or_insert_with(|| {
+            let breaker = self.create(Arc::from(name), *config);
+            on_create(&breaker);
+            Named {
+                breaker,
+                origin: Origin::CallSite {
+                    warned: Mutex::new(Vec::new()),
+                },
+            }
         });
         check_config(&named, config);
         named.breaker.clone()
     }
 
+    fn create(&self, name: Arc<str>, config: BreakerConfig) -> Arc<CircuitBreaker> {
+        Arc::new(CircuitBreaker::with_listeners(
+            name,
+            config,
+            Some(self.listeners.clone()),
+        ))
+    }
+
+    /// Calls `listener` on every transition of every breaker of this registry,
+    /// present and future. A listener that panics is logged and skipped.
+    ///
+    /// ```
+    /// use resilience::{registry, CircuitState};
+    ///
+    /// registry().on_transition(|t| {
+    ///     if t.to == CircuitState::Open {
+    ///         eprintln!("{} opened: {}", t.name, t.cause);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_transition(&self, listener: impl Fn(&Transition) + Send + Sync + 'static) {
+        let listener: Listener = Arc::new(listener);
+        self.listeners.add(listener);
+    }
+
+    /// Opens the breaker `name` until it is reset; `false` if there is none.
+    pub fn force_open(&self, name: &str) -> bool {
+        self.get(name).map(|b| b.force_open()).is_some()
+    }
+
+    /// Lets every call of breaker `name` through until it is reset; `false`
+    /// if there is none.
+    pub fn disable(&self, name: &str) -> bool {
+        self.get(name).map(|b| b.disable()).is_some()
+    }
+
+    /// Closes the breaker `name` and forgets its failures; `false` if there
+    /// is none.
+    pub fn reset(&self, name: &str) -> bool {
+        self.get(name).map(|b| b.reset()).is_some()
+    }
+
     /// Registers a breaker private to one call site (an attribute without
     /// `name`), so that it shows in snapshots and `reset_all`.
     pub fn private_breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
-        let breaker = Arc::new(CircuitBreaker::new(name, *config));
+        let breaker = self.create(Arc::from(name), *config);
         self.private
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

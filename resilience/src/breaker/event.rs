@@ -14,6 +14,27 @@ pub enum TransitionCause {
         /// Consecutive failures counted when the circuit opened.
         failures: u32,
     },
+    /// Failures within the window reached the failure threshold.
+    FailuresInWindow {
+        /// Failures in the window.
+        failures: u32,
+        /// Calls in the window.
+        calls: u32,
+    },
+    /// The share of failed calls in the window reached the failure rate.
+    FailureRate {
+        /// Failures in the window.
+        failures: u32,
+        /// Calls in the window.
+        calls: u32,
+    },
+    /// The share of slow calls in the window reached the slow-call rate.
+    SlowCallRate {
+        /// Slow calls in the window.
+        slow: u32,
+        /// Calls in the window.
+        calls: u32,
+    },
     /// The recovery timeout elapsed and a call arrived to probe.
     RecoveryTimeoutElapsed,
     /// Enough probes succeeded while half-open.
@@ -25,6 +46,10 @@ pub enum TransitionCause {
     ProbeFailed,
     /// [`CircuitBreaker::reset`](super::CircuitBreaker::reset) was called.
     Reset,
+    /// [`CircuitBreaker::force_open`](super::CircuitBreaker::force_open) was called.
+    ForcedOpen,
+    /// [`CircuitBreaker::disable`](super::CircuitBreaker::disable) was called.
+    Disabled,
 }
 
 impl fmt::Display for TransitionCause {
@@ -33,12 +58,23 @@ impl fmt::Display for TransitionCause {
             TransitionCause::FailureThreshold { failures } => {
                 write!(f, "{failures} consecutive failures")
             }
+            TransitionCause::FailuresInWindow { failures, calls } => {
+                write!(f, "{failures} failures in the window ({calls} calls)")
+            }
+            TransitionCause::FailureRate { failures, calls } => {
+                write!(f, "failure rate {failures}/{calls} reached the threshold")
+            }
+            TransitionCause::SlowCallRate { slow, calls } => {
+                write!(f, "slow-call rate {slow}/{calls} reached the threshold")
+            }
             TransitionCause::RecoveryTimeoutElapsed => f.write_str("recovery timeout elapsed"),
             TransitionCause::ProbesSucceeded { successes } => {
                 write!(f, "{successes} probe(s) succeeded")
             }
             TransitionCause::ProbeFailed => f.write_str("probe failed"),
             TransitionCause::Reset => f.write_str("manual reset"),
+            TransitionCause::ForcedOpen => f.write_str("forced open"),
+            TransitionCause::Disabled => f.write_str("disabled"),
         }
     }
 }
@@ -54,6 +90,11 @@ pub struct Transition {
     pub to: CircuitState,
     /// Why.
     pub cause: TransitionCause,
+    /// Failures counted when it happened: consecutive ones, or those in the
+    /// window for windowed breakers.
+    pub failures: u32,
+    /// Calls in the window when it happened (0 without a window).
+    pub calls: u32,
 }
 
 impl Transition {
@@ -62,7 +103,7 @@ impl Transition {
     pub(crate) fn emit(&self) {
         let name: &str = &self.name;
         match self.to {
-            CircuitState::Open => tracing::warn!(
+            CircuitState::Open | CircuitState::ForcedOpen => tracing::warn!(
                 target: "resilience",
                 breaker = name,
                 from = ?self.from,

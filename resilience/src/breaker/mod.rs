@@ -27,19 +27,23 @@
 
 mod config;
 mod event;
+mod listeners;
 mod permit;
 mod status;
+mod window;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError};
+pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Window};
 pub use event::{Transition, TransitionCause};
+pub(crate) use listeners::{Listener, Listeners};
 pub use permit::{Outcome, Permit};
 pub use status::BreakerStatus;
+use window::{Outcomes, Sample, Totals};
 
 use crate::Error;
 
@@ -47,7 +51,7 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CircuitState {
-    /// Calls run; consecutive failures are counted.
+    /// Calls run; failures are counted.
     Closed,
     /// Calls are rejected with [`Error::CircuitOpen`] until the recovery timeout
     /// has elapsed.
@@ -55,32 +59,50 @@ pub enum CircuitState {
     /// A limited number of probe calls run; their outcome closes or re-opens
     /// the circuit. Other calls are rejected.
     HalfOpen,
+    /// Opened by hand ([`CircuitBreaker::force_open`]): every call is rejected
+    /// until [`CircuitBreaker::reset`].
+    ForcedOpen,
+    /// Switched off by hand ([`CircuitBreaker::disable`]): every call runs and
+    /// is counted, but the circuit never opens until [`CircuitBreaker::reset`].
+    Disabled,
 }
 
 impl CircuitState {
-    const fn to_bits(self) -> u64 {
+    const fn to_bits(self) -> u32 {
         match self {
             CircuitState::Closed => 0,
             CircuitState::Open => 1,
             CircuitState::HalfOpen => 2,
+            CircuitState::ForcedOpen => 3,
+            CircuitState::Disabled => 4,
         }
     }
 
-    const fn from_bits(bits: u64) -> Self {
+    const fn from_bits(bits: u32) -> Self {
         match bits {
             0 => CircuitState::Closed,
             1 => CircuitState::Open,
-            _ => CircuitState::HalfOpen,
+            2 => CircuitState::HalfOpen,
+            3 => CircuitState::ForcedOpen,
+            _ => CircuitState::Disabled,
         }
     }
 
-    /// The state's name in lower snake case (`closed`, `open`, `half_open`).
+    /// The state's name in lower snake case (`closed`, `open`, `half_open`,
+    /// `forced_open`, `disabled`).
     pub const fn as_str(self) -> &'static str {
         match self {
             CircuitState::Closed => "closed",
             CircuitState::Open => "open",
             CircuitState::HalfOpen => "half_open",
+            CircuitState::ForcedOpen => "forced_open",
+            CircuitState::Disabled => "disabled",
         }
+    }
+
+    /// Whether calls run and are counted (closed or disabled).
+    const fn admits_all(self) -> bool {
+        matches!(self, CircuitState::Closed | CircuitState::Disabled)
     }
 }
 
@@ -137,9 +159,15 @@ pub struct CircuitBreaker {
     successes: AtomicU64,
     /// While open: nanoseconds after `epoch` when a probe may run.
     open_until: AtomicU64,
+    /// Consecutive failed probes since the circuit last closed.
+    reopens: AtomicU32,
+    /// Outcomes in the window, for windowed trip rules.
+    window: Option<Outcomes>,
     epoch: Instant,
     /// Serialises transitions (never taken on the call path).
     transition: Mutex<()>,
+    listeners: Listeners,
+    registry_listeners: Option<Arc<Listeners>>,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -156,16 +184,28 @@ impl CircuitBreaker {
     /// A new, closed breaker. It is not registered anywhere: use
     /// [`Registry::breaker`](crate::Registry::breaker) for a shared, named one.
     pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Self {
+        Self::with_listeners(name.into(), config, None)
+    }
+
+    pub(crate) fn with_listeners(
+        name: Arc<str>,
+        config: BreakerConfig,
+        registry_listeners: Option<Arc<Listeners>>,
+    ) -> Self {
         CircuitBreaker {
-            name: name.into(),
+            name,
             config,
-            word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits() as u32).0),
+            word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
             failures: AtomicU64::new(0),
             probes: AtomicU64::new(0),
             successes: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
+            reopens: AtomicU32::new(0),
+            window: config.window().map(Outcomes::new),
             epoch: Instant::now(),
             transition: Mutex::new(()),
+            listeners: Listeners::default(),
+            registry_listeners,
         }
     }
 
@@ -188,12 +228,19 @@ impl CircuitBreaker {
         self.load().1
     }
 
+    /// Calls `listener` on every transition of this breaker, after the
+    /// transition happened (never on the call path of other calls). A
+    /// listener that panics is logged and skipped.
+    pub fn on_transition(&self, listener: impl Fn(&Transition) + Send + Sync + 'static) {
+        self.listeners.add(Arc::new(listener));
+    }
+
     /// Asks to run one call.
     ///
-    /// Closed: always admitted. Open: rejected until the recovery timeout has
-    /// elapsed; the first call after that turns the breaker half-open and becomes
-    /// a probe. Half-open: admitted while fewer than `half_open_max_calls` probes
-    /// are in flight.
+    /// Closed or disabled: always admitted. Open: rejected until the recovery
+    /// timeout has elapsed; the first call after that turns the breaker
+    /// half-open and becomes a probe. Half-open: admitted while fewer than
+    /// `half_open_max_calls` probes are in flight. Forced open: rejected.
     ///
     /// # Errors
     ///
@@ -212,7 +259,10 @@ impl CircuitBreaker {
         let (mut generation, mut state) = (generation, state);
         loop {
             match state {
-                CircuitState::Closed => return Ok(Permit::new(self, generation, false)),
+                CircuitState::Closed | CircuitState::Disabled => {
+                    return Ok(Permit::new(self, generation, false))
+                }
+                CircuitState::ForcedOpen => return Err(self.rejection(None)),
                 CircuitState::Open => {
                     let now = self.now_nanos();
                     let until = self.open_until.load(Ordering::Acquire);
@@ -242,39 +292,65 @@ impl CircuitBreaker {
         }
     }
 
-    /// Forgets all failures and closes the circuit.
+    /// Forgets all failures and closes the circuit (also ends
+    /// [`force_open`](Self::force_open) and [`disable`](Self::disable)).
     pub fn reset(&self) {
-        let (generation, state) = self.load();
-        self.transition_from(
-            generation,
-            state,
-            CircuitState::Closed,
-            TransitionCause::Reset,
-        );
+        self.force(CircuitState::Closed, TransitionCause::Reset);
+    }
+
+    /// Opens the circuit until [`reset`](Self::reset): every call is
+    /// rejected, with no probe.
+    pub fn force_open(&self) {
+        self.force(CircuitState::ForcedOpen, TransitionCause::ForcedOpen);
+    }
+
+    /// Lets every call through until [`reset`](Self::reset); outcomes are
+    /// still counted (and reported), but the circuit never opens.
+    pub fn disable(&self) {
+        self.force(CircuitState::Disabled, TransitionCause::Disabled);
+    }
+
+    fn force(&self, to: CircuitState, cause: TransitionCause) {
+        loop {
+            let (generation, state) = self.load();
+            if self.transition_from(generation, state, to, cause) {
+                return;
+            }
+        }
     }
 
     /// A point-in-time view of the breaker.
     pub fn status(&self) -> BreakerStatus {
         let (generation, state) = self.load();
+        let now = self.now_nanos();
         let retry_after = match state {
             CircuitState::Open => Some(Duration::from_nanos(
-                self.open_until
-                    .load(Ordering::Acquire)
-                    .saturating_sub(self.now_nanos()),
+                self.open_until.load(Ordering::Acquire).saturating_sub(now),
             )),
             _ => None,
         };
+        let totals = self
+            .window
+            .as_ref()
+            .map(|w| w.totals(now))
+            .unwrap_or_default();
         BreakerStatus {
             name: self.name.clone(),
             state,
             consecutive_failures: Tagged(self.failures.load(Ordering::Acquire))
                 .value_in(generation),
+            window_calls: totals.calls,
+            window_failures: totals.failures,
+            window_slow_calls: totals.slow,
             probes_in_flight: Tagged(self.probes.load(Ordering::Acquire)).value_in(generation),
             probe_successes: Tagged(self.successes.load(Ordering::Acquire)).value_in(generation),
             failure_threshold: self.config.failure_threshold().get(),
+            failure_rate: self.config.failure_rate(),
+            window: self.config.window(),
             success_threshold: self.config.success_threshold().get(),
             half_open_max_calls: self.config.half_open_max_calls().get(),
             recovery_timeout: self.config.recovery_timeout(),
+            current_open_time: self.config.open_time(self.reopens.load(Ordering::Acquire)),
             retry_after,
         }
     }
@@ -282,10 +358,7 @@ impl CircuitBreaker {
     #[inline]
     fn load(&self) -> (u32, CircuitState) {
         let w = Tagged(self.word.load(Ordering::Acquire));
-        (
-            w.generation(),
-            CircuitState::from_bits(u64::from(w.value())),
-        )
+        (w.generation(), CircuitState::from_bits(w.value()))
     }
 
     fn now_nanos(&self) -> u64 {
@@ -307,133 +380,9 @@ impl CircuitBreaker {
         }
     }
 
-    // ---- outcomes (called by `Permit`) ----
-
-    #[inline]
-    fn on_closed_success(&self, generation: u32) {
-        let f = Tagged(self.failures.load(Ordering::Relaxed));
-        if f.value_in(generation) == 0 {
-            return; // the hot path: nothing pending, nothing written
-        }
-        // A success breaks the run of consecutive failures.
-        let _ = self.failures.compare_exchange(
-            f.0,
-            Tagged::new(generation, 0).0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
-    }
-
-    fn on_closed_failure(&self, generation: u32) {
-        let mut current = self.failures.load(Ordering::Relaxed);
-        loop {
-            if self.load() != (generation, CircuitState::Closed) {
-                return; // stale: the breaker moved on since this call was admitted
-            }
-            let count = Tagged(current).value_in(generation).saturating_add(1);
-            match self.failures.compare_exchange_weak(
-                current,
-                Tagged::new(generation, count).0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if count >= self.config.failure_threshold().get() {
-                        self.transition_from(
-                            generation,
-                            CircuitState::Closed,
-                            CircuitState::Open,
-                            TransitionCause::FailureThreshold { failures: count },
-                        );
-                    }
-                    return;
-                }
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    fn on_probe_success(&self, generation: u32) {
-        let mut current = self.successes.load(Ordering::Relaxed);
-        loop {
-            if self.load() != (generation, CircuitState::HalfOpen) {
-                return;
-            }
-            let count = Tagged(current).value_in(generation).saturating_add(1);
-            match self.successes.compare_exchange_weak(
-                current,
-                Tagged::new(generation, count).0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if count >= self.config.success_threshold().get() {
-                        self.transition_from(
-                            generation,
-                            CircuitState::HalfOpen,
-                            CircuitState::Closed,
-                            TransitionCause::ProbesSucceeded { successes: count },
-                        );
-                    }
-                    return;
-                }
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    fn on_probe_failure(&self, generation: u32) {
-        self.transition_from(
-            generation,
-            CircuitState::HalfOpen,
-            CircuitState::Open,
-            TransitionCause::ProbeFailed,
-        );
-    }
-
-    /// Takes one of the half-open generation's probe slots, if one is free.
-    fn take_probe_slot(&self, generation: u32) -> bool {
-        let max = self.config.half_open_max_calls().get();
-        let mut current = self.probes.load(Ordering::Relaxed);
-        loop {
-            let in_flight = Tagged(current).value_in(generation);
-            if in_flight >= max {
-                return false;
-            }
-            match self.probes.compare_exchange_weak(
-                current,
-                Tagged::new(generation, in_flight + 1).0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    /// Gives a probe slot back, unless its generation is already over.
-    fn release_probe_slot(&self, generation: u32) {
-        let mut current = self.probes.load(Ordering::Relaxed);
-        loop {
-            let t = Tagged(current);
-            if t.generation() != generation || t.value() == 0 {
-                return;
-            }
-            match self.probes.compare_exchange_weak(
-                current,
-                Tagged::new(generation, t.value() - 1).0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
     /// Moves from `(generation, from)` to `to` if the breaker is still there;
-    /// reports the transition. Returns whether it happened.
+    /// reports the transition to `tracing` and the listeners. Returns whether
+    /// it happened.
     fn transition_from(
         &self,
         generation: u32,
@@ -441,6 +390,7 @@ impl CircuitBreaker {
         to: CircuitState,
         cause: TransitionCause,
     ) -> bool {
+        let (failures, calls);
         {
             let _guard = self
                 .transition
@@ -449,24 +399,56 @@ impl CircuitBreaker {
             if self.load() != (generation, from) {
                 return false;
             }
-            if to == CircuitState::Open {
-                let until = self
-                    .now_nanos()
-                    .saturating_add(duration_nanos(self.config.recovery_timeout()));
-                self.open_until.store(until, Ordering::Release);
+            let now = self.now_nanos();
+            let totals = self.window.as_ref().map(|w| w.totals(now));
+            (failures, calls) = match totals {
+                Some(t) => (t.failures, t.calls),
+                None => (
+                    Tagged(self.failures.load(Ordering::Acquire)).value_in(generation),
+                    0,
+                ),
+            };
+            match (from, to) {
+                (_, CircuitState::Open) => {
+                    let reopens = if from == CircuitState::HalfOpen {
+                        self.reopens
+                            .fetch_add(1, Ordering::AcqRel)
+                            .saturating_add(1)
+                    } else {
+                        self.reopens.store(0, Ordering::Release);
+                        0
+                    };
+                    let open_for = duration_nanos(self.config.open_time(reopens));
+                    self.open_until
+                        .store(now.saturating_add(open_for), Ordering::Release);
+                }
+                (_, CircuitState::Closed | CircuitState::Disabled) => {
+                    self.reopens.store(0, Ordering::Release);
+                    if let Some(w) = &self.window {
+                        w.clear();
+                    }
+                }
+                _ => {}
             }
-            let next = generation.wrapping_add(1);
-            self.word
-                .store(Tagged::new(next, to.to_bits() as u32).0, Ordering::Release);
+            self.word.store(
+                Tagged::new(generation.wrapping_add(1), to.to_bits()).0,
+                Ordering::Release,
+            );
         }
         if from != to {
-            Transition {
+            let transition = Transition {
                 name: self.name.clone(),
                 from,
                 to,
                 cause,
+                failures,
+                calls,
+            };
+            transition.emit();
+            self.listeners.notify(&transition);
+            if let Some(registry) = &self.registry_listeners {
+                registry.notify(&transition);
             }
-            .emit();
         }
         true
     }
@@ -476,5 +458,9 @@ fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+mod record;
+
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 //! The guard an admitted call holds, and the outcomes it can record.
 
+use tokio::time::Instant;
+
 use super::CircuitBreaker;
 
 /// What a call admitted by a breaker amounted to.
@@ -31,22 +33,29 @@ impl Outcome {
 /// recorded outcome (the call's future was cancelled) records nothing and frees
 /// its half-open probe slot. An outcome recorded after the breaker has moved to
 /// a later generation (it was reset, or other calls opened or closed it) is
-/// ignored.
+/// ignored. When the breaker has a `slow_call` threshold, the permit notes when
+/// the call started and [`record`](Permit::record) measures it.
 #[derive(Debug)]
 #[must_use = "a permit records nothing unless `record` is called"]
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     generation: u32,
     probe: bool,
+    started: Option<Instant>,
 }
 
 impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32, probe: bool) -> Self {
+        let started = match breaker.config.slow_call() {
+            Some(_) => Some(Instant::now()),
+            None => None,
+        };
         Permit {
             breaker,
             generation,
             probe,
+            started,
         }
     }
 
@@ -55,26 +64,33 @@ impl<'a> Permit<'a> {
         self.probe
     }
 
+    /// Whether the call has taken longer than the breaker's `slow_call`.
+    pub fn is_slow(&self) -> bool {
+        match (self.started, self.breaker.config.slow_call()) {
+            (Some(started), Some(limit)) => started.elapsed() > limit,
+            _ => false,
+        }
+    }
+
     /// Records the call's outcome and gives the permit back.
     #[inline]
     pub fn record(self, outcome: Outcome) {
-        let breaker = self.breaker;
-        let generation = self.generation;
-        if !self.probe {
-            // Nothing to release: `Drop` is a no-op for closed-state permits.
-            match outcome {
-                Outcome::Success => breaker.on_closed_success(generation),
-                Outcome::Failure => breaker.on_closed_failure(generation),
-                Outcome::Ignored => {}
-            }
-            return;
+        let slow = outcome != Outcome::Ignored && self.is_slow();
+        if slow {
+            tracing::debug!(
+                target: "resilience",
+                breaker = self.breaker.name(),
+                "a call through circuit breaker `{}` was slow",
+                self.breaker.name()
+            );
         }
-        match outcome {
-            Outcome::Success => breaker.on_probe_success(generation),
-            Outcome::Failure => breaker.on_probe_failure(generation),
-            Outcome::Ignored => {}
+        if self.probe {
+            self.breaker.on_probe(self.generation, outcome, slow);
+            // `self` drops here and frees the probe slot.
+        } else {
+            // Nothing to release: `Drop` does nothing for closed-state permits.
+            self.breaker.on_closed(self.generation, outcome, slow);
         }
-        // `self` drops here and frees the probe slot.
     }
 }
 

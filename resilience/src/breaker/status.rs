@@ -3,31 +3,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::CircuitState;
+use super::{CircuitState, Window};
 
 /// What [`CircuitBreaker::status`](super::CircuitBreaker::status) and
 /// [`Registry::snapshot`](crate::Registry::snapshot) report about a breaker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BreakerStatus {
     /// The breaker's name.
     pub name: Arc<str>,
     /// Its state.
     pub state: CircuitState,
-    /// Consecutive failures counted in the current closed period.
+    /// Consecutive failures counted in the current closed period (breakers
+    /// without a window).
     pub consecutive_failures: u32,
+    /// Calls in the window (windowed breakers; 0 otherwise).
+    pub window_calls: u32,
+    /// Failed calls in the window (windowed breakers; 0 otherwise).
+    pub window_failures: u32,
+    /// Slow calls in the window (windowed breakers; 0 otherwise).
+    pub window_slow_calls: u32,
     /// Probes running now (half-open only).
     pub probes_in_flight: u32,
     /// Probes that succeeded in the current half-open period.
     pub probe_successes: u32,
-    /// Consecutive failures that open the circuit.
+    /// Failures that open the circuit (consecutive, or in the window).
     pub failure_threshold: u32,
+    /// The failure rate that opens the circuit, if one is set.
+    pub failure_rate: Option<f64>,
+    /// The window, if one is set.
+    pub window: Option<Window>,
     /// Probe successes that close the circuit.
     pub success_threshold: u32,
     /// Probes allowed at once while half-open.
     pub half_open_max_calls: u32,
-    /// How long the circuit stays open before probing.
+    /// How long the circuit stays open before probing (the configured base).
     pub recovery_timeout: Duration,
+    /// How long the circuit stays open the next time it opens (grows after
+    /// failed probes when `recovery_timeout_max` is set).
+    pub current_open_time: Duration,
     /// While open: time until a probe may run (zero once it may).
     pub retry_after: Option<Duration>,
 }

@@ -1,0 +1,213 @@
+//! Recording outcomes: what a finished call does to the counters, and the
+//! half-open probe slots.
+
+use std::sync::atomic::Ordering;
+
+use super::{CircuitBreaker, CircuitState, Outcome, Sample, Tagged, Totals, TransitionCause};
+
+impl CircuitBreaker {
+    /// A call admitted while closed (or disabled) finished.
+    #[inline]
+    pub(super) fn on_closed(&self, generation: u32, outcome: Outcome, slow: bool) {
+        if self.window.is_none() {
+            match self.effective(outcome, slow) {
+                Outcome::Success => self.on_closed_success(generation),
+                Outcome::Failure => self.on_closed_failure(generation),
+                Outcome::Ignored => {}
+            }
+        } else if outcome != Outcome::Ignored {
+            self.on_windowed(generation, outcome, slow);
+        }
+    }
+
+    /// A slow call is a failure unless slow calls have a rate of their own.
+    #[inline]
+    fn effective(&self, outcome: Outcome, slow: bool) -> Outcome {
+        if slow && outcome == Outcome::Success && self.config.slow_call_rate().is_none() {
+            Outcome::Failure
+        } else {
+            outcome
+        }
+    }
+
+    #[inline]
+    fn on_closed_success(&self, generation: u32) {
+        let f = Tagged(self.failures.load(Ordering::Relaxed));
+        if f.value_in(generation) == 0 {
+            return; // the hot path: nothing pending, nothing written
+        }
+        // A success breaks the run of consecutive failures.
+        let _ = self.failures.compare_exchange(
+            f.0,
+            Tagged::new(generation, 0).0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn on_closed_failure(&self, generation: u32) {
+        let mut current = self.failures.load(Ordering::Relaxed);
+        loop {
+            let (g, state) = self.load();
+            if g != generation || !state.admits_all() {
+                return; // stale: the breaker moved on since this call was admitted
+            }
+            let count = Tagged(current).value_in(generation).saturating_add(1);
+            match self.failures.compare_exchange_weak(
+                current,
+                Tagged::new(generation, count).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if count >= self.config.failure_threshold().get() {
+                        self.transition_from(
+                            generation,
+                            CircuitState::Closed,
+                            CircuitState::Open,
+                            TransitionCause::FailureThreshold { failures: count },
+                        );
+                    }
+                    return;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn on_windowed(&self, generation: u32, outcome: Outcome, slow: bool) {
+        let (g, state) = self.load();
+        if g != generation || !state.admits_all() {
+            return;
+        }
+        let Some(window) = &self.window else { return };
+        let sample = Sample {
+            failure: self.effective(outcome, slow) == Outcome::Failure,
+            slow,
+        };
+        let totals = window.record(sample, self.now_nanos());
+        if state == CircuitState::Closed {
+            if let Some(cause) = self.trip_cause(totals) {
+                self.transition_from(generation, CircuitState::Closed, CircuitState::Open, cause);
+            }
+        }
+    }
+
+    /// Whether the window's totals open the circuit, and why.
+    fn trip_cause(&self, t: Totals) -> Option<TransitionCause> {
+        let c = &self.config;
+        let enough = t.calls >= c.min_calls().get();
+        let reached = |n: u32, rate: f64| f64::from(n) >= rate * f64::from(t.calls);
+        match c.failure_rate() {
+            Some(rate) if enough && t.failures > 0 && reached(t.failures, rate) => {
+                return Some(TransitionCause::FailureRate {
+                    failures: t.failures,
+                    calls: t.calls,
+                })
+            }
+            Some(_) => {}
+            None if t.failures >= c.failure_threshold().get() => {
+                return Some(TransitionCause::FailuresInWindow {
+                    failures: t.failures,
+                    calls: t.calls,
+                })
+            }
+            None => {}
+        }
+        match c.slow_call_rate() {
+            Some(rate) if enough && t.slow > 0 && reached(t.slow, rate) => {
+                Some(TransitionCause::SlowCallRate {
+                    slow: t.slow,
+                    calls: t.calls,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A half-open probe finished. A slow probe is a failed probe.
+    pub(super) fn on_probe(&self, generation: u32, outcome: Outcome, slow: bool) {
+        match (outcome, slow) {
+            (Outcome::Ignored, _) => {}
+            (Outcome::Success, false) => self.on_probe_success(generation),
+            _ => {
+                self.transition_from(
+                    generation,
+                    CircuitState::HalfOpen,
+                    CircuitState::Open,
+                    TransitionCause::ProbeFailed,
+                );
+            }
+        }
+    }
+
+    fn on_probe_success(&self, generation: u32) {
+        let mut current = self.successes.load(Ordering::Relaxed);
+        loop {
+            if self.load() != (generation, CircuitState::HalfOpen) {
+                return;
+            }
+            let count = Tagged(current).value_in(generation).saturating_add(1);
+            match self.successes.compare_exchange_weak(
+                current,
+                Tagged::new(generation, count).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if count >= self.config.success_threshold().get() {
+                        self.transition_from(
+                            generation,
+                            CircuitState::HalfOpen,
+                            CircuitState::Closed,
+                            TransitionCause::ProbesSucceeded { successes: count },
+                        );
+                    }
+                    return;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Takes one of the half-open generation's probe slots, if one is free.
+    pub(super) fn take_probe_slot(&self, generation: u32) -> bool {
+        let max = self.config.half_open_max_calls().get();
+        let mut current = self.probes.load(Ordering::Relaxed);
+        loop {
+            let in_flight = Tagged(current).value_in(generation);
+            if in_flight >= max {
+                return false;
+            }
+            match self.probes.compare_exchange_weak(
+                current,
+                Tagged::new(generation, in_flight + 1).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Gives a probe slot back, unless its generation is already over.
+    pub(super) fn release_probe_slot(&self, generation: u32) {
+        let mut current = self.probes.load(Ordering::Relaxed);
+        loop {
+            let t = Tagged(current);
+            if t.generation() != generation || t.value() == 0 {
+                return;
+            }
+            match self.probes.compare_exchange_weak(
+                current,
+                Tagged::new(generation, t.value() - 1).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
