@@ -77,6 +77,7 @@ impl UnifiClient {
 fn breaker_line() -> String {
     registry()
         .snapshot()
+        .breakers
         .iter()
         .map(|s| {
             let state = match s.state {

@@ -150,6 +150,7 @@ async fn without_a_name_each_function_has_its_own_breaker() {
     assert_eq!(private_two().await, Ok(()));
     let snapshot = registry().snapshot();
     let mine = snapshot
+        .breakers
         .iter()
         .find(|s| s.name.ends_with("::private_one"))
         .expect("private breakers show in the snapshot");

@@ -28,6 +28,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod breaker;
+mod buckets;
+mod bulkhead;
 mod error;
 mod registry;
 mod retry;
@@ -40,8 +42,11 @@ pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, ConfigError,
     Outcome, Permit, Transition, TransitionCause, Window,
 };
+pub use bulkhead::{Bulkhead, BulkheadStatus};
 pub use error::Error;
-pub use registry::{registry, AlreadyExists, Registry};
-pub use retry::{Backoff, BackoffKind, Delays, Jitter, RetryPolicy, RetryState};
+pub use registry::{registry, AlreadyExists, Registry, Snapshot};
+pub use retry::{
+    Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy, RetryState,
+};
 
 pub use resilience_macros::{circuit_breaker, resilient, retry, timeout};

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 pub use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::num::NonZeroU32;
+
 use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::bulkhead::Bulkhead;
 use crate::registry::registry;
+use crate::retry::RetryBudget;
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 use crate::Error;
 pub use crate::{CircuitState, Outcome, Transition};
@@ -301,6 +305,93 @@ where
             permit.record(Outcome::Failure);
             std::panic::resume_unwind(panic)
         }
+    }
+}
+
+/// A bulkhead resolved once per call site and cached in a `static`.
+#[derive(Debug)]
+pub struct StaticBulkhead {
+    name: &'static str,
+    max_concurrent: u32,
+    max_wait: Duration,
+    cell: OnceLock<Arc<Bulkhead>>,
+}
+
+impl StaticBulkhead {
+    /// The bulkhead named `name` (`max_concurrent` ≥ 1, checked by the macro).
+    pub const fn new(name: &'static str, max_concurrent: u32, max_wait: Duration) -> Self {
+        StaticBulkhead {
+            name,
+            max_concurrent,
+            max_wait,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The bulkhead, created or looked up on first use.
+    #[inline]
+    pub fn get(&self) -> &Bulkhead {
+        self.cell.get_or_init(|| {
+            let max = NonZeroU32::new(self.max_concurrent).unwrap_or(NonZeroU32::MIN);
+            registry().bulkhead(self.name, max, self.max_wait)
+        })
+    }
+}
+
+/// A retry budget resolved once per call site.
+#[derive(Debug)]
+pub struct StaticBudget {
+    name: &'static str,
+    cell: OnceLock<Arc<RetryBudget>>,
+}
+
+impl StaticBudget {
+    /// The budget named `name`.
+    pub const fn new(name: &'static str) -> Self {
+        StaticBudget {
+            name,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The budget, created or looked up on first use.
+    #[inline]
+    pub fn get(&self) -> &RetryBudget {
+        self.cell.get_or_init(|| registry().retry_budget(self.name))
+    }
+}
+
+/// One call (or attempt) through a bulkhead: the slot is held while `call`
+/// runs and given back however it ends.
+pub async fn bulkhead_call<R, F>(bulkhead: &Bulkhead, call: F) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    R::Error: FromResilienceError,
+{
+    match bulkhead.acquire().await {
+        Ok(_slot) => call.await,
+        Err(e) => R::from_error(e.into()),
+    }
+}
+
+/// One attempt cut at the retry's `max_elapsed` deadline, if it has one.
+pub async fn deadline<R, F>(
+    deadline: Option<tokio::time::Instant>,
+    max_elapsed: Option<Duration>,
+    call: F,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    R::Error: FromResilienceError,
+{
+    match (deadline, max_elapsed) {
+        (Some(at), Some(after)) => match tokio::time::timeout_at(at, call).await {
+            Ok(result) => result,
+            Err(_) => R::from_error(Error::Timeout { after }.into()),
+        },
+        _ => call.await,
     }
 }
 

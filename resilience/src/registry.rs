@@ -5,9 +5,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
 use crate::breaker::{
     BreakerConfig, BreakerStatus, CircuitBreaker, Listener, Listeners, Transition,
 };
+use crate::bulkhead::{Bulkhead, BulkheadStatus};
+use crate::retry::{BudgetStatus, RetryBudget};
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -53,6 +58,27 @@ pub struct Registry {
     named: DashMap<Arc<str>, Named>,
     private: Mutex<Vec<Arc<CircuitBreaker>>>,
     listeners: Arc<Listeners>,
+    bulkheads: DashMap<Arc<str>, Arc<Bulkhead>>,
+    budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
+}
+
+/// The status of everything in a [`Registry`], each list sorted by name.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Every circuit breaker, named and private.
+    pub breakers: Vec<BreakerStatus>,
+    /// Every bulkhead.
+    pub bulkheads: Vec<BulkheadStatus>,
+    /// Every retry budget.
+    pub retry_budgets: Vec<BudgetStatus>,
+}
+
+impl Snapshot {
+    /// The breaker named `name`, if present.
+    pub fn breaker(&self, name: &str) -> Option<&BreakerStatus> {
+        self.breakers.iter().find(|b| &*b.name == name)
+    }
 }
 
 /// [`Registry::configure`] was called for a name that already has a breaker.
@@ -208,11 +234,76 @@ impl Registry {
         }
     }
 
-    /// The status of every breaker, named and private, sorted by name.
-    pub fn snapshot(&self) -> Vec<BreakerStatus> {
-        let mut all: Vec<_> = self.all().iter().map(|b| b.status()).collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+    /// The status of every breaker (named and private), bulkhead and retry
+    /// budget, each list sorted by name.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut breakers: Vec<_> = self.all().iter().map(|b| b.status()).collect();
+        breakers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut bulkheads: Vec<_> = self.bulkheads.iter().map(|b| b.status()).collect();
+        bulkheads.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut retry_budgets: Vec<_> = self.budgets.iter().map(|b| b.status()).collect();
+        retry_budgets.sort_by(|a, b| a.name.cmp(&b.name));
+        Snapshot {
+            breakers,
+            bulkheads,
+            retry_budgets,
+        }
+    }
+
+    /// The bulkhead named `name`, created with these limits on first use
+    /// (later call sites share the first one's limits).
+    pub fn bulkhead(
+        &self,
+        name: &str,
+        max_concurrent: NonZeroU32,
+        max_wait: Duration,
+    ) -> Arc<Bulkhead> {
+        if let Some(b) = self.bulkheads.get(name) {
+            return b.clone();
+        }
+        self.bulkheads
+            .entry(Arc::from(name))
+            .or_insert_with(|| Arc::new(Bulkhead::new(name, max_concurrent, max_wait)))
+            .clone()
+    }
+
+    /// Registers `bulkhead` under its name before any call site creates it.
+    ///
+    /// # Errors
+    ///
+    /// The existing bulkhead, if the name is taken.
+    pub fn configure_bulkhead(&self, bulkhead: Bulkhead) -> Result<Arc<Bulkhead>, Arc<Bulkhead>> {
+        match self.bulkheads.entry(Arc::from(bulkhead.name())) {
+            Entry::Occupied(e) => Err(e.get().clone()),
+            Entry::Vacant(e) => Ok(e.insert(Arc::new(bulkhead)).clone()),
+        }
+    }
+
+    /// The retry budget named `name`, created with
+    /// [`RetryBudget::with_defaults`] on first use.
+    pub fn retry_budget(&self, name: &str) -> Arc<RetryBudget> {
+        if let Some(b) = self.budgets.get(name) {
+            return b.clone();
+        }
+        self.budgets
+            .entry(Arc::from(name))
+            .or_insert_with(|| Arc::new(RetryBudget::with_defaults(name)))
+            .clone()
+    }
+
+    /// Registers `budget` under its name before first use.
+    ///
+    /// # Errors
+    ///
+    /// The existing budget, if the name is taken.
+    pub fn configure_retry_budget(
+        &self,
+        budget: RetryBudget,
+    ) -> Result<Arc<RetryBudget>, Arc<RetryBudget>> {
+        match self.budgets.entry(Arc::from(budget.name())) {
+            Entry::Occupied(e) => Err(e.get().clone()),
+            Entry::Vacant(e) => Ok(e.insert(Arc::new(budget)).clone()),
+        }
     }
 
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
@@ -251,8 +342,6 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::{CircuitState, Outcome};
 
@@ -283,7 +372,7 @@ mod tests {
             assert!(Arc::ptr_eq(b, &breakers[0]));
         }
         assert!(Arc::ptr_eq(&reg.get("shared").unwrap(), &breakers[0]));
-        assert_eq!(reg.snapshot().len(), 1);
+        assert_eq!(reg.snapshot().breakers.len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,7 +430,7 @@ mod tests {
             b.try_acquire().unwrap().record(Outcome::Failure);
         }
         assert!(reg.get("m::f").is_none(), "private breakers are not shared");
-        let snap = reg.snapshot();
+        let snap = reg.snapshot().breakers;
         assert_eq!(
             snap.iter().map(|s| (&*s.name, s.state)).collect::<Vec<_>>(),
             [("b", CircuitState::Open), ("m::f", CircuitState::Open)]
@@ -350,7 +439,50 @@ mod tests {
         reg.reset_all();
         assert!(reg
             .snapshot()
+            .breakers
             .iter()
             .all(|s| s.state == CircuitState::Closed));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bulkheads_and_budgets_are_shared_by_name_and_in_the_snapshot() {
+        let reg = Registry::new();
+        let one = NonZeroU32::new(1).unwrap();
+        let a = reg.bulkhead("db", one, Duration::ZERO);
+        let b = reg.bulkhead("db", NonZeroU32::new(9).unwrap(), Duration::ZERO);
+        assert!(Arc::ptr_eq(&a, &b), "the first limits win");
+        let _held = a.acquire().await.unwrap();
+        let budget = reg.retry_budget("api");
+        budget.deposit();
+        assert!(Arc::ptr_eq(&budget, &reg.retry_budget("api")));
+        let configured = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
+        assert!(reg.configure_retry_budget(configured).is_ok());
+        let again = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
+        assert!(reg.configure_retry_budget(again).is_err());
+        assert!(reg
+            .configure_bulkhead(Bulkhead::new("db", one, Duration::ZERO))
+            .is_err());
+
+        let snap = reg.snapshot();
+        assert_eq!(snap.bulkheads.len(), 1);
+        assert_eq!(
+            (
+                snap.bulkheads[0].in_flight,
+                snap.bulkheads[0].max_concurrent
+            ),
+            (1, 1)
+        );
+        let names: Vec<_> = snap.retry_budgets.iter().map(|b| &*b.name).collect();
+        assert_eq!(names, ["api", "custom"]);
+        assert_eq!(snap.retry_budgets[0].calls, 1);
+        assert_eq!(
+            snap.retry_budgets[0].available, 100,
+            "10 s x 10/s floor; 20 % of 1 call rounds down"
+        );
     }
 }

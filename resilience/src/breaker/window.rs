@@ -2,13 +2,14 @@
 //!
 //! Both record in O(1) with atomics only and never allocate after creation.
 //! The count window keeps one byte per call slot and running totals (adding the
-//! new slot, subtracting the evicted one); the time window keeps 20 buckets
-//! tagged with the time epoch they count, recycled as time moves on.
+//! new slot, subtracting the evicted one); the time window is
+//! [`TimeBuckets`] with three counters (calls, failures, slow calls).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::config::Window;
+use crate::buckets::TimeBuckets;
 
 /// Totals of a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,12 +35,6 @@ impl Sample {
         Self::CALL | (u8::from(self.failure) * Self::FAILURE) | (u8::from(self.slow) * Self::SLOW)
     }
 }
-
-const BUCKETS: usize = 20;
-/// Epoch value of a bucket being recycled by one writer.
-const RECYCLING: u64 = u64::MAX;
-/// Epoch value of a bucket holding nothing.
-const EMPTY: u64 = u64::MAX - 1;
 
 #[derive(Debug)]
 pub(crate) enum Outcomes {
@@ -142,100 +137,37 @@ impl CountWindow {
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
-    epoch: AtomicU64,
-    calls: AtomicU64,
-    failures: AtomicU64,
-    slow: AtomicU64,
-}
-
-/// The calls of the last `d`, in [`BUCKETS`] buckets of `d / BUCKETS`.
+/// The calls of the last `d`, in time buckets.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
-    buckets: Box<[Bucket]>,
-    width: u64,
+    buckets: TimeBuckets<3>,
 }
 
 impl TimeWindow {
     fn new(window: Duration) -> Self {
-        let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         TimeWindow {
-            buckets: (0..BUCKETS)
-                .map(|_| Bucket {
-                    epoch: AtomicU64::new(EMPTY),
-                    calls: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    slow: AtomicU64::new(0),
-                })
-                .collect(),
-            width: (nanos / BUCKETS as u64).max(1),
+            buckets: TimeBuckets::new(window),
         }
     }
 
     fn record(&self, sample: Sample, now: u64) -> Totals {
-        let epoch = now / self.width;
-        let bucket = &self.buckets[(epoch % BUCKETS as u64) as usize];
-        loop {
-            let current = bucket.epoch.load(Ordering::Acquire);
-            if current == epoch {
-                break;
-            }
-            if current == RECYCLING {
-                std::hint::spin_loop(); // another writer is zeroing it: a few stores
-                continue;
-            }
-            if current != EMPTY && current > epoch {
-                // This call's clock read is older than the bucket: count it in
-                // the newer epoch rather than lose it.
-                break;
-            }
-            if bucket
-                .epoch
-                .compare_exchange(current, RECYCLING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                for c in [&bucket.calls, &bucket.failures, &bucket.slow] {
-                    c.store(0, Ordering::Relaxed);
-                }
-                bucket.epoch.store(epoch, Ordering::Release);
-                break;
-            }
-        }
-        bucket.calls.fetch_add(1, Ordering::AcqRel);
-        if sample.failure {
-            bucket.failures.fetch_add(1, Ordering::AcqRel);
-        }
-        if sample.slow {
-            bucket.slow.fetch_add(1, Ordering::AcqRel);
-        }
+        self.buckets
+            .add(now, [1, u64::from(sample.failure), u64::from(sample.slow)]);
         self.totals(now)
     }
 
     fn totals(&self, now: u64) -> Totals {
-        let epoch = now / self.width;
-        let oldest = epoch.saturating_sub(BUCKETS as u64 - 1);
-        let mut t = (0u64, 0u64, 0u64);
-        for b in self.buckets.iter() {
-            let e = b.epoch.load(Ordering::Acquire);
-            if e >= oldest && e <= epoch {
-                t.0 += b.calls.load(Ordering::Acquire);
-                t.1 += b.failures.load(Ordering::Acquire);
-                t.2 += b.slow.load(Ordering::Acquire);
-            }
-        }
+        let [calls, failures, slow] = self.buckets.totals(now);
         let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Totals {
-            calls: sat(t.0),
-            failures: sat(t.1),
-            slow: sat(t.2),
+            calls: sat(calls),
+            failures: sat(failures),
+            slow: sat(slow),
         }
     }
 
     fn clear(&self) {
-        for b in self.buckets.iter() {
-            b.epoch.store(EMPTY, Ordering::Release);
-        }
+        self.buckets.clear();
     }
 }
 
@@ -306,20 +238,6 @@ mod tests {
         assert_eq!((t.calls, t.failures), (1, 1));
         w.clear();
         assert_eq!(w.totals(40 * s), Totals::default());
-    }
-
-    #[test]
-    fn a_stale_clock_read_counts_in_the_newer_bucket() {
-        let s = 1_000_000_000u64;
-        let w = Outcomes::new(Window::Time(Duration::from_secs(20)));
-        w.record(OK, 21 * s); // slot 1 now holds epoch 21
-        let t = w.record(FAIL, s); // epoch 1 maps to slot 1 too, but is older
-        assert_eq!(
-            (t.calls, t.failures),
-            (0, 0),
-            "totals at t=1s see nothing of epoch 21"
-        );
-        assert_eq!(w.totals(21 * s).failures, 1, "not lost");
     }
 
     #[test]

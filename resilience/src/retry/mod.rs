@@ -5,11 +5,15 @@
 //! attempt counting, the next delay, and the events.
 
 mod backoff;
+mod budget;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use backoff::{Backoff, BackoffKind, Delays, Jitter};
+pub use budget::{BudgetStatus, RetryBudget};
 
 /// How often to try a call and how long to wait in between.
 ///
@@ -26,6 +30,7 @@ pub use backoff::{Backoff, BackoffKind, Delays, Jitter};
 pub struct RetryPolicy {
     max_attempts: NonZeroU32,
     backoff: Backoff,
+    max_elapsed: Option<Duration>,
 }
 
 impl RetryPolicy {
@@ -36,6 +41,7 @@ impl RetryPolicy {
             None => unreachable!(),
         },
         backoff: Backoff::DEFAULT,
+        max_elapsed: None,
     };
 
     /// `max_attempts` counts the first call (so `1` never retries).
@@ -62,6 +68,7 @@ impl RetryPolicy {
             Some(max_attempts) if problems.is_empty() => Ok(RetryPolicy {
                 max_attempts,
                 backoff,
+                max_elapsed: None,
             }),
             _ => Err(crate::ConfigError::new(problems)),
         }
@@ -76,7 +83,22 @@ impl RetryPolicy {
                 None => panic!("resilience: max_attempts must be at least 1"),
             },
             backoff,
+            max_elapsed: None,
         }
+    }
+
+    /// Bounds the whole retried call, attempts and sleeps together: an
+    /// attempt still running at the deadline is cancelled (it fails with
+    /// [`Error::Timeout`](crate::Error::Timeout)), and no sleep starts that
+    /// would end past it.
+    pub const fn max_elapsed(mut self, max: Duration) -> Self {
+        self.max_elapsed = Some(max);
+        self
+    }
+
+    /// The bound on the whole retried call, if any.
+    pub const fn max_elapsed_limit(&self) -> Option<Duration> {
+        self.max_elapsed
     }
 
     /// Attempts in all, the first call included.
@@ -103,13 +125,16 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The bookkeeping of one retried call.
+/// The bookkeeping of one retried call: attempts, delays, the deadline of
+/// `max_elapsed`, the retry budget, and the events.
 #[derive(Debug)]
 pub struct RetryState<'a> {
     name: &'a str,
     policy: &'a RetryPolicy,
     attempt: u32,
     delays: Delays,
+    deadline: Option<Instant>,
+    budget: Option<&'a RetryBudget>,
 }
 
 impl<'a> RetryState<'a> {
@@ -120,7 +145,16 @@ impl<'a> RetryState<'a> {
             policy,
             attempt: 1,
             delays: policy.backoff.delays(),
+            deadline: policy.max_elapsed.map(|d| Instant::now() + d),
+            budget: None,
         }
+    }
+
+    /// Draws retries from `budget`; this call is deposited into it now.
+    pub fn with_budget(mut self, budget: &'a RetryBudget) -> Self {
+        budget.deposit();
+        self.budget = Some(budget);
+        self
     }
 
     /// The attempt running now (1 for the first call).
@@ -128,12 +162,27 @@ impl<'a> RetryState<'a> {
         self.attempt
     }
 
+    /// When the whole call must be over (`max_elapsed`), if anywhen.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// After a failed attempt: the delay to sleep before the next one, or
-    /// `None` when the attempts are used up. Emits a `debug` event for each
-    /// retry and a `warn` event when giving up.
+    /// `None` to give up (see [`next_delay_after`](Self::next_delay_after)).
     pub fn next_delay(&mut self) -> Option<Duration> {
-        if self.attempt >= self.policy.max_attempts.get() {
-            if self.policy.max_attempts.get() > 1 {
+        self.next_delay_after(None)
+    }
+
+    /// After a failed attempt: the delay before the next one, or `None` to
+    /// give up because the attempts are used up, the sleep would end past the
+    /// `max_elapsed` deadline, or the retry budget is spent. `hint` (the
+    /// server's `Retry-After`) replaces the computed delay, capped by
+    /// `max_delay`. Emits a `debug` event per retry, a `warn` event when the
+    /// attempts are used up.
+    pub fn next_delay_after(&mut self, hint: Option<Duration>) -> Option<Duration> {
+        let max = self.policy.max_attempts.get();
+        if self.attempt >= max {
+            if max > 1 {
                 tracing::warn!(
                     target: "resilience",
                     retry = self.name,
@@ -145,7 +194,39 @@ impl<'a> RetryState<'a> {
             }
             return None;
         }
-        let delay = self.delays.next().unwrap_or_default();
+        let computed = self.delays.next().unwrap_or_default();
+        let delay = match hint {
+            Some(hint) => self.policy.backoff.max().map_or(hint, |max| hint.min(max)),
+            None => computed,
+        };
+        if let Some(deadline) = self.deadline {
+            if Instant::now() + delay >= deadline {
+                tracing::debug!(
+                    target: "resilience",
+                    retry = self.name,
+                    attempt = self.attempt,
+                    ?delay,
+                    "`{}` gives up after attempt {}: sleeping {delay:?} would pass max_elapsed",
+                    self.name,
+                    self.attempt
+                );
+                return None;
+            }
+        }
+        if let Some(budget) = self.budget {
+            if !budget.withdraw() {
+                tracing::warn!(
+                    target: "resilience",
+                    retry = self.name,
+                    budget = budget.name(),
+                    "`{}` gives up after attempt {}: retry budget `{}` is spent",
+                    self.name,
+                    self.attempt,
+                    budget.name()
+                );
+                return None;
+            }
+        }
         tracing::debug!(
             target: "resilience",
             retry = self.name,
@@ -192,6 +273,48 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.problems().len(), 2, "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hint_replaces_the_delay_capped_by_max_delay() {
+        let p = RetryPolicy::new(
+            5,
+            Backoff::fixed(Duration::from_secs(1)).max_delay(Duration::from_secs(10)),
+        )
+        .unwrap();
+        let mut s = RetryState::new("t", &p);
+        assert_eq!(
+            s.next_delay_after(Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            s.next_delay_after(Some(Duration::from_secs(60))),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(s.next_delay_after(None), Some(Duration::from_secs(1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_sleep_starts_that_would_end_past_max_elapsed() {
+        let p = RetryPolicy::new(10, Backoff::fixed(Duration::from_secs(2)))
+            .unwrap()
+            .max_elapsed(Duration::from_secs(5));
+        let mut s = RetryState::new("t", &p);
+        assert_eq!(s.next_delay(), Some(Duration::from_secs(2)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(s.next_delay(), Some(Duration::from_secs(2)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(s.next_delay(), None, "4 s + 2 s > 5 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_ends_the_retry() {
+        let budget = RetryBudget::new("b", Duration::from_secs(1), 1, 0.0).unwrap();
+        let p = RetryPolicy::new(10, Backoff::fixed(Duration::ZERO)).unwrap();
+        let mut s = RetryState::new("t", &p).with_budget(&budget);
+        assert!(s.next_delay().is_some());
+        assert_eq!(s.next_delay(), None);
+        assert_eq!(budget.status().calls, 1);
     }
 
     #[test]
