@@ -47,10 +47,8 @@ pub struct Permit<'a> {
 impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32, probe: bool) -> Self {
-        let started = match breaker.config.slow_call() {
-            Some(_) => Some(Instant::now()),
-            None => None,
-        };
+        // The clock is read only when slow calls are measured.
+        let started = breaker.config.slow_call().map(|_| Instant::now());
         Permit {
             breaker,
             generation,
