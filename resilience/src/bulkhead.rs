@@ -36,6 +36,7 @@ pub struct Bulkhead {
 /// A point-in-time view of a bulkhead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BulkheadStatus {
     /// The bulkhead's name.
     pub name: Arc<str>,
@@ -44,6 +45,13 @@ pub struct BulkheadStatus {
     /// The limit.
     pub max_concurrent: u32,
     /// How long a call may wait for a slot.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "max_wait_seconds",
+            serialize_with = "crate::serde_impls::secs"
+        )
+    )]
     pub max_wait: Duration,
 }
 

@@ -33,6 +33,8 @@ mod bulkhead;
 mod error;
 mod registry;
 mod retry;
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -65,6 +65,7 @@ pub struct Registry {
 /// The status of everything in a [`Registry`], each list sorted by name.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Snapshot {
     /// Every circuit breaker, named and private.
     pub breakers: Vec<BreakerStatus>,

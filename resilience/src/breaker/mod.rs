@@ -337,8 +337,13 @@ impl CircuitBreaker {
         BreakerStatus {
             name: self.name.clone(),
             state,
-            consecutive_failures: Tagged(self.failures.load(Ordering::Acquire))
-                .value_in(generation),
+            consecutive_failures: match state {
+                // While open: the run of failures that opened it.
+                CircuitState::Open | CircuitState::HalfOpen | CircuitState::ForcedOpen => {
+                    Tagged(self.failures.load(Ordering::Acquire)).value()
+                }
+                _ => Tagged(self.failures.load(Ordering::Acquire)).value_in(generation),
+            },
             window_calls: totals.calls,
             window_failures: totals.failures,
             window_slow_calls: totals.slow,

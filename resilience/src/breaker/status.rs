@@ -9,13 +9,14 @@ use super::{CircuitState, Window};
 /// [`Registry::snapshot`](crate::Registry::snapshot) report about a breaker.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BreakerStatus {
     /// The breaker's name.
     pub name: Arc<str>,
     /// Its state.
     pub state: CircuitState,
     /// Consecutive failures counted in the current closed period (breakers
-    /// without a window).
+    /// without a window); while open or half-open, the run that opened it.
     pub consecutive_failures: u32,
     /// Calls in the window (windowed breakers; 0 otherwise).
     pub window_calls: u32,
@@ -38,10 +39,31 @@ pub struct BreakerStatus {
     /// Probes allowed at once while half-open.
     pub half_open_max_calls: u32,
     /// How long the circuit stays open before probing (the configured base).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "recovery_timeout_seconds",
+            serialize_with = "crate::serde_impls::secs"
+        )
+    )]
     pub recovery_timeout: Duration,
     /// How long the circuit stays open the next time it opens (grows after
     /// failed probes when `recovery_timeout_max` is set).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "current_open_time_seconds",
+            serialize_with = "crate::serde_impls::secs"
+        )
+    )]
     pub current_open_time: Duration,
     /// While open: time until a probe may run (zero once it may).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "retry_after_seconds",
+            serialize_with = "crate::serde_impls::opt_secs"
+        )
+    )]
     pub retry_after: Option<Duration>,
 }

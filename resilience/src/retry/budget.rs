@@ -44,6 +44,7 @@ pub struct RetryBudget {
 /// A point-in-time view of a retry budget.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BudgetStatus {
     /// The budget's name.
     pub name: Arc<str>,
@@ -54,6 +55,10 @@ pub struct BudgetStatus {
     /// Retries that may still be withdrawn now.
     pub available: u64,
     /// The window.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "ttl_seconds", serialize_with = "crate::serde_impls::secs")
+    )]
     pub ttl: Duration,
     /// Retries per second always allowed.
     pub min_per_sec: u32,
