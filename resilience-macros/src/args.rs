@@ -5,9 +5,9 @@
 //! keys reported (all of them, each under its own tokens).
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Expr, Ident, Token};
 
 /// One `key = value` pair.
@@ -42,11 +42,13 @@ pub(crate) struct Args {
 
 impl Args {
     /// Parses `tokens` and checks every key against `allowed`. Unknown and
-    /// duplicate keys are dropped and reported together in `errors`.
+    /// duplicate keys are dropped and reported together in `errors`; `elsewhere`
+    /// explains a key that belongs to another attribute.
     pub(crate) fn parse(
         tokens: TokenStream,
         allowed: &[&str],
         attr: &str,
+        elsewhere: impl Fn(&Arg) -> Option<String>,
         errors: &mut Errors,
     ) -> Args {
         let parsed = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(tokens) {
@@ -60,7 +62,11 @@ impl Args {
         for arg in parsed {
             let key = arg.key.to_string();
             if !allowed.contains(&key.as_str()) {
-                errors.push(unknown_key(&arg.key, allowed, attr));
+                let error = match elsewhere(&arg) {
+                    Some(msg) => syn::Error::new(arg.key.span(), msg),
+                    None => unknown_key(&arg.key, allowed, attr),
+                };
+                errors.push(error);
             } else if args.iter().any(|a| a.key == arg.key) {
                 errors.push(syn::Error::new(
                     arg.key.span(),
@@ -80,17 +86,17 @@ impl Args {
 }
 
 fn unknown_key(key: &Ident, allowed: &[&str], attr: &str) -> syn::Error {
-    let list = allowed
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut msg = format!("unknown key `{key}` for `#[{attr}]`; expected one of: {list}");
-    if let Some(near) = did_you_mean(&key.to_string(), allowed.iter().copied()) {
-        msg = format!(
-            "unknown key `{key}` for `#[{attr}]`: did you mean `{near}`?\nexpected one of: {list}"
-        );
-    }
+    let msg = match did_you_mean(&key.to_string(), allowed.iter().copied()) {
+        Some(near) => format!("unknown key `{key}` for `#[{attr}]`: did you mean `{near}`?"),
+        None => {
+            let list = allowed
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("unknown key `{key}` for `#[{attr}]`; expected one of: {list}")
+        }
+    };
     syn::Error::new(key.span(), msg)
 }
 
@@ -141,8 +147,9 @@ impl Errors {
         }
     }
 
-    pub(crate) fn push_at(&mut self, span: impl Spanned, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span.span(), msg));
+    /// An error under all of `tokens` (`-5`, not just `-`).
+    pub(crate) fn push_at(&mut self, tokens: impl ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
     }
 
     pub(crate) fn push_span(&mut self, span: Span, msg: impl std::fmt::Display) {

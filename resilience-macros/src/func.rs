@@ -5,7 +5,7 @@
 //! Output: `Func { attrs (ours removed), vis, sig, block }` plus `ClonedArg { id }`
 
 use proc_macro2::{Span, TokenStream};
-use quote::ToTokens;
+use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -22,6 +22,9 @@ pub(crate) struct Func {
     pub(crate) sig: Signature,
     pub(crate) block: Option<Block>,
     pub(crate) semi: Option<Token![;]>,
+    /// Paths of the resilience attributes taken off `attrs` (see
+    /// [`Func::take_siblings`]), kept in use when the item is re-emitted as is.
+    taken: Vec<syn::Path>,
 }
 
 impl Parse for Func {
@@ -37,6 +40,7 @@ impl Parse for Func {
                 sig,
                 block: None,
                 semi: Some(semi),
+                taken: Vec::new(),
             });
         }
         let block = input.parse()?;
@@ -46,10 +50,14 @@ impl Parse for Func {
             sig,
             block: Some(block),
             semi: None,
+            taken: Vec::new(),
         })
     }
 }
 
+/// The item as written (emitted next to our errors), minus the resilience
+/// attributes taken off it: their paths are used from inside the body, so the
+/// user's `use resilience::retry;` gets no `unused_imports` warning on top.
 impl ToTokens for Func {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         for attr in &self.attrs {
@@ -57,7 +65,19 @@ impl ToTokens for Func {
         }
         self.vis.to_tokens(tokens);
         self.sig.to_tokens(tokens);
-        self.block.to_tokens(tokens);
+        if let Some(block) = &self.block {
+            block.brace_token.surround(tokens, |tokens| {
+                for path in &self.taken {
+                    tokens.extend(quote! {
+                        #[allow(unused_imports, clippy::single_component_path_imports)]
+                        use #path as _;
+                    });
+                }
+                for stmt in &block.stmts {
+                    stmt.to_tokens(tokens);
+                }
+            });
+        }
         self.semi.to_tokens(tokens);
     }
 }
@@ -104,37 +124,53 @@ impl Func {
             });
             false
         });
+        self.taken = siblings.iter().map(|s| s.path.clone()).collect();
         siblings
     }
 
     /// Checks what every resilience attribute needs of the function itself.
-    pub(crate) fn check(&self, kind: Kind, errors: &mut Errors) {
+    /// Takes `const` off after reporting it, so that the item emitted with our
+    /// errors does not add rustc's "functions cannot be both `const` and `async`".
+    pub(crate) fn check(&mut self, kind: Kind, errors: &mut Errors) {
         let attr = kind.attr();
-        if let Some(constness) = &self.sig.constness {
-            errors.push_at(
+        let fn_token = self.sig.fn_token;
+        match (&self.sig.constness, &self.sig.asyncness) {
+            (Some(constness), Some(_)) => errors.push_at(
                 constness,
-                format!("`{attr}` cannot be used on a `const fn`"),
-            );
-        }
-        if self.sig.asyncness.is_none() {
-            errors.push_at(
-                self.sig.fn_token,
+                format!("`{attr}` cannot be used on a `const fn`; remove `const`"),
+            ),
+            (Some(constness), None) => errors.push_at(
+                quote!(#constness #fn_token),
+                format!("`{attr}` can only be used on an `async fn`; write `async fn` instead of `const fn`"),
+            ),
+            (None, None) => errors.push_at(
+                fn_token,
                 format!("`{attr}` can only be used on an `async fn`; make this function `async`"),
-            );
+            ),
+            (None, Some(_)) => {}
         }
+        self.sig.constness = None;
         if self.block.is_none() {
             errors.push_at(
-                &self.sig,
+                &self.sig.ident,
                 format!("`{attr}` needs a function with a body; put it on the implementation, not the declaration"),
             );
         }
-        if let ReturnType::Default = self.sig.output {
-            errors.push_span(
+        match &self.sig.output {
+            ReturnType::Default => errors.push_span(
                 self.sig.paren_token.span.close(),
                 format!(
                     "`{attr}` needs the function to return `Result<_, _>`; add `-> Result<T, E>`"
                 ),
-            );
+            ),
+            ReturnType::Type(_, ty) if never_a_result(ty) => errors.push_at(
+                ty,
+                format!(
+                    "`{attr}` needs the function to return `Result<_, _>`, found `{}`",
+                    type_text(ty)
+                ),
+            ),
+            ReturnType::Type(..) => {}
         }
         if let Some(variadic) = &self.sig.variadic {
             errors.push_at(
@@ -180,6 +216,52 @@ impl Func {
         }
         out
     }
+}
+
+/// Whether `ty` can be told apart from a `Result` by its syntax alone: `u32`,
+/// `()`, `String`, `Option<T>`, `&str`, ... Aliases (`anyhow::Result<T>`,
+/// `MyResult`) are left to the type checker.
+fn never_a_result(ty: &Type) -> bool {
+    const NOT_RESULTS: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String", "Option", "Vec",
+    ];
+    match ty {
+        Type::Paren(p) => never_a_result(&p.elem),
+        Type::Group(g) => never_a_result(&g.elem),
+        Type::Tuple(_)
+        | Type::Reference(_)
+        | Type::Array(_)
+        | Type::Slice(_)
+        | Type::Ptr(_)
+        | Type::Never(_)
+        | Type::BareFn(_) => true,
+        Type::Path(p) => {
+            p.qself.is_none()
+                && p.path.leading_colon.is_none()
+                && p.path.segments.len() == 1
+                && NOT_RESULTS.contains(&p.path.segments[0].ident.to_string().as_str())
+        }
+        _ => false,
+    }
+}
+
+/// A type as a person writes it: `Option<u32>`, not `Option < u32 >`.
+fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("( )", "()"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
 }
 
 /// Which resilience attribute `attr` is, if any: `retry`, `resilience::retry`

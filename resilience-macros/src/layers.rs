@@ -9,7 +9,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use crate::args::{Args, Errors};
+use crate::args::{Arg, Args, Errors};
 use crate::value;
 
 /// The attributes this crate provides.
@@ -121,11 +121,13 @@ pub(crate) struct Attr {
 pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Errors) -> Attr {
     let layers = match kind {
         Kind::CircuitBreaker => {
-            let args = Args::parse(tokens, BREAKER_KEYS, kind.name(), errors);
+            let elsewhere = |arg: &Arg| belongs_elsewhere(kind, arg);
+            let args = Args::parse(tokens, BREAKER_KEYS, kind.name(), elsewhere, errors);
             vec![Layer::Breaker(breaker(&args, errors))]
         }
         Kind::Retry => {
-            let args = Args::parse(tokens, RETRY_KEYS, kind.name(), errors);
+            let elsewhere = |arg: &Arg| belongs_elsewhere(kind, arg);
+            let args = Args::parse(tokens, RETRY_KEYS, kind.name(), elsewhere, errors);
             vec![Layer::Retry(retry(&args, errors))]
         }
         Kind::Resilient => {
@@ -135,7 +137,7 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 .chain(&["timeout"])
                 .copied()
                 .collect();
-            let args = Args::parse(tokens, &keys, kind.name(), errors);
+            let args = Args::parse(tokens, &keys, kind.name(), |_| None, errors);
             let mut layers = vec![
                 Layer::Breaker(breaker(&args, errors)),
                 Layer::Retry(retry(&args, errors)),
@@ -152,6 +154,34 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
     Attr { kind, span, layers }
 }
 
+/// For a key of another attribute (`max_attempts` on `#[circuit_breaker]`),
+/// where it belongs.
+fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
+    let key = arg.key.to_string();
+    let attr = kind.attr();
+    let value = match &arg.value {
+        Expr::Lit(lit) => quote::ToTokens::to_token_stream(lit).to_string(),
+        _ => "..".to_owned(),
+    };
+    if key == "timeout" {
+        return Some(format!(
+            "`timeout` is not a key of `{attr}`; add `#[timeout({value})]`, or use `#[resilient]`, which takes every key"
+        ));
+    }
+    let owner = if BREAKER_KEYS.contains(&key.as_str()) {
+        Kind::CircuitBreaker
+    } else if RETRY_KEYS.contains(&key.as_str()) {
+        Kind::Retry
+    } else {
+        return None;
+    };
+    Some(format!(
+        "`{key}` is a key of `{}`, not `{attr}`; add `#[{}({key} = {value})]`, or use `#[resilient]`, which takes every key",
+        owner.attr(),
+        owner.name()
+    ))
+}
+
 fn breaker(args: &Args, errors: &mut Errors) -> Breaker {
     let name = match args.get("name") {
         None => BreakerName::Private,
@@ -160,7 +190,10 @@ fn breaker(args: &Args, errors: &mut Errors) -> Breaker {
                 lit: Lit::Str(s), ..
             }) => {
                 if s.value().trim().is_empty() {
-                    errors.push_at(s, "`name` must not be empty");
+                    errors.push_at(
+                        s,
+                        "`name` must not be empty; remove it to give this function a breaker of its own",
+                    );
                 }
                 BreakerName::Static(s.clone())
             }
@@ -237,18 +270,27 @@ fn retry(args: &Args, errors: &mut Errors) -> Retry {
 }
 
 fn timeout(span: Span, tokens: TokenStream, errors: &mut Errors) -> Option<Layer> {
-    let usage = "expected a duration: `#[timeout(\"30s\")]` or `#[timeout(30)]`";
+    let usage =
+        "`#[timeout]` needs a duration: `#[timeout(\"30s\")]`, or `#[timeout(30)]` for seconds";
     if tokens.is_empty() {
         errors.push_span(span, usage);
         return None;
     }
-    let expr: Expr = match syn::parse2(tokens) {
+    let expr: Expr = match syn::parse2(tokens.clone()) {
         Ok(e) => e,
-        Err(e) => {
-            errors.push_span(e.span(), usage);
+        Err(_) => {
+            errors.push_at(tokens, usage);
             return None;
         }
     };
+    if let Expr::Assign(assign) = &expr {
+        let right = quote::ToTokens::to_token_stream(&assign.right);
+        errors.push_at(
+            &assign.left,
+            format!("`#[timeout]` takes the duration alone: write `#[timeout({right})]`"),
+        );
+        return None;
+    }
     let arg = crate::args::Arg {
         key: syn::Ident::new("timeout", expr.span()),
         value: expr,
@@ -275,23 +317,28 @@ fn ok<T>(r: syn::Result<T>, errors: &mut Errors) -> Option<T> {
     r.map_err(|e| errors.push(e)).ok()
 }
 
-/// Checks the stack of attributes as a whole: one layer of each kind.
+/// Checks the stack of attributes as a whole: one layer of each kind. Each
+/// attribute that repeats a layer gets one error, under its name.
 pub(crate) fn check_stack(attrs: &[Attr], errors: &mut Errors) {
     for (i, attr) in attrs.iter().enumerate() {
-        for layer in &attr.layers {
-            let earlier = attrs[..i]
-                .iter()
-                .find(|a| a.layers.iter().any(|l| l.what() == layer.what()));
-            if let Some(earlier) = earlier {
-                errors.push_span(
-                    attr.span,
-                    format!(
-                        "this function already has a {} from `{}`; remove one of them",
-                        layer.what(),
-                        earlier.kind.attr()
-                    ),
-                );
-            }
+        let conflicts: Vec<String> = attr
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                let earlier = attrs[..i]
+                    .iter()
+                    .find(|a| a.layers.iter().any(|l| l.what() == layer.what()))?;
+                Some(format!("a {} from `{}`", layer.what(), earlier.kind.attr()))
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            errors.push_span(
+                attr.span,
+                format!(
+                    "this function already has {}; remove one of them",
+                    conflicts.join(" and ")
+                ),
+            );
         }
     }
 }

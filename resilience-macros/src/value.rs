@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{Expr, ExprLit, ExprUnary, Lit, UnOp};
 
 use crate::args::{did_you_mean, Arg};
 
-/// What a literal value is, for messages ("found a string").
+/// What a value is, for messages ("found a string").
 fn describe(expr: &Expr) -> &'static str {
     match expr {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
@@ -27,10 +27,31 @@ fn describe(expr: &Expr) -> &'static str {
     }
 }
 
+/// The value as written, for messages: `-3`, not `- 3`.
+fn text(expr: &Expr) -> String {
+    expr.to_token_stream().to_string().replace("- ", "-")
+}
+
+/// The number under a minus sign: `3` in `-3`.
+fn negated_literal(expr: &Expr) -> Option<&Lit> {
+    match expr {
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A count that must be at least 1: `failure_threshold = 5`.
 pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
     let key = &arg.key;
-    match &arg.value {
+    let value = &arg.value;
+    match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
         }) => {
@@ -52,9 +73,9 @@ pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
         }
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
-        }) => Err(syn::Error::new(
-            arg.value.span(),
-            format!("`{key}` must be at least 1, found a negative number"),
+        }) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` must be at least 1, found `{}`", text(value)),
         )),
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -65,36 +86,47 @@ pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
                 s.value().trim()
             ),
         )),
-        other => Err(syn::Error::new(
-            other.span(),
+        other => Err(syn::Error::new_spanned(
+            other,
             format!(
-                "`{key}` expects an integer of at least 1, found {}",
-                describe(other)
+                "`{key}` expects a whole number of at least 1, found {} `{}`",
+                describe(other),
+                text(other)
             ),
         )),
     }
 }
 
-/// A positive float: `multiplier = 1.5`.
+/// A finite float: `multiplier = 1.5`.
 pub(crate) fn float(arg: &Arg) -> syn::Result<f64> {
     let key = &arg.key;
+    let number = |lit: &Lit| match lit {
+        Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        Lit::Int(i) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
     let value = match &arg.value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Float(f), ..
-        }) => f.base10_parse::<f64>()?,
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => i.base10_parse::<f64>()?,
-        other => {
-            return Err(syn::Error::new(
-                other.span(),
-                format!("`{key}` expects a number, found {}", describe(other)),
-            ))
+        Expr::Lit(ExprLit { lit, .. }) if number(lit).is_some() => number(lit),
+        expr => negated_literal(expr).and_then(number).map(|n| -n),
+    };
+    let value = match value {
+        Some(v) => v,
+        None => {
+            let msg = match &arg.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) if s.value().trim().parse::<f64>().is_ok() => format!(
+                    "`{key}` expects a number, found a string: write `{key} = {}` without quotes",
+                    s.value().trim()
+                ),
+                other => format!("`{key}` expects a number, found {}", describe(other)),
+            };
+            return Err(syn::Error::new_spanned(&arg.value, msg));
         }
     };
     if !value.is_finite() {
-        return Err(syn::Error::new(
-            arg.value.span(),
+        return Err(syn::Error::new_spanned(
+            &arg.value,
             format!("`{key}` must be finite"),
         ));
     }
@@ -104,15 +136,14 @@ pub(crate) fn float(arg: &Arg) -> syn::Result<f64> {
 /// A duration: `60` or `1.5` (seconds), or `"250ms"`, `"30s"`, `"2m"`, `"1h"`.
 pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
     let key = &arg.key;
-    let span = arg.value.span();
-    let expected = "a duration: seconds as a number (`30`, `1.5`) or a string with a unit (`\"250ms\"`, `\"30s\"`, `\"2m\"`)";
-    match &arg.value {
+    let value = &arg.value;
+    match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
         }) => {
             let secs: u64 = int
                 .base10_parse()
-                .map_err(|_| syn::Error::new(span, format!("`{key}` expects {expected}")))?;
+                .map_err(|_| syn::Error::new(int.span(), format!("`{key}` is too large")))?;
             Ok(Duration::from_secs(secs))
         }
         Expr::Lit(ExprLit {
@@ -120,33 +151,42 @@ pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
         }) => {
             let secs: f64 = f.base10_parse()?;
             Duration::try_from_secs_f64(secs)
-                .map_err(|_| syn::Error::new(span, format!("`{key}` is out of range")))
+                .map_err(|_| syn::Error::new(f.span(), format!("`{key}` is too large")))
         }
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => parse_duration(&s.value())
-            .map_err(|why| syn::Error::new(span, format!("`{key}`: {why}; expected {expected}"))),
+        }) => parse_duration(&s.value()).map_err(|why| syn::Error::new(s.span(), why)),
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
-        }) => Err(syn::Error::new(
-            span,
-            format!("`{key}` must not be negative"),
+        }) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` must not be negative, found `{}`", text(value)),
         )),
-        other => Err(syn::Error::new(
-            span,
-            format!("`{key}` expects {expected}, found {}", describe(other)),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{key}` expects a duration, found {}; {EXPECTED_DURATION}",
+                describe(other)
+            ),
         )),
     }
 }
 
-/// Parses `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, `"10ns"`.
+/// How to write a duration, for messages.
+const EXPECTED_DURATION: &str =
+    "write seconds (`30`, `1.5`) or a string with a unit (`\"250ms\"`, `\"30s\"`, `\"2m\"`)";
+
+/// Parses `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, `"10ns"`. The error
+/// says what is wrong with `text` and how to write it.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("empty duration".to_owned());
+        return Err(format!("empty duration; {EXPECTED_DURATION}"));
     }
     if t.starts_with('-') {
-        return Err(format!("`{t}` is negative"));
+        return Err(format!(
+            "`\"{t}\"` is negative; a duration must not be negative"
+        ));
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -154,7 +194,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = t.split_at(split);
     let unit = unit.trim();
     if number.is_empty() {
-        return Err(format!("`{t}` does not start with a number"));
+        return Err(format!("`\"{t}\"` is not a duration; {EXPECTED_DURATION}"));
     }
     let scale: f64 = match unit {
         "ns" => 1e-9,
@@ -165,14 +205,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" | "hr" | "hrs" => 3600.0,
         "" => {
             return Err(format!(
-                "`{t}` has no unit (write `\"{t}s\"` or the number `{t}`)"
+                "`\"{t}\"` has no unit; write `\"{t}s\"`, or `{t}` without quotes for seconds"
             ))
         }
         other => {
             let units = ["ns", "us", "ms", "s", "m", "h"];
             return Err(match did_you_mean(other, units) {
-                Some(u) => format!("unknown unit `{other}` (did you mean `{u}`?)"),
-                None => format!("unknown unit `{other}` (use ns, us, ms, s, m or h)"),
+                Some(u) => format!("unknown unit `{other}` in `\"{t}\"`: did you mean `{u}`?"),
+                None => format!(
+                    "unknown unit `{other}` in `\"{t}\"`; expected one of: `ns`, `us`, `ms`, `s`, `m`, `h`"
+                ),
             });
         }
     };
@@ -186,13 +228,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => 3_600_000_000_000,
         };
         let nanos = u128::from(whole) * u128::from(nanos_per_unit);
-        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| "too large".to_owned())?;
+        let secs =
+            u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("`\"{t}\"` is too large"))?;
         return Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32));
     }
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{number}` is not a number"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| "out of range".to_owned())
+        .map_err(|_| format!("`{number}` in `\"{t}\"` is not a number; {EXPECTED_DURATION}"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`\"{t}\"` is too large"))
 }
 
 /// One of a fixed set of strings: `backoff = "exponential"`.
@@ -217,8 +260,8 @@ pub(crate) fn choice<'a>(arg: &Arg, options: &[&'a str]) -> syn::Result<&'a str>
             };
             Err(syn::Error::new(s.span(), msg))
         }
-        other => Err(syn::Error::new(
-            other.span(),
+        other => Err(syn::Error::new_spanned(
+            other,
             format!("`{key}` expects one of {list}, found {}", describe(other)),
         )),
     }

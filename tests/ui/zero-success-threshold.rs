@@ -1,0 +1,8 @@
+use resilience::circuit_breaker;
+
+#[circuit_breaker(success_threshold = 0)]
+async fn fetch() -> anyhow::Result<u32> {
+    Ok(1)
+}
+
+fn main() {}
