@@ -8,19 +8,25 @@
 //! Output (names shortened):
 //! ```text
 //! async fn get(&self, id: String) -> Result<T, E> {
+//!     let flags = Flags::new();           // what inner layers tell outer ones
+//!     let convert = converter();          // resilience::Error -> E, checked once
 //!     static BREAKER_0: StaticBreaker = StaticBreaker::named("unifi", CONFIG);
 //!     static POLICY_1: RetryPolicy = RetryPolicy::__from_macro(3, BACKOFF);
 //!     let breaker_0 = BREAKER_0.get();
-//!     let result = breaker_call(breaker_0, None, async {
-//!         let mut state = RetryState::new(NAME, &POLICY_1);
+//!     let result = breaker_call(breaker_0, &flags, async {
+//!         let mut state = RetryState::new("unifi", &POLICY_1);
 //!         loop {
-//!             let id = retry_clone(&id);
-//!             let open = AtomicBool::new(false);
-//!             let r = async { fake_return_edge; body }.await;
-//!             if r.is_ok() || open { break r }
-//!             match state.next_delay() { Some(d) => sleep(d).await, None => break r }
+//!             flags.reset();
+//!             let id = retry_clone::<String>(&id);
+//!             let attempt = async { fake_return_edge; body }.await;
+//!             let delay = match attempt.error() {
+//!                 None => None,
+//!                 Some(e) if flags.stop_retry() => None,
+//!                 Some(e) => state.next_delay_after(None),
+//!             };
+//!             match delay { Some(d) => sleep(d).await, None => break attempt }
 //!         }
-//!     }).await;
+//!     }, every_error_fails, convert).await;
 //!     check_return(result)
 //! }
 //! ```
@@ -30,8 +36,10 @@ use std::time::Duration;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use crate::func::Func;
-use crate::layers::{Attr, Breaker, BreakerName, Kind, Layer, Retry};
+use crate::func::{FallbackArg, Func};
+use crate::layers::{
+    Attr, Breaker, BreakerName, FailureRule, Kind, Layer, Retry, RetryRule, WindowArg,
+};
 
 /// `::core::time::Duration::new(s, n)`, usable in `const` items.
 fn duration(d: Duration) -> TokenStream {
@@ -39,8 +47,15 @@ fn duration(d: Duration) -> TokenStream {
     quote!(::core::time::Duration::new(#secs, #nanos))
 }
 
-fn hidden(name: String) -> Ident {
-    Ident::new(&name, Span::mixed_site())
+/// A local only the expansion can name.
+fn hidden(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// The names the layers share.
+struct Names {
+    flags: Ident,
+    convert: Ident,
 }
 
 fn breaker_config(b: &Breaker) -> TokenStream {
@@ -51,10 +66,85 @@ fn breaker_config(b: &Breaker) -> TokenStream {
         ..
     } = b;
     let recovery = duration(b.recovery_timeout);
-    quote! {
+    let mut config = quote! {
         ::resilience::BreakerConfig::__from_macro(
             #failure_threshold, #recovery, #success_threshold, #half_open_max_calls,
         )
+    };
+    match &b.window {
+        Some(WindowArg::Calls(n)) => config = quote!(#config.__with_count_window(#n)),
+        Some(WindowArg::Time(d)) => {
+            let d = duration(*d);
+            config = quote!(#config.__with_time_window(#d));
+        }
+        None => {}
+    }
+    let min_calls = b.min_calls;
+    if let Some(rate) = b.failure_rate {
+        config = quote!(#config.__with_failure_rate(#rate, #min_calls));
+    }
+    if let Some(slow) = b.slow_call {
+        let slow = duration(slow);
+        let rate = match b.slow_call_rate {
+            Some(r) => quote!(::core::option::Option::Some(#r)),
+            None => quote!(::core::option::Option::None),
+        };
+        config = quote!(#config.__with_slow_call(#slow, #rate, #min_calls));
+    }
+    if let Some(max) = b.recovery_timeout_max {
+        let max = duration(max);
+        config = quote!(#config.__with_recovery_timeout_max(#max));
+    }
+    config
+}
+
+/// The function that attaches `on_open` / `on_close` / `on_half_open`.
+fn breaker_hooks(b: &Breaker, item: &Ident) -> TokenStream {
+    let breaker = hidden("__resilience_breaker");
+    let hooks = [
+        (&b.on_open, quote!(Open)),
+        (&b.on_close, quote!(Closed)),
+        (&b.on_half_open, quote!(HalfOpen)),
+    ]
+    .into_iter()
+    .filter_map(|(callback, state)| {
+        let callback = callback.as_ref()?;
+        Some(quote! {
+            ::resilience::__private::on_state(#breaker, ::resilience::CircuitState::#state, #callback);
+        })
+    });
+    quote! {
+        fn #item(#breaker: &::resilience::CircuitBreaker) {
+            #(#hooks)*
+        }
+    }
+}
+
+/// What an error counts as for the breaker: `every_error_fails`, or a
+/// closure built from `ignore_if`, `failure_if` and `failure_on`.
+fn classify(b: &Breaker) -> TokenStream {
+    if b.ignore_if.is_none() && matches!(b.failure, FailureRule::Every) {
+        return quote!(::resilience::__private::every_error_fails);
+    }
+    let error = hidden("__resilience_error");
+    let outcome = quote!(::resilience::__private::Outcome);
+    let ignore = b.ignore_if.as_ref().map(|f| {
+        quote! {
+            if (#f)(#error) {
+                return #outcome::Ignored;
+            }
+        }
+    });
+    let fails = match &b.failure {
+        FailureRule::Every => quote!(true),
+        FailureRule::If(f) => quote!((#f)(#error)),
+        FailureRule::On(pats) => quote!(::core::matches!(#error, #(#pats)|*)),
+    };
+    quote! {
+        |#error| {
+            #ignore
+            if #fails { #outcome::Failure } else { #outcome::Success }
+        }
     }
 }
 
@@ -83,7 +173,12 @@ fn retry_policy(r: &Retry) -> TokenStream {
     if let Some(j) = jitter {
         backoff = quote!(#backoff.jitter(::resilience::Jitter::#j));
     }
-    quote!(::resilience::RetryPolicy::__from_macro(#max_attempts, #backoff))
+    let mut policy = quote!(::resilience::RetryPolicy::__from_macro(#max_attempts, #backoff));
+    if let Some(max) = r.max_elapsed {
+        let max = duration(max);
+        policy = quote!(#policy.max_elapsed(#max));
+    }
+    policy
 }
 
 /// The whole function, its body replaced by the layered one.
@@ -92,6 +187,11 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     let layers: Vec<&Layer> = attrs.iter().flat_map(|a| &a.layers).collect();
     let fn_name = func.sig.ident.to_string();
     let site = quote!(::core::concat!(::core::module_path!(), "::", #fn_name));
+    let names = Names {
+        flags: hidden("__resilience_flags"),
+        convert: hidden("__resilience_convert"),
+    };
+    let Names { flags, convert } = &names;
 
     // Keeps the user's imports of the attributes we consumed in use.
     let mut prelude = quote! {
@@ -99,123 +199,202 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             #[allow(unused_imports, clippy::single_component_path_imports)]
             use #sibling_paths as _;
         )*
+        let #flags = ::resilience::__private::Flags::new();
     };
-    let mut breaker_refs: Vec<Option<TokenStream>> = Vec::new();
-    let mut policies: Vec<Option<Ident>> = Vec::new();
+    // Layers that can fail the call need `E: From<resilience::Error>`: checked
+    // once, here, under the error type.
+    let can_fail = layers.iter().any(|l| match l {
+        Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::Timeout(_) => true,
+        Layer::Retry(r) => r.max_elapsed.is_some(),
+        Layer::Fallback(_) => false,
+    });
+    if can_fail {
+        let convert_at = Ident::new(
+            "__resilience_convert",
+            Span::mixed_site().located_at(func.error_span()),
+        );
+        prelude.extend(quote_spanned! {func.error_span()=>
+            let #convert_at = ::resilience::__private::converter();
+        });
+    }
+
     // The name retries report under: the breaker's, when it has a static one.
     let mut retry_label = site.clone();
+    let mut wrappers: Vec<Box<dyn Fn(TokenStream) -> TokenStream>> = Vec::new();
 
     for (i, layer) in layers.iter().enumerate() {
-        let mut breaker_ref = None;
-        let mut policy = None;
         match layer {
             Layer::Breaker(b) => {
                 let config = breaker_config(b);
-                let var = hidden(format!("__resilience_breaker_{i}"));
+                let var = hidden(&format!("__resilience_breaker_{i}"));
                 let cell = format_ident!("__RESILIENCE_BREAKER_{}", i);
-                match &b.name {
+                let hooks_item = format_ident!("__resilience_hooks_{}", i);
+                let hooks = b.has_callbacks().then(|| breaker_hooks(b, &hooks_item));
+                let with_hooks = hooks.as_ref().map(|_| quote!(.hooks(#hooks_item)));
+                let breaker_ref = match &b.name {
                     BreakerName::Static(lit) => {
                         retry_label = quote!(#lit);
                         prelude.extend(quote! {
+                            #hooks
                             static #cell: ::resilience::__private::StaticBreaker =
-                                ::resilience::__private::StaticBreaker::named(#lit, #config);
+                                ::resilience::__private::StaticBreaker::named(#lit, #config)#with_hooks;
                             let #var: &::resilience::CircuitBreaker = #cell.get();
                         });
-                        breaker_ref = Some(quote!(#var));
+                        quote!(#var)
                     }
                     BreakerName::Private => {
                         prelude.extend(quote! {
+                            #hooks
                             static #cell: ::resilience::__private::StaticBreaker =
-                                ::resilience::__private::StaticBreaker::private(#site, #config);
+                                ::resilience::__private::StaticBreaker::private(#site, #config)#with_hooks;
                             let #var: &::resilience::CircuitBreaker = #cell.get();
                         });
-                        breaker_ref = Some(quote!(#var));
+                        quote!(#var)
                     }
                     BreakerName::Dynamic(expr) => {
                         let config_item = format_ident!("__RESILIENCE_CONFIG_{}", i);
+                        let hooks_arg = match &hooks {
+                            Some(_) => quote!(::core::option::Option::Some(
+                                #hooks_item as ::resilience::__private::Hooks
+                            )),
+                            None => quote!(::core::option::Option::None),
+                        };
                         prelude.extend(quote! {
+                            #hooks
                             const #config_item: ::resilience::BreakerConfig = #config;
                             let #var = ::resilience::__private::dynamic_breaker(
                                 ::core::convert::AsRef::<str>::as_ref(&(#expr)),
                                 &#config_item,
-                                ::core::option::Option::None,
+                                #hooks_arg,
                             );
                         });
-                        breaker_ref = Some(quote!(&*#var));
+                        quote!(&*#var)
                     }
-                }
+                };
+                let classify = classify(b);
+                let (flags, convert) = (flags.clone(), convert.clone());
+                wrappers.push(Box::new(move |inner| {
+                    quote!(::resilience::__private::breaker_call(
+                        #breaker_ref, &#flags, #inner, #classify, #convert,
+                    ))
+                }));
             }
             Layer::Retry(r) => {
                 let item = format_ident!("__RESILIENCE_RETRY_{}", i);
-                let policy_tokens = retry_policy(r);
+                let policy = retry_policy(r);
                 prelude.extend(quote! {
-                    static #item: ::resilience::RetryPolicy = #policy_tokens;
+                    static #item: ::resilience::RetryPolicy = #policy;
                 });
-                policy = Some(item);
+                let budget = r.budget.as_ref().map(|name| {
+                    let cell = format_ident!("__RESILIENCE_BUDGET_{}", i);
+                    prelude.extend(quote! {
+                        static #cell: ::resilience::__private::StaticBudget =
+                            ::resilience::__private::StaticBudget::new(#name);
+                    });
+                    quote!(.with_budget(#cell.get()))
+                });
+                let loop_tokens = RetryLoop {
+                    func,
+                    retry: r,
+                    label: retry_label.clone(),
+                    policy: item,
+                    budget,
+                };
+                let names = Names {
+                    flags: flags.clone(),
+                    convert: convert.clone(),
+                };
+                let rendered = move |inner| loop_tokens.render(&names, inner);
+                wrappers.push(Box::new(rendered));
             }
-            Layer::Timeout(_) => {}
-        }
-        breaker_refs.push(breaker_ref);
-        policies.push(policy);
-    }
-
-    // The innermost future: the user's body, its type fixed by a fake return.
-    let mut future = body(func);
-    let open_flag = hidden("__resilience_open".to_owned());
-    let retry_index = layers.iter().position(|l| matches!(l, Layer::Retry(_)));
-
-    for (i, layer) in layers.iter().enumerate().rev() {
-        future = match layer {
+            Layer::Bulkhead(b) => {
+                let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
+                let name = match &b.name {
+                    Some(lit) => quote!(#lit),
+                    None => site.clone(),
+                };
+                let (max, wait) = (b.max_concurrent, duration(b.max_wait));
+                prelude.extend(quote! {
+                    static #cell: ::resilience::__private::StaticBulkhead =
+                        ::resilience::__private::StaticBulkhead::new(#name, #max, #wait);
+                });
+                let convert = convert.clone();
+                wrappers.push(Box::new(move |inner| {
+                    quote!(::resilience::__private::bulkhead_call(#cell.get(), #inner, #convert))
+                }));
+            }
             Layer::Timeout(t) => {
                 let after = duration(t.after);
-                quote!(::resilience::__private::timeout(#after, #future))
+                let (flags, convert) = (flags.clone(), convert.clone());
+                wrappers.push(Box::new(move |inner| {
+                    quote!(::resilience::__private::timeout(#after, &#flags, #inner, #convert))
+                }));
             }
-            Layer::Breaker(_) => {
-                let breaker = breaker_refs[i].as_ref().expect("breaker layer");
-                let flag = match retry_index {
-                    Some(r) if r < i => quote!(::core::option::Option::Some(&#open_flag)),
-                    _ => quote!(::core::option::Option::None),
-                };
-                quote!(::resilience::__private::breaker_call(
-                    #breaker,
-                    #flag,
-                    #future,
-                    ::resilience::__private::every_error_fails,
-                ))
+            Layer::Fallback(f) => {
+                let (clones, args) = fallback_args(func);
+                prelude.extend(clones);
+                let path = &f.path;
+                let error = hidden("__resilience_error");
+                let ok = hidden("__resilience_ok");
+                wrappers.push(Box::new(move |inner| {
+                    quote! {
+                        async {
+                            match #inner.await {
+                                ::core::result::Result::Err(#error) => #path(#(#args,)* #error).await,
+                                #ok => #ok,
+                            }
+                        }
+                    }
+                }));
             }
-            Layer::Retry(_) => {
-                let policy = policies[i].as_ref().expect("retry layer");
-                retry_loop(func, &retry_label, policy, &open_flag, future)
-            }
-        };
+        }
     }
 
-    let result = hidden("__resilience_result".to_owned());
+    // The innermost future is the user's body, its type fixed by a fake
+    // return; each layer wraps the one below it.
+    let future = wrappers
+        .iter()
+        .rev()
+        .fold(body(func), |inner, wrap| wrap(inner));
+
     let ret_span = func.return_span();
+    let result = Ident::new(
+        "__resilience_result",
+        Span::mixed_site().located_at(ret_span),
+    );
     let check_return = match outer {
         Kind::CircuitBreaker => quote!(check_circuit_breaker_return),
         Kind::Retry => quote!(check_retry_return),
         Kind::Resilient => quote!(check_resilient_return),
         Kind::Timeout => quote!(check_timeout_return),
+        Kind::Bulkhead => quote!(check_bulkhead_return),
     };
-    let mut checked = quote_spanned!(ret_span=> ::resilience::__private::#check_return(#result));
-    if layers.iter().any(|l| !matches!(l, Layer::Retry(_))) {
-        checked = quote_spanned!(ret_span=> ::resilience::__private::check_from_error(#checked));
-    }
+    let checked = quote_spanned!(ret_span=> ::resilience::__private::#check_return(#result));
 
     let Func {
         attrs: fn_attrs,
         vis,
         sig,
+        block,
         ..
     } = func;
+    let inner = quote! {
+        #prelude
+        let #result = #future.await;
+        #checked
+    };
+    // The user's own braces: the function keeps its location, so rustc still
+    // reports `dead_code` on an annotated function that is never called.
+    let mut body_tokens = TokenStream::new();
+    match block {
+        Some(block) => block
+            .brace_token
+            .surround(&mut body_tokens, |t| t.extend(inner)),
+        None => body_tokens = quote!({ #inner }),
+    }
     quote! {
         #(#fn_attrs)*
-        #vis #sig {
-            #prelude
-            let #result = #future.await;
-            #checked
-        }
+        #vis #sig #body_tokens
     }
 }
 
@@ -223,7 +402,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
 fn body(func: &Func) -> TokenStream {
     let stmts = func.block.as_ref().map(|b| &b.stmts[..]).unwrap_or(&[]);
     let fake_return = func.return_type_for_inference().map(|ty| {
-        let fake = hidden("__resilience_fake_return".to_owned());
+        let fake = hidden("__resilience_fake_return");
         quote_spanned! {func.return_span()=>
             #[allow(
                 unknown_lints,
@@ -243,42 +422,124 @@ fn body(func: &Func) -> TokenStream {
     quote!(async { #fake_return #(#stmts)* })
 }
 
-fn retry_loop(
-    func: &Func,
-    label: &TokenStream,
-    policy: &Ident,
-    open_flag: &Ident,
-    inner: TokenStream,
-) -> TokenStream {
-    let state = hidden("__resilience_retry".to_owned());
-    let attempt = hidden("__resilience_attempt".to_owned());
-    let delay = hidden("__resilience_delay".to_owned());
-    let clones = func.cloned_args().into_iter().map(|binding| {
-        let ident = &binding.ident;
-        let span = ident.span();
-        if binding.mutability.is_some() {
-            quote_spanned!(span=> let #binding = ::resilience::__private::retry_clone_mut(&mut #ident);)
-        } else {
-            quote_spanned!(span=> let #binding = ::resilience::__private::retry_clone(&#ident);)
+/// The clones a fallback needs (taken before the body can consume the
+/// arguments) and the argument list it is called with.
+fn fallback_args(func: &Func) -> (TokenStream, Vec<TokenStream>) {
+    let args = match func.fallback_args() {
+        Ok(args) => args,
+        Err(e) => return (e.to_compile_error(), Vec::new()),
+    };
+    let mut clones = TokenStream::new();
+    let mut list = Vec::new();
+    for arg in args {
+        match arg {
+            FallbackArg::Receiver { by_value: false } => list.push(quote!(self)),
+            FallbackArg::Receiver { by_value: true } => {
+                let copy = hidden("__resilience_fallback_self");
+                clones.extend(quote! {
+                    let #copy = ::resilience::__private::fallback_clone(&self);
+                });
+                list.push(quote!(#copy));
+            }
+            FallbackArg::Borrowed(ident) => list.push(quote!(#ident)),
+            FallbackArg::Owned(ident) => {
+                let copy = hidden(&format!("__resilience_fallback_{ident}"));
+                clones.extend(quote_spanned! {ident.span()=>
+                    let #copy = ::resilience::__private::fallback_clone(&#ident);
+                });
+                list.push(quote!(#copy));
+            }
         }
-    });
-    quote! {
-        async {
-            let mut #state = ::resilience::__private::RetryState::new(#label, &#policy);
-            loop {
-                #(#clones)*
-                let #open_flag = ::resilience::__private::AtomicBool::new(false);
-                let #attempt = #inner.await;
-                if ::resilience::__private::ResultLike::is_ok(&#attempt)
-                    || #open_flag.load(::resilience::__private::Ordering::Relaxed)
-                {
-                    break #attempt;
+    }
+    (clones, list)
+}
+
+/// The inline retry loop around one attempt.
+struct RetryLoop<'a> {
+    func: &'a Func,
+    retry: &'a Retry,
+    label: TokenStream,
+    policy: Ident,
+    budget: Option<TokenStream>,
+}
+
+impl RetryLoop<'_> {
+    fn render(&self, names: &Names, inner: TokenStream) -> TokenStream {
+        let Names { flags, convert } = names;
+        let state = hidden("__resilience_retry");
+        let attempt = hidden("__resilience_attempt");
+        let error = hidden("__resilience_error");
+        let number = hidden("__resilience_attempt_number");
+        let delay = hidden("__resilience_delay");
+        let (label, policy, budget) = (&self.label, &self.policy, &self.budget);
+        let clones = self.func.cloned_args().into_iter().map(|arg| {
+            let binding = &arg.binding;
+            let ident = &binding.ident;
+            let (clone_fn, reference) = match binding.mutability {
+                Some(_) => (quote!(retry_clone_mut), quote!(&mut #ident)),
+                None => (quote!(retry_clone), quote!(&#ident)),
+            };
+            match &arg.ty {
+                Some(ty) => {
+                    let span = syn::spanned::Spanned::span(ty);
+                    quote_spanned!(span=> let #binding = ::resilience::__private::#clone_fn::<#ty>(#reference);)
                 }
-                match #state.next_delay() {
-                    ::core::option::Option::Some(#delay) => {
-                        ::resilience::__private::sleep(#delay).await
+                None => quote_spanned!(ident.span()=>
+                    let #binding = ::resilience::__private::#clone_fn(#reference);
+                ),
+            }
+        });
+        let inner = match self.retry.max_elapsed {
+            Some(max) => {
+                let max = duration(max);
+                quote!(::resilience::__private::deadline(
+                    #state.deadline(), #max, &#flags, #inner, #convert,
+                ))
+            }
+            None => inner,
+        };
+        let not_retried = match &self.retry.rule {
+            RetryRule::Every => quote!(false),
+            RetryRule::If(f) => quote!(!(#f)(#error)),
+            RetryRule::On(pats) => quote!(!::core::matches!(#error, #(#pats)|*)),
+        };
+        let hint = match &self.retry.retry_after {
+            Some(f) => quote!((#f)(#error)),
+            None => quote!(::core::option::Option::None),
+        };
+        let on_retry = self.retry.on_retry.as_ref().map(|f| {
+            quote! {
+                if let ::core::option::Option::Some(#delay) = #delay {
+                    (#f)(#number, #error, #delay);
+                }
+            }
+        });
+        quote! {
+            async {
+                let mut #state = ::resilience::__private::RetryState::new(#label, &#policy)#budget;
+                loop {
+                    #flags.reset();
+                    #(#clones)*
+                    let #attempt = #inner.await;
+                    let #delay = match ::resilience::__private::ResultLike::error(&#attempt) {
+                        ::core::option::Option::None => ::core::option::Option::None,
+                        ::core::option::Option::Some(#error) => {
+                            if #flags.stop_retry() || #not_retried {
+                                ::core::option::Option::None
+                            } else {
+                                let #number = #state.attempt();
+                                let #delay = #state.next_delay_after(#hint);
+                                #on_retry
+                                #delay
+                            }
+                        }
+                    };
+                    match #delay {
+                        ::core::option::Option::Some(#delay) => {
+                            ::resilience::__private::sleep(#delay).await
+                        }
+                        ::core::option::Option::None => break #attempt,
                     }
-                    ::core::option::Option::None => break #attempt,
                 }
             }
         }

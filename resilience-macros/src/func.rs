@@ -199,9 +199,29 @@ impl Func {
         }
     }
 
+    /// Span of the error type (`E` in `Result<T, E>`), or of the whole
+    /// return type when it is an alias.
+    pub(crate) fn error_span(&self) -> Span {
+        if let ReturnType::Type(_, ty) = &self.sig.output {
+            if let Type::Path(p) = &**ty {
+                if let Some(syn::PathArguments::AngleBracketed(args)) =
+                    p.path.segments.last().map(|s| &s.arguments)
+                {
+                    if let (2, Some(syn::GenericArgument::Type(e))) =
+                        (args.args.len(), args.args.last())
+                    {
+                        return e.span();
+                    }
+                }
+            }
+        }
+        self.return_span()
+    }
+
     /// The bindings a retry must clone before each attempt: every by-value
-    /// argument (not references, not `self`).
-    pub(crate) fn cloned_args(&self) -> Vec<PatIdent> {
+    /// argument (not references, not `self`), with its declared type when the
+    /// argument is a plain name (so a non-`Clone` error names the type).
+    pub(crate) fn cloned_args(&self) -> Vec<ClonedArg> {
         let mut out = Vec::new();
         for input in &self.sig.inputs {
             let FnArg::Typed(typed) = input else {
@@ -212,10 +232,76 @@ impl Func {
             }
             let mut bindings = Bindings(Vec::new());
             bindings.visit_pat(&typed.pat);
-            out.extend(bindings.0);
+            let ty = match (&*typed.pat, has_impl_trait(&typed.ty)) {
+                (Pat::Ident(_), false) => Some((*typed.ty).clone()),
+                _ => None,
+            };
+            out.extend(bindings.0.into_iter().map(|binding| ClonedArg {
+                binding,
+                ty: ty.clone(),
+            }));
         }
         out
     }
+
+    /// The arguments a fallback is called with, in order.
+    ///
+    /// # Errors
+    ///
+    /// An argument that is a pattern (`(a, b): (u32, u32)`): the fallback
+    /// could not be given "the same arguments".
+    pub(crate) fn fallback_args(&self) -> syn::Result<Vec<FallbackArg>> {
+        self.sig
+            .inputs
+            .iter()
+            .map(|input| match input {
+                FnArg::Receiver(r) => Ok(FallbackArg::Receiver {
+                    by_value: r.reference.is_none(),
+                }),
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        if matches!(*typed.ty, Type::Reference(_)) {
+                            Ok(FallbackArg::Borrowed(pi.ident.clone()))
+                        } else {
+                            Ok(FallbackArg::Owned(pi.ident.clone()))
+                        }
+                    }
+                    other => Err(syn::Error::new_spanned(
+                        other,
+                        "`fallback` passes the function's arguments on by name; destructure this one inside the body instead",
+                    )),
+                },
+            })
+            .collect()
+    }
+}
+
+/// A by-value argument cloned for each attempt.
+pub(crate) struct ClonedArg {
+    pub(crate) binding: PatIdent,
+    pub(crate) ty: Option<Type>,
+}
+
+/// How one argument reaches the fallback.
+pub(crate) enum FallbackArg {
+    /// `self`: passed on as is when a reference, cloned up front when by value.
+    Receiver { by_value: bool },
+    /// A reference argument: passed on as is.
+    Borrowed(syn::Ident),
+    /// A by-value argument: cloned up front (the body may consume it).
+    Owned(syn::Ident),
+}
+
+fn has_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut f = Finder(false);
+    f.visit_type(ty);
+    f.0
 }
 
 /// Whether `ty` can be told apart from a `Result` by its syntax alone: `u32`,

@@ -191,6 +191,34 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Timeout, args, item)
 }
 
+/// A named, shared limit on calls in flight at once.
+///
+/// ```
+/// use resilience::bulkhead;
+///
+/// #[bulkhead(name = "db", max_concurrent = 10, max_wait = "100ms")]
+/// async fn query(sql: &str) -> anyhow::Result<usize> {
+///     Ok(sql.len())
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { query("select 1").await.unwrap(); }
+/// ```
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `name` | the function's path | one bulkhead per name, shared by every call site |
+/// | `max_concurrent` | `10` | calls in flight at once (≥ 1) |
+/// | `max_wait` | `0` | how long a call may wait for a slot before it fails |
+/// | `fallback` | none | see [`resilient`](macro@resilient) |
+///
+/// A call that gets no slot in time returns
+/// `Err(E::from(resilience::Error::BulkheadFull { .. }))`. The slot is given
+/// back when the call completes, fails, panics or is cancelled. It stands for
+/// `registry().bulkhead(name, ..).acquire().await?` around the body.
+#[proc_macro_attribute]
+pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Bulkhead, args, item)
+}
+
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     expand_attribute(kind, args.into(), item.into()).into()
 }

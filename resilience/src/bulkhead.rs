@@ -6,6 +6,20 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+/// A held bulkhead slot; given back (and reported) when dropped.
+#[derive(Debug)]
+pub struct BulkheadPermit<'a> {
+    bulkhead: &'a Bulkhead,
+    permit: Option<SemaphorePermit<'a>>,
+}
+
+impl Drop for BulkheadPermit<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        crate::metrics::bulkhead_in_flight(&self.bulkhead.name, self.bulkhead.in_flight());
+    }
+}
+
 use crate::Error;
 
 /// A named, shared concurrency limit: at most `max_concurrent` calls run at
@@ -92,16 +106,19 @@ impl Bulkhead {
     /// # Errors
     ///
     /// [`Error::BulkheadFull`] if no slot freed up in time.
-    pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, Error> {
-        if let Ok(permit) = self.semaphore.try_acquire() {
-            return Ok(permit);
-        }
-        if !self.max_wait.is_zero() {
-            if let Ok(Ok(permit)) =
-                tokio::time::timeout(self.max_wait, self.semaphore.acquire()).await
-            {
-                return Ok(permit);
+    pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Error> {
+        let mut permit = self.semaphore.try_acquire().ok();
+        if permit.is_none() && !self.max_wait.is_zero() {
+            if let Ok(Ok(p)) = tokio::time::timeout(self.max_wait, self.semaphore.acquire()).await {
+                permit = Some(p);
             }
+        }
+        if let Some(permit) = permit {
+            crate::metrics::bulkhead_in_flight(&self.name, self.in_flight());
+            return Ok(BulkheadPermit {
+                bulkhead: self,
+                permit: Some(permit),
+            });
         }
         tracing::debug!(
             target: "resilience",

@@ -31,6 +31,7 @@ mod breaker;
 mod buckets;
 mod bulkhead;
 mod error;
+pub mod metrics;
 mod registry;
 mod retry;
 #[cfg(feature = "serde")]
@@ -44,11 +45,11 @@ pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, ConfigError,
     Outcome, Permit, Transition, TransitionCause, Window,
 };
-pub use bulkhead::{Bulkhead, BulkheadStatus};
+pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::Error;
 pub use registry::{registry, AlreadyExists, Registry, Snapshot};
 pub use retry::{
     Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy, RetryState,
 };
 
-pub use resilience_macros::{circuit_breaker, resilient, retry, timeout};
+pub use resilience_macros::{bulkhead, circuit_breaker, resilient, retry, timeout};

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::num::NonZeroU32;
 
@@ -109,6 +109,20 @@ pub fn check_timeout_return<R: TimeoutReturn>(result: R) -> R {
     result
 }
 
+/// The return type of a `#[bulkhead]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[bulkhead]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait BulkheadReturn {}
+impl<T, E> BulkheadReturn for Result<T, E> {}
+/// Checks the return type of a `#[bulkhead]` function.
+#[inline(always)]
+pub fn check_bulkhead_return<R: BulkheadReturn>(result: R) -> R {
+    result
+}
+
 /// An error type a resilience layer can produce values of.
 #[diagnostic::on_unimplemented(
     message = "the error type `{Self}` must implement `From<resilience::Error>`, because the circuit breaker or timeout can fail the call",
@@ -118,14 +132,69 @@ pub fn check_timeout_return<R: TimeoutReturn>(result: R) -> R {
 pub trait FromResilienceError: From<Error> {}
 impl<E: From<Error>> FromResilienceError for E {}
 
-/// Checks that `R`'s error type can hold a [`Error`].
+/// The conversion of the layers' own errors into the function's error type,
+/// checked once per function (under its error type) rather than once per layer.
 #[inline(always)]
-pub fn check_from_error<R>(result: R) -> R
-where
-    R: ResultLike,
-    R::Error: FromResilienceError,
-{
-    result
+pub fn converter<E: FromResilienceError>() -> fn(Error) -> E {
+    E::from
+}
+
+/// What inner layers tell outer ones during one call: the retry resets it
+/// before each attempt.
+#[derive(Debug, Default)]
+pub struct Flags {
+    stop_retry: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl Flags {
+    /// Nothing happened yet.
+    pub const fn new() -> Self {
+        Flags {
+            stop_retry: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// A new attempt starts.
+    #[inline]
+    pub fn reset(&self) {
+        self.stop_retry.store(false, Ordering::Relaxed);
+        self.timed_out.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a breaker rejected the attempt or the attempt opened it.
+    #[inline]
+    pub fn stop_retry(&self) -> bool {
+        self.stop_retry.load(Ordering::Relaxed)
+    }
+
+    fn set_stop_retry(&self) {
+        self.stop_retry.store(true, Ordering::Relaxed);
+    }
+
+    fn set_timed_out(&self) {
+        self.timed_out.store(true, Ordering::Relaxed);
+    }
+
+    fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+}
+
+/// A by-value argument a `fallback` receives after the body consumed its own.
+#[diagnostic::on_unimplemented(
+    message = "`fallback` is called with the function's arguments after the body ran, so this by-value argument must be `Clone`, but `{Self}` is not",
+    label = "cloned for the fallback",
+    note = "take the argument by reference, or derive or implement `Clone` for it"
+)]
+pub trait FallbackArg: Clone {}
+impl<T: Clone> FallbackArg for T {}
+
+/// A copy of an argument kept for the fallback.
+#[inline(always)]
+pub fn fallback_clone<T: FallbackArg>(value: &T) -> T {
+    value.clone()
 }
 
 /// A by-value argument of a function that `#[retry]` re-runs.
@@ -248,66 +317,6 @@ pub fn on_state(breaker: &CircuitBreaker, to: CircuitState, f: fn(&crate::Transi
     });
 }
 
-/// One pass through a circuit breaker: admit or reject, run, classify, record.
-///
-/// `open` is set when the breaker rejected the call or the call's failure
-/// opened it, so that an enclosing retry stops at once instead of sleeping
-/// against an open circuit. `classify` decides what an error counts as. A
-/// panic in `call` is recorded as a failure and keeps unwinding; a cancelled
-/// call records nothing and frees its probe slot.
-pub async fn breaker_call<R, F, C>(
-    breaker: &CircuitBreaker,
-    open: Option<&AtomicBool>,
-    call: F,
-    classify: C,
-) -> R
-where
-    F: Future<Output = R>,
-    R: ResultLike,
-    R::Error: FromResilienceError,
-    C: FnOnce(&R::Error) -> Outcome,
-{
-    let permit = match breaker.try_acquire() {
-        Ok(permit) => permit,
-        Err(e) => {
-            if let Some(open) = open {
-                open.store(true, Ordering::Relaxed);
-            }
-            return R::from_error(e.into());
-        }
-    };
-    match (CatchUnwind { inner: call }).await {
-        Ok(result) => {
-            let outcome = match result.error() {
-                None => Outcome::Success,
-                Some(error) => classify(error),
-            };
-            permit.record(outcome);
-            match outcome {
-                // This failure opened the circuit: the next attempt would only
-                // be rejected, so an enclosing retry stops now, without sleeping.
-                Outcome::Failure => {
-                    if let (Some(open), CircuitState::Open) = (open, breaker.state()) {
-                        open.store(true, Ordering::Relaxed);
-                    }
-                }
-                Outcome::Ignored => tracing::debug!(
-                    target: "resilience",
-                    breaker = breaker.name(),
-                    "circuit breaker `{}` ignored an error (neither success nor failure)",
-                    breaker.name()
-                ),
-                Outcome::Success => {}
-            }
-            result
-        }
-        Err(panic) => {
-            permit.record(Outcome::Failure);
-            std::panic::resume_unwind(panic)
-        }
-    }
-}
-
 /// A bulkhead resolved once per call site and cached in a `static`.
 #[derive(Debug)]
 pub struct StaticBulkhead {
@@ -361,52 +370,116 @@ impl StaticBudget {
     }
 }
 
-/// One call (or attempt) through a bulkhead: the slot is held while `call`
-/// runs and given back however it ends.
-pub async fn bulkhead_call<R, F>(bulkhead: &Bulkhead, call: F) -> R
-where
-    F: Future<Output = R>,
-    R: ResultLike,
-    R::Error: FromResilienceError,
-{
-    match bulkhead.acquire().await {
-        Ok(_slot) => call.await,
-        Err(e) => R::from_error(e.into()),
-    }
-}
-
-/// One attempt cut at the retry's `max_elapsed` deadline, if it has one.
-pub async fn deadline<R, F>(
-    deadline: Option<tokio::time::Instant>,
-    max_elapsed: Option<Duration>,
+/// One pass through a circuit breaker: admit or reject, run, classify, record.
+///
+/// Tells an enclosing retry to stop (through `flags`) when the breaker
+/// rejected the call or the call's failure opened it, so it never sleeps
+/// against an open circuit. `classify` decides what an error counts as. A
+/// panic in `call` is recorded as a failure and keeps unwinding; a cancelled
+/// call records nothing and frees its probe slot.
+pub async fn breaker_call<R, F, C>(
+    breaker: &CircuitBreaker,
+    flags: &Flags,
     call: F,
+    classify: C,
+    convert: fn(Error) -> R::Error,
 ) -> R
 where
     F: Future<Output = R>,
     R: ResultLike,
-    R::Error: FromResilienceError,
+    C: FnOnce(&R::Error) -> Outcome,
 {
-    match (deadline, max_elapsed) {
-        (Some(at), Some(after)) => match tokio::time::timeout_at(at, call).await {
-            Ok(result) => result,
-            Err(_) => R::from_error(Error::Timeout { after }.into()),
-        },
-        _ => call.await,
+    let permit = match breaker.try_acquire() {
+        Ok(permit) => permit,
+        Err(e) => {
+            flags.set_stop_retry();
+            return R::from_error(convert(e));
+        }
+    };
+    match (CatchUnwind { inner: call }).await {
+        Ok(result) => {
+            let outcome = match result.error() {
+                None => Outcome::Success,
+                Some(error) => classify(error),
+            };
+            if outcome == Outcome::Failure && flags.timed_out() {
+                permit.record_timeout();
+            } else {
+                permit.record(outcome);
+            }
+            match outcome {
+                Outcome::Failure if breaker.state() == CircuitState::Open => flags.set_stop_retry(),
+                Outcome::Ignored => tracing::debug!(
+                    target: "resilience",
+                    breaker = breaker.name(),
+                    "circuit breaker `{}` ignored an error (neither success nor failure)",
+                    breaker.name()
+                ),
+                _ => {}
+            }
+            result
+        }
+        Err(panic) => {
+            permit.record(Outcome::Failure);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// One call (or attempt) through a bulkhead: the slot is held while `call`
+/// runs and given back however it ends.
+pub async fn bulkhead_call<R, F>(bulkhead: &Bulkhead, call: F, convert: fn(Error) -> R::Error) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    match bulkhead.acquire().await {
+        Ok(_slot) => call.await,
+        Err(e) => R::from_error(convert(e)),
     }
 }
 
 /// One attempt under a timeout.
-pub async fn timeout<R, F>(after: Duration, call: F) -> R
+pub async fn timeout<R, F>(
+    after: Duration,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
 where
     F: Future<Output = R>,
     R: ResultLike,
-    R::Error: FromResilienceError,
 {
     match tokio::time::timeout(after, call).await {
         Ok(result) => result,
         Err(_) => {
             tracing::debug!(target: "resilience", ?after, "call timed out after {after:?}");
-            R::from_error(Error::Timeout { after }.into())
+            flags.set_timed_out();
+            R::from_error(convert(Error::Timeout { after }))
+        }
+    }
+}
+
+/// One attempt cut at the retry's `max_elapsed` deadline.
+pub async fn deadline<R, F>(
+    deadline: Option<tokio::time::Instant>,
+    max_elapsed: Duration,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    let Some(at) = deadline else {
+        return call.await;
+    };
+    match tokio::time::timeout_at(at, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            flags.set_timed_out();
+            R::from_error(convert(Error::Timeout { after: max_elapsed }))
         }
     }
 }

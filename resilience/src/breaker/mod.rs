@@ -192,6 +192,7 @@ impl CircuitBreaker {
         config: BreakerConfig,
         registry_listeners: Option<Arc<Listeners>>,
     ) -> Self {
+        crate::metrics::state(&name, CircuitState::Closed);
         CircuitBreaker {
             name,
             config,
@@ -372,6 +373,7 @@ impl CircuitBreaker {
     }
 
     fn rejection(&self, retry_after: Option<Duration>) -> Error {
+        crate::metrics::call(&self.name, "rejected", None);
         tracing::debug!(
             target: "resilience",
             breaker = &*self.name,
@@ -450,6 +452,7 @@ impl CircuitBreaker {
                 calls,
             };
             transition.emit();
+            crate::metrics::transition(&self.name, from, to);
             self.listeners.notify(&transition);
             if let Some(registry) = &self.registry_listeners {
                 registry.notify(&transition);

@@ -47,8 +47,12 @@ pub struct Permit<'a> {
 impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32, probe: bool) -> Self {
-        // The clock is read only when slow calls are measured.
-        let started = breaker.config.slow_call().map(|_| Instant::now());
+        // The clock is read only when slow calls or durations are measured.
+        let started = if cfg!(feature = "metrics") || breaker.config.slow_call().is_some() {
+            Some(Instant::now())
+        } else {
+            None
+        };
         Permit {
             breaker,
             generation,
@@ -73,6 +77,22 @@ impl<'a> Permit<'a> {
     /// Records the call's outcome and gives the permit back.
     #[inline]
     pub fn record(self, outcome: Outcome) {
+        let label = match outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Ignored => "ignored",
+        };
+        self.record_labelled(outcome, label);
+    }
+
+    /// Records a failure caused by a timeout (reported as `outcome="timeout"`).
+    pub fn record_timeout(self) {
+        self.record_labelled(Outcome::Failure, "timeout");
+    }
+
+    #[inline]
+    fn record_labelled(self, outcome: Outcome, label: &'static str) {
+        crate::metrics::call(&self.breaker.name, label, self.started.map(|s| s.elapsed()));
         let slow = outcome != Outcome::Ignored && self.is_slow();
         if slow {
             tracing::debug!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::advance;
 
 use super::*;
-use crate::__private::{breaker_call, every_error_fails};
+use crate::__private::{breaker_call, converter, every_error_fails, Flags};
 
 fn config(failures: u32, recovery_secs: u64, successes: u32, probes: u32) -> BreakerConfig {
     BreakerConfig::builder()
@@ -150,22 +150,23 @@ async fn a_cancelled_future_under_breaker_call_frees_the_probe() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);
     advance(Duration::from_secs(10)).await;
-    let open = AtomicBool::new(false);
+    let flags = Flags::new();
     let hung = breaker_call(
         &b,
-        Some(&open),
+        &flags,
         std::future::pending::<Result<(), Error>>(),
         every_error_fails,
+        converter(),
     );
     let timed = tokio::time::timeout(Duration::from_secs(1), hung).await;
     assert!(timed.is_err(), "the probe never finished and was dropped");
     assert_eq!(b.state(), CircuitState::HalfOpen);
     assert_eq!(b.status().probes_in_flight, 0);
     let r: Result<u8, Error> =
-        breaker_call(&b, Some(&open), async { Ok(1) }, every_error_fails).await;
+        breaker_call(&b, &flags, async { Ok(1) }, every_error_fails, converter()).await;
     assert_eq!(r, Ok(1));
     assert_eq!(b.state(), CircuitState::Closed);
-    assert!(!open.load(Ordering::Relaxed));
+    assert!(!flags.stop_retry());
 }
 
 #[tokio::test(start_paused = true)]
@@ -194,14 +195,14 @@ async fn outcomes_from_an_older_generation_are_ignored() {
 #[tokio::test(start_paused = true)]
 async fn a_panic_counts_as_a_failure_and_keeps_unwinding() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
-    let open = AtomicBool::new(false);
+    let flags = Flags::new();
     let body = async {
         if true {
             panic!("boom");
         }
         Ok::<(), Error>(())
     };
-    let call = breaker_call(&b, Some(&open), body, every_error_fails);
+    let call = breaker_call(&b, &flags, body, every_error_fails, converter());
     let caught = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(call)).await;
     let payload = caught.expect_err("the panic reaches the caller");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
@@ -212,15 +213,15 @@ async fn a_panic_counts_as_a_failure_and_keeps_unwinding() {
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);
-    let open = AtomicBool::new(false);
+    let flags = Flags::new();
     let ran = AtomicBool::new(false);
     let body = async {
         ran.store(true, Ordering::Relaxed);
         Ok(())
     };
-    let r: Result<(), Error> = breaker_call(&b, Some(&open), body, every_error_fails).await;
+    let r: Result<(), Error> = breaker_call(&b, &flags, body, every_error_fails, converter()).await;
     assert!(r.unwrap_err().is_circuit_open());
-    assert!(open.load(Ordering::Relaxed));
+    assert!(flags.stop_retry());
     assert!(!ran.load(Ordering::Relaxed));
 }
 

@@ -129,7 +129,7 @@ impl Default for RetryPolicy {
 /// `max_elapsed`, the retry budget, and the events.
 #[derive(Debug)]
 pub struct RetryState<'a> {
-    name: &'a str,
+    name: &'static str,
     policy: &'a RetryPolicy,
     attempt: u32,
     delays: Delays,
@@ -139,7 +139,7 @@ pub struct RetryState<'a> {
 
 impl<'a> RetryState<'a> {
     /// Starts a call: the first attempt is about to run.
-    pub fn new(name: &'a str, policy: &'a RetryPolicy) -> Self {
+    pub fn new(name: &'static str, policy: &'a RetryPolicy) -> Self {
         RetryState {
             name,
             policy,
@@ -183,6 +183,7 @@ impl<'a> RetryState<'a> {
         let max = self.policy.max_attempts.get();
         if self.attempt >= max {
             if max > 1 {
+                crate::metrics::retries_exhausted(self.name);
                 tracing::warn!(
                     target: "resilience",
                     retry = self.name,
@@ -210,6 +211,7 @@ impl<'a> RetryState<'a> {
                     self.name,
                     self.attempt
                 );
+                crate::metrics::retries_exhausted(self.name);
                 return None;
             }
         }
@@ -224,6 +226,7 @@ impl<'a> RetryState<'a> {
                     self.attempt,
                     budget.name()
                 );
+                crate::metrics::retries_exhausted(self.name);
                 return None;
             }
         }
@@ -236,6 +239,7 @@ impl<'a> RetryState<'a> {
             self.name,
             self.attempt
         );
+        crate::metrics::retry(self.name);
         self.attempt += 1;
         Some(delay)
     }

@@ -1,0 +1,276 @@
+//! What each attribute asks for, validated: the layers it puts around the body.
+//!
+//! Input:  `#[resilient(name = "llm", max_attempts = 3, timeout = "30s")]`
+//! Output: `[Breaker { name: "llm", .. }, Retry { max_attempts: 3, .. }, Timeout { 30s }]`
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::Expr;
+
+use crate::args::{Arg, Args, Errors};
+use crate::value;
+
+/// The attributes this crate provides.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    CircuitBreaker,
+    Retry,
+    Resilient,
+    Timeout,
+    Bulkhead,
+}
+
+impl Kind {
+    pub(crate) const ALL: [Kind; 5] = [
+        Kind::CircuitBreaker,
+        Kind::Retry,
+        Kind::Resilient,
+        Kind::Timeout,
+        Kind::Bulkhead,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::CircuitBreaker => "circuit_breaker",
+            Kind::Retry => "retry",
+            Kind::Resilient => "resilient",
+            Kind::Timeout => "timeout",
+            Kind::Bulkhead => "bulkhead",
+        }
+    }
+
+    /// `#[circuit_breaker]` with brackets, for messages.
+    pub(crate) fn attr(self) -> String {
+        format!("#[{}]", self.name())
+    }
+}
+
+mod breaker;
+mod guard;
+mod retry;
+
+pub(crate) use breaker::{Breaker, BreakerName, FailureRule, WindowArg};
+pub(crate) use guard::{Bulkhead, Fallback, Timeout};
+pub(crate) use retry::{Retry, RetryRule};
+
+pub(crate) enum Layer {
+    Fallback(Fallback),
+    Breaker(Box<Breaker>),
+    Retry(Box<Retry>),
+    Bulkhead(Bulkhead),
+    Timeout(Timeout),
+}
+
+impl Layer {
+    fn what(&self) -> &'static str {
+        match self {
+            Layer::Fallback(_) => "fallback",
+            Layer::Breaker(_) => "circuit breaker",
+            Layer::Retry(_) => "retry",
+            Layer::Bulkhead(_) => "bulkhead",
+            Layer::Timeout(_) => "timeout",
+        }
+    }
+}
+
+/// One attribute's layers, outermost first, with the span of the attribute.
+pub(crate) struct Attr {
+    pub(crate) kind: Kind,
+    pub(crate) span: Span,
+    pub(crate) layers: Vec<Layer>,
+}
+
+/// Parses and validates the arguments of one attribute. Problems go to
+/// `errors`; the layers are built from whatever was valid (defaults elsewhere).
+///
+/// `#[resilient]` composes fallback -> circuit breaker -> retry -> bulkhead
+/// -> timeout -> body; the bulkhead only when `max_concurrent` is given, the
+/// timeout only when `timeout` is.
+pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Errors) -> Attr {
+    let elsewhere = |arg: &Arg| belongs_elsewhere(kind, arg);
+    let with_fallback = |keys: &[&'static str]| -> Vec<&'static str> {
+        keys.iter().copied().chain(["fallback"]).collect()
+    };
+    let mut layers = Vec::new();
+    match kind {
+        Kind::CircuitBreaker => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(breaker::KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.push(Layer::Breaker(Box::new(breaker::parse(&args, errors))));
+        }
+        Kind::Retry => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(retry::KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.push(Layer::Retry(Box::new(retry::parse(&args, errors))));
+        }
+        Kind::Bulkhead => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(guard::BULKHEAD_KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.push(Layer::Bulkhead(guard::bulkhead(&args, "name", errors)));
+        }
+        Kind::Resilient => {
+            let keys: Vec<&str> = breaker::KEYS
+                .iter()
+                .chain(retry::KEYS)
+                .chain(&[
+                    "timeout",
+                    "bulkhead",
+                    "max_concurrent",
+                    "max_wait",
+                    "fallback",
+                ])
+                .copied()
+                .collect();
+            let args = Args::parse(tokens, &keys, kind.name(), |_| None, errors);
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.push(Layer::Breaker(Box::new(breaker::parse(&args, errors))));
+            layers.push(Layer::Retry(Box::new(retry::parse(&args, errors))));
+            if args.get("max_concurrent").is_some() {
+                layers.push(Layer::Bulkhead(guard::bulkhead(&args, "bulkhead", errors)));
+            } else if let Some(arg) = args.get("bulkhead").or(args.get("max_wait")) {
+                errors.push_at(
+                    &arg.key,
+                    format!("`{}` needs `max_concurrent`, the bulkhead's limit", arg.key),
+                );
+            }
+            if let Some(arg) = args.get("timeout") {
+                if let Some(after) = positive_duration(arg, errors) {
+                    layers.push(Layer::Timeout(Timeout { after }));
+                }
+            }
+        }
+        Kind::Timeout => layers.extend(guard::timeout(span, tokens, errors).map(Layer::Timeout)),
+    }
+    Attr { kind, span, layers }
+}
+
+/// For a key of another attribute (`max_attempts` on `#[circuit_breaker]`),
+/// where it belongs.
+fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
+    let key = arg.key.to_string();
+    let attr = kind.attr();
+    let value = match &arg.value {
+        Expr::Lit(lit) => quote::ToTokens::to_token_stream(lit).to_string(),
+        _ => "..".to_owned(),
+    };
+    if key == "timeout" {
+        return Some(format!(
+            "`timeout` is not a key of `{attr}`; add `#[timeout({value})]`, or use `#[resilient]`, which takes every key"
+        ));
+    }
+    let owner = [
+        (Kind::CircuitBreaker, breaker::KEYS),
+        (Kind::Retry, retry::KEYS),
+        (Kind::Bulkhead, guard::BULKHEAD_KEYS),
+    ]
+    .into_iter()
+    .find(|(_, keys)| keys.contains(&key.as_str()))?
+    .0;
+    Some(format!(
+        "`{key}` is a key of `{}`, not `{attr}`; add `#[{}({key} = {value})]`, or use `#[resilient]`, which takes every key",
+        owner.attr(),
+        owner.name()
+    ))
+}
+
+/// A rate in (0, 1]: `failure_rate = 0.5`.
+fn rate(arg: &Arg, errors: &mut Errors) -> Option<f64> {
+    let r = ok(value::float(arg), errors)?;
+    if r > 0.0 && r <= 1.0 {
+        Some(r)
+    } else {
+        errors.push_at(
+            &arg.value,
+            format!(
+                "`{}` is a share of calls: between 0 (excluded) and 1, found {r}",
+                arg.key
+            ),
+        );
+        None
+    }
+}
+
+/// `[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler checks.
+fn patterns(arg: &Arg, errors: &mut Errors) -> Option<Vec<syn::Pat>> {
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        let content;
+        syn::bracketed!(content in input);
+        let pats = content.parse_terminated(syn::Pat::parse_multi, syn::Token![,])?;
+        Ok(pats.into_iter().collect::<Vec<_>>())
+    };
+    let tokens = quote::ToTokens::to_token_stream(&arg.value);
+    match syn::parse::Parser::parse2(parser, tokens) {
+        Ok(pats) if !pats.is_empty() => Some(pats),
+        _ => {
+            errors.push_at(
+                &arg.value,
+                format!("`{}` expects a list of error patterns: `{} = [ApiError::Timeout, ApiError::Unavailable(..)]`", arg.key, arg.key),
+            );
+            None
+        }
+    }
+}
+
+fn count(args: &Args, key: &str, default: u32, errors: &mut Errors) -> u32 {
+    args.get(key)
+        .and_then(|a| ok(value::count(a), errors))
+        .unwrap_or(default)
+}
+
+fn positive_duration(arg: &crate::args::Arg, errors: &mut Errors) -> Option<Duration> {
+    let d = ok(value::duration(arg), errors)?;
+    if d.is_zero() {
+        errors.push_at(&arg.value, format!("`{}` must be positive", arg.key));
+        return None;
+    }
+    Some(d)
+}
+
+fn ok<T>(r: syn::Result<T>, errors: &mut Errors) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+/// Checks the stack of attributes as a whole: one layer of each kind. Each
+/// attribute that repeats a layer gets one error, under its name.
+pub(crate) fn check_stack(attrs: &[Attr], errors: &mut Errors) {
+    for (i, attr) in attrs.iter().enumerate() {
+        let conflicts: Vec<String> = attr
+            .layers
+            .iter()
+            .filter_map(|layer| {
+                let earlier = attrs[..i]
+                    .iter()
+                    .find(|a| a.layers.iter().any(|l| l.what() == layer.what()))?;
+                Some(format!("a {} from `{}`", layer.what(), earlier.kind.attr()))
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            errors.push_span(
+                attr.span,
+                format!(
+                    "this function already has {}; remove one of them",
+                    conflicts.join(" and ")
+                ),
+            );
+        }
+    }
+}
