@@ -80,3 +80,110 @@ pub(crate) fn bulkhead_in_flight(name: &Arc<str>, in_flight: u32) {
     metrics::gauge!("resilience_bulkhead_in_flight", "name" => name.clone())
         .set(f64::from(in_flight));
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    use crate::__private::{breaker_call, converter, every_error_fails, timeout, Flags};
+    use crate::{BreakerConfig, Registry, RetryPolicy, RetryState};
+
+    /// `name{label=value,…}` -> value, sorted; histograms as sample counts.
+    fn read(snapshotter: &Snapshotter) -> BTreeMap<String, f64> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let mut labels: Vec<_> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                let name = format!("{}{{{}}}", key.name(), labels.join(","));
+                let value = match value {
+                    DebugValue::Counter(c) => c as f64,
+                    DebugValue::Gauge(g) => g.into_inner(),
+                    DebugValue::Histogram(h) => h.len() as f64,
+                };
+                (name, value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scripted_calls_give_exact_figures() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let figures = metrics::with_local_recorder(&recorder, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let reg = Registry::new();
+                let config = BreakerConfig::builder()
+                    .failure_threshold(2)
+                    .build()
+                    .unwrap();
+                let b = reg.breaker("m", &config);
+                let flags = Flags::new();
+                let ok = async { Ok::<u8, crate::Error>(1) };
+                let _ = breaker_call(&b, &flags, ok, every_error_fails, converter()).await;
+                let err = async {
+                    Err::<u8, _>(crate::Error::Timeout {
+                        after: Duration::ZERO,
+                    })
+                };
+                let _ = breaker_call(&b, &flags, err, every_error_fails, converter()).await;
+                let slow = timeout(
+                    Duration::from_secs(1),
+                    &flags,
+                    std::future::pending::<Result<u8, crate::Error>>(),
+                    converter(),
+                );
+                // The timeout trips the breaker (2 consecutive failures).
+                let _ = breaker_call(&b, &flags, slow, every_error_fails, converter()).await;
+                let rejected = async { Ok::<u8, crate::Error>(1) };
+                let _ = breaker_call(&b, &flags, rejected, every_error_fails, converter()).await;
+
+                let policy = RetryPolicy::new(3, crate::Backoff::fixed(Duration::ZERO)).unwrap();
+                let mut state = RetryState::new("r", &policy);
+                while state.next_delay().is_some() {}
+
+                let two = std::num::NonZeroU32::new(2).unwrap();
+                let busy = reg.bulkhead("busy", two, Duration::ZERO);
+                let _held = busy.acquire().await.unwrap();
+                let idle = reg.bulkhead("idle", two, Duration::ZERO);
+                drop(idle.acquire().await.unwrap());
+                // One snapshot: the debugging recorder resets what it reports.
+                read(&snapshotter)
+            })
+        });
+        let expected = [
+            ("resilience_calls_total{breaker=m,outcome=success}", 1.0),
+            ("resilience_calls_total{breaker=m,outcome=failure}", 1.0),
+            ("resilience_calls_total{breaker=m,outcome=timeout}", 1.0),
+            ("resilience_calls_total{breaker=m,outcome=rejected}", 1.0),
+            ("resilience_circuit_state{breaker=m}", 1.0),
+            (
+                "resilience_transitions_total{breaker=m,from=closed,to=open}",
+                1.0,
+            ),
+            ("resilience_call_duration_seconds{breaker=m}", 3.0),
+            ("resilience_retries_total{name=r}", 2.0),
+            ("resilience_retries_exhausted_total{name=r}", 1.0),
+            ("resilience_bulkhead_in_flight{name=busy}", 1.0),
+            ("resilience_bulkhead_in_flight{name=idle}", 0.0),
+        ];
+        for (name, value) in expected {
+            assert_eq!(figures.get(name), Some(&value), "{name} in {figures:#?}");
+        }
+        assert_eq!(figures.len(), expected.len(), "{figures:#?}");
+    }
+}
