@@ -9,12 +9,15 @@
 //! cargo run --example adapter
 //! ```
 //!
-//! It runs on the real clock and finishes in about five seconds.
+//! It runs on the real clock and finishes in about five seconds, then writes
+//! a timeline picture of the run to `target/adapter-timeline.svg`: calls over
+//! time coloured by outcome, each breaker's state as bands.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use resilience::{circuit_breaker, registry, resilient, retry, CircuitState};
+use resilience_workspace::timeline::{Mark, Timeline};
 use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,13 @@ async fn main() {
         site: "site:hq".to_owned(),
     };
 
+    let timeline = Timeline::new(&["unifi", "site:hq"]);
+    let mark = |result: &Result<String, ApiError>, attempts: u32| match (result, attempts) {
+        (Ok(_), 1) => Mark::Success,
+        (Ok(_), _) => Mark::Recovered,
+        (Err(_), 0) => Mark::Rejected,
+        (Err(_), _) => Mark::Failure,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rejected = 0;
@@ -157,6 +167,7 @@ async fn main() {
         let devices = client.list_devices().await;
         let attempts = client.upstream.attempts.load(Ordering::Relaxed) - before;
         rejected += u32::from(attempts == 0);
+        timeline.call("unifi", mark(&devices, attempts));
         let states = (state_before, state("unifi"));
         println!(
             "t={t:4.1}s  list_devices  {}",
@@ -170,6 +181,7 @@ async fn main() {
         let health = client.site_health().await;
         let attempts = client.upstream.attempts.load(Ordering::Relaxed) - before;
         let states = (state_before, state(&client.site));
+        timeline.call(&client.site, mark(&health, attempts));
         println!(
             "         site_health   {}",
             describe(&health, attempts, states)
@@ -180,4 +192,11 @@ async fn main() {
         "\n{rejected} calls to list_devices were rejected without touching the failing upstream;\n\
          every breaker closed again once the upstream recovered."
     );
+    timeline.span("upstream down", 0.6, 2.4);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/adapter-timeline.svg");
+    let svg = timeline.svg("resilience demo: an outage from 0.6 s to 2.4 s");
+    match std::fs::write(path, svg) {
+        Ok(()) => println!("timeline picture: {path}"),
+        Err(e) => eprintln!("could not write {path}: {e}"),
+    }
 }

@@ -1,0 +1,144 @@
+//! Seed 000's integration runner in Rust: every integration is fetched in
+//! parallel, each behind its own circuit breaker named after it (3 failures
+//! to open, 60 s to recover) and a 30 s timeout, so one broken integration
+//! never slows or breaks the others.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::future::join_all;
+use resilience::{circuit_breaker, timeout};
+use tokio::time::Instant;
+
+/// How a simulated integration behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers after 200 ms.
+    Healthy,
+    /// Fails after 100 ms.
+    Failing,
+    /// Never answers.
+    Hanging,
+}
+
+/// Why an integration's fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    /// The upstream answered with an error.
+    #[error("upstream error: {0}")]
+    Upstream(String),
+    /// A resilience layer failed the call (timeout, open circuit).
+    #[error(transparent)]
+    Resilience(#[from] resilience::Error),
+}
+
+/// A simulated integration (UniFi, Cloudflare, …).
+#[derive(Debug)]
+pub struct Integration {
+    name: String,
+    behaviour: Behaviour,
+    calls: AtomicU32,
+}
+
+impl Integration {
+    /// An integration called `name` behaving as `behaviour`.
+    pub fn new(name: &str, behaviour: Behaviour) -> Self {
+        Integration {
+            name: name.to_owned(),
+            behaviour,
+            calls: AtomicU32::new(0),
+        }
+    }
+
+    /// The integration's name (also its breaker's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How often the upstream was actually called.
+    pub fn upstream_calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// One fetch: its own breaker (by name) and a 30 s timeout.
+    #[circuit_breaker(name = self.name.as_str(), failure_threshold = 3, recovery_timeout = 60)]
+    #[timeout("30s")]
+    pub async fn fetch(&self) -> Result<String, IntegrationError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match self.behaviour {
+            Behaviour::Healthy => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(format!("{} records", 42))
+            }
+            Behaviour::Failing => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(IntegrationError::Upstream("503 Service Unavailable".into()))
+            }
+            Behaviour::Hanging => std::future::pending().await,
+        }
+    }
+}
+
+/// What one integration returned in a round, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Data.
+    Data(String),
+    /// The upstream failed.
+    Upstream(String),
+    /// No answer within the timeout.
+    Timeout(Duration),
+    /// Rejected by the open circuit without calling the upstream.
+    CircuitOpen(Option<Duration>),
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Data(d) => write!(f, "data: {d}"),
+            Verdict::Upstream(e) => write!(f, "upstream error: {e}"),
+            Verdict::Timeout(after) => write!(f, "timeout after {after:?}"),
+            Verdict::CircuitOpen(Some(wait)) => {
+                write!(f, "circuit open (probe in {}s)", wait.as_secs())
+            }
+            Verdict::CircuitOpen(None) => write!(f, "circuit open"),
+        }
+    }
+}
+
+/// One integration's result in a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The integration.
+    pub name: String,
+    /// What it returned.
+    pub verdict: Verdict,
+    /// How long its fetch took.
+    pub took: Duration,
+}
+
+/// Fetches every integration in parallel; one report each, in order.
+pub async fn run_round(integrations: &[Integration]) -> Vec<Report> {
+    join_all(integrations.iter().map(|integration| async move {
+        let start = Instant::now();
+        let verdict = match integration.fetch().await {
+            Ok(data) => Verdict::Data(data),
+            Err(IntegrationError::Upstream(e)) => Verdict::Upstream(e),
+            Err(IntegrationError::Resilience(resilience::Error::Timeout { after })) => {
+                Verdict::Timeout(after)
+            }
+            Err(IntegrationError::Resilience(resilience::Error::CircuitOpen {
+                retry_after,
+                ..
+            })) => Verdict::CircuitOpen(retry_after),
+            Err(IntegrationError::Resilience(other)) => Verdict::Upstream(other.to_string()),
+        };
+        Report {
+            name: integration.name.clone(),
+            verdict,
+            took: start.elapsed(),
+        }
+    }))
+    .await
+}
