@@ -31,6 +31,8 @@ mod breaker;
 mod buckets;
 mod bulkhead;
 mod error;
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod metrics;
 mod registry;
 mod retry;
@@ -47,6 +49,8 @@ pub use breaker::{
 };
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::Error;
+#[cfg(feature = "redis")]
+pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use registry::{registry, AlreadyExists, Registry, Snapshot};
 pub use retry::{
     Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy, RetryState,

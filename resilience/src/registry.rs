@@ -1,6 +1,7 @@
 //! The process-wide registry: one name, one breaker.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -53,14 +54,21 @@ struct Named {
 ///
 /// Most code uses the process-wide [`registry()`]; a separate `Registry` is
 /// useful to isolate tests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Registry {
     named: DashMap<Arc<str>, Named>,
     private: Mutex<Vec<Arc<CircuitBreaker>>>,
     listeners: Arc<Listeners>,
     bulkheads: DashMap<Arc<str>, Arc<Bulkhead>>,
     budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
+    /// Called with every named breaker this registry creates.
+    created: RwLock<Vec<CreationListener>>,
+    /// Whether a fleet sync (feature `redis`) runs on this registry.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fleet_shared: AtomicBool,
 }
+
+type CreationListener = Arc<dyn Fn(&CircuitBreaker) + Send + Sync>;
 
 /// The status of everything in a [`Registry`], each list sorted by name.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -79,6 +87,16 @@ impl Snapshot {
     /// The breaker named `name`, if present.
     pub fn breaker(&self, name: &str) -> Option<&BreakerStatus> {
         self.breakers.iter().find(|b| &*b.name == name)
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("breakers", &self.named.len())
+            .field("bulkheads", &self.bulkheads.len())
+            .field("retry_budgets", &self.budgets.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,6 +137,7 @@ impl Registry {
             }),
             Entry::Vacant(e) => {
                 let breaker = self.create(name, config);
+                self.notify_created(&breaker);
                 e.insert(Named {
                     breaker: breaker.clone(),
                     origin: Origin::Configured,
@@ -164,6 +183,7 @@ impl Registry {
         let named = self.named.entry(Arc::from(name)).or_insert_with(|| {
             let breaker = self.create(Arc::from(name), *config);
             on_create(&breaker);
+            self.notify_created(&breaker);
             Named {
                 breaker,
                 origin: Origin::CallSite {
@@ -181,6 +201,30 @@ impl Registry {
             config,
             Some(self.listeners.clone()),
         ))
+    }
+
+    fn notify_created(&self, breaker: &CircuitBreaker) {
+        let listeners = self.created.read().unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            listener(breaker);
+        }
+    }
+
+    /// Calls `listener` with every named breaker created from now on.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_named_breaker_created(
+        &self,
+        listener: impl Fn(&CircuitBreaker) + Send + Sync + 'static,
+    ) {
+        self.created
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(listener));
+    }
+
+    /// Every named breaker.
+    pub(crate) fn named_breakers(&self) -> Vec<Arc<CircuitBreaker>> {
+        self.named.iter().map(|n| n.breaker.clone()).collect()
     }
 
     /// Calls `listener` on every transition of every breaker of this registry,
@@ -308,7 +352,7 @@ impl Registry {
     }
 
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
-        let mut all: Vec<_> = self.named.iter().map(|n| n.breaker.clone()).collect();
+        let mut all = self.named_breakers();
         all.extend(
             self.private
                 .lock()

@@ -50,6 +50,8 @@ pub enum TransitionCause {
     ForcedOpen,
     /// [`CircuitBreaker::disable`](super::CircuitBreaker::disable) was called.
     Disabled,
+    /// Another instance of the fleet changed the breaker (feature `redis`).
+    Fleet,
 }
 
 impl fmt::Display for TransitionCause {
@@ -75,6 +77,7 @@ impl fmt::Display for TransitionCause {
             TransitionCause::Reset => f.write_str("manual reset"),
             TransitionCause::ForcedOpen => f.write_str("forced open"),
             TransitionCause::Disabled => f.write_str("disabled"),
+            TransitionCause::Fleet => f.write_str("changed by another instance of the fleet"),
         }
     }
 }

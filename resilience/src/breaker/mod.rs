@@ -32,7 +32,7 @@ mod permit;
 mod status;
 mod window;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -168,6 +168,11 @@ pub struct CircuitBreaker {
     transition: Mutex<()>,
     listeners: Listeners,
     registry_listeners: Option<Arc<Listeners>>,
+    /// Shared through a fleet (feature `redis`) and connected: an open
+    /// breaker whose time is up waits for the fleet's probe lease.
+    fleet_gated: AtomicBool,
+    /// `generation + 1` of the open state this instance may probe (0: none).
+    probe_grant: AtomicU64,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -207,6 +212,8 @@ impl CircuitBreaker {
             transition: Mutex::new(()),
             listeners: Listeners::default(),
             registry_listeners,
+            fleet_gated: AtomicBool::new(false),
+            probe_grant: AtomicU64::new(0),
         }
     }
 
@@ -269,6 +276,12 @@ impl CircuitBreaker {
                     let until = self.open_until.load(Ordering::Acquire);
                     if now < until {
                         return Err(self.rejection(Some(Duration::from_nanos(until - now))));
+                    }
+                    if self.fleet_gated.load(Ordering::Acquire)
+                        && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
+                    {
+                        // Another instance of the fleet probes; wait for its verdict.
+                        return Err(self.rejection(None));
                     }
                     self.transition_from(
                         generation,
@@ -358,6 +371,60 @@ impl CircuitBreaker {
             recovery_timeout: self.config.recovery_timeout(),
             current_open_time: self.config.open_time(self.reopens.load(Ordering::Acquire)),
             retry_after,
+        }
+    }
+
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Whether an open breaker whose time is up must wait for the fleet's
+    /// probe lease before probing (feature `redis`, while connected).
+    pub(crate) fn set_fleet_gated(&self, gated: bool) {
+        self.fleet_gated.store(gated, Ordering::Release);
+    }
+
+    /// The generation of an open state whose time is up and that waits for
+    /// the fleet's probe lease, if this breaker is in that state.
+    pub(crate) fn waiting_for_probe_grant(&self) -> Option<u32> {
+        let (generation, state) = self.load();
+        let waiting = state == CircuitState::Open
+            && self.fleet_gated.load(Ordering::Acquire)
+            && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
+            && self.now_nanos() >= self.open_until.load(Ordering::Acquire);
+        waiting.then_some(generation)
+    }
+
+    /// Lets this instance probe the open state of `generation`.
+    pub(crate) fn grant_probe(&self, generation: u32) {
+        self.probe_grant
+            .store(u64::from(generation) + 1, Ordering::Release);
+    }
+
+    /// Applies a state decided elsewhere in the fleet; `open_for` is how long
+    /// an open breaker stays open from now. Returns whether anything changed.
+    pub(crate) fn apply_fleet(&self, to: CircuitState, open_for: Option<Duration>) -> bool {
+        loop {
+            let (generation, from) = self.load();
+            if let (CircuitState::Open, Some(open_for)) = (to, open_for) {
+                let until = self.now_nanos().saturating_add(duration_nanos(open_for));
+                if from == CircuitState::Open {
+                    // Already open: adopt the fleet's time.
+                    self.open_until.store(until, Ordering::Release);
+                    return false;
+                }
+                if self.transition_from(generation, from, to, TransitionCause::Fleet) {
+                    self.open_until.store(until, Ordering::Release);
+                    return true;
+                }
+                continue;
+            }
+            if from == to {
+                return false;
+            }
+            if self.transition_from(generation, from, to, TransitionCause::Fleet) {
+                return true;
+            }
         }
     }
 

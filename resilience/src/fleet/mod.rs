@@ -1,0 +1,263 @@
+//! Fleet-wide breakers over Redis (feature `redis`): many instances of a
+//! service trip and recover together, with no network on the call path.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), resilience::FleetError> {
+//! use resilience::registry;
+//!
+//! // Once at start-up, inside the tokio runtime:
+//! let fleet = registry().share_via_redis("redis://127.0.0.1:6379", "checkout")?;
+//! # drop(fleet); Ok(()) }
+//! ```
+//!
+//! # What is shared
+//!
+//! Every *named* breaker of the registry (private, unnamed ones stay local):
+//! its state, when an open breaker lets a probe through, and who changed it.
+//! Keys and the channel live under `{namespace}:resilience:…`, so services
+//! sharing one Redis never collide:
+//!
+//! | key | what |
+//! |---|---|
+//! | `{ns}:resilience:breaker:{name}` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
+//! | `{ns}:resilience:probe:{name}` | the probe lease (`SET NX PX`) |
+//! | `{ns}:resilience:events` | pub/sub channel of state changes |
+//!
+//! # How
+//!
+//! - The local breaker stays authoritative and the call path never waits on
+//!   Redis: a call does exactly what it does without the feature.
+//! - A background task publishes local transitions (one Lua script: bump the
+//!   breaker's fleet sequence, store, publish, release our lease) and applies
+//!   the fleet's transitions to local breakers, in fleet-sequence order.
+//! - An instance that starts (or reconnects) reads the fleet's state first.
+//! - Fleet-wide probe: when an open breaker's time is up, instances race for
+//!   a short lease; only the winner lets a probe through, the others keep
+//!   rejecting until it publishes closed or open (or the lease expires).
+//! - Redis down: breakers keep working locally (probing on their own), one
+//!   warning is logged, the task reconnects with backoff and resyncs.
+//! - Messages are versioned and validated; a malformed or foreign payload is
+//!   ignored with a warning and never trips a breaker.
+//! - `redis://` URLs (and `rediss://` with the `redis-tls` feature) with
+//!   credentials work; credentials never appear in logs or errors.
+
+mod message;
+mod redact;
+mod sync;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::{Registry, TransitionCause};
+use sync::{Local, Task};
+
+/// Tuning of the fleet sync; [`FleetConfig::default`] suits most services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// How long a probe lease lasts (default 5 s): if the winner does not
+    /// publish a result in time, the others race again.
+    pub lease: Duration,
+    /// How often open breakers whose time is up are checked (default 50 ms).
+    pub lease_poll: Duration,
+    /// How often one instance asks for the same breaker's lease (default 200 ms).
+    pub lease_retry: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            lease: Duration::from_secs(5),
+            lease_poll: Duration::from_millis(50),
+            lease_retry: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Why [`Registry::share_via_redis`] could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The URL is not a Redis URL (the message never contains credentials).
+    #[error("invalid Redis URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL without credentials.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The namespace is empty or contains whitespace, `*` or `:`.
+    #[error("invalid fleet namespace {0:?}: use letters, digits, `-`, `_` or `.`")]
+    InvalidNamespace(String),
+    /// Not called inside a tokio runtime.
+    #[error("share_via_redis must be called inside a tokio runtime")]
+    NoRuntime,
+    /// The registry is already shared.
+    #[error("this registry is already shared through Redis")]
+    AlreadyShared,
+}
+
+/// The shared state of one fleet sync.
+pub(crate) struct FleetInner {
+    instance: String,
+    namespace: String,
+    config: FleetConfig,
+    connected: AtomicBool,
+    stop: Notify,
+    /// When the last bad-message warning was logged (ms since the Unix epoch).
+    last_bad_warning: AtomicU64,
+}
+
+impl FleetInner {
+    /// One warning per 10 s at most for bad messages; the rest are debug.
+    fn warn_bad_message(&self, why: &str) {
+        let now = message::unix_ms_now();
+        let last = self.last_bad_warning.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self
+                .last_bad_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(target: "resilience", "fleet sync ignored a message: {why}");
+        } else {
+            tracing::debug!(target: "resilience", "fleet sync ignored a message: {why}");
+        }
+    }
+}
+
+/// The handle of a running fleet sync. Dropping it (or
+/// [`shutdown`](Fleet::shutdown)) stops the sync; the breakers then work
+/// locally, and the registry may be shared again.
+pub struct Fleet {
+    inner: Arc<FleetInner>,
+    registry: &'static Registry,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("instance", &self.inner.instance)
+            .field("namespace", &self.inner.namespace)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Fleet {
+    /// This instance's id in the fleet's messages.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Whether the sync is connected to Redis right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Stops the sync and waits for its task to end.
+    pub async fn shutdown(mut self) {
+        self.inner.stop.notify_one();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.inner.connected.store(false, Ordering::Release);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        for breaker in self.registry.named_breakers() {
+            breaker.set_fleet_gated(false);
+        }
+        self.registry.fleet_shared.store(false, Ordering::Release);
+    }
+}
+
+fn valid_namespace(ns: &str) -> bool {
+    !ns.is_empty()
+        && ns.len() <= 128
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Registry {
+    /// Shares every named breaker of this registry with the other instances
+    /// using the same Redis and `namespace`; see the [module documentation](crate::fleet).
+    ///
+    /// Returns at once: connecting happens in the background, and until it
+    /// succeeds (or whenever Redis is lost) breakers work locally.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError`] for a malformed URL or namespace, outside a tokio
+    /// runtime, or if the registry is already shared.
+    pub fn share_via_redis(&'static self, url: &str, namespace: &str) -> Result<Fleet, FleetError> {
+        self.share_via_redis_with(url, namespace, FleetConfig::default())
+    }
+
+    /// [`share_via_redis`](Self::share_via_redis) with explicit tuning.
+    ///
+    /// # Errors
+    ///
+    /// As [`share_via_redis`](Self::share_via_redis).
+    pub fn share_via_redis_with(
+        &'static self,
+        url: &str,
+        namespace: &str,
+        config: FleetConfig,
+    ) -> Result<Fleet, FleetError> {
+        if !valid_namespace(namespace) {
+            return Err(FleetError::InvalidNamespace(namespace.to_owned()));
+        }
+        let client = redis::Client::open(url).map_err(|e| FleetError::InvalidUrl {
+            url: redact::redact(url),
+            reason: redact::scrub(&e.to_string(), url),
+        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        if self.fleet_shared.swap(true, Ordering::AcqRel) {
+            return Err(FleetError::AlreadyShared);
+        }
+        let inner = Arc::new(FleetInner {
+            instance: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
+            namespace: namespace.to_owned(),
+            config,
+            connected: AtomicBool::new(false),
+            stop: Notify::new(),
+            last_bad_warning: AtomicU64::new(0),
+        });
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let tx = tx.clone();
+            let inner = inner.clone();
+            self.on_transition(move |t| {
+                // After a shutdown the channel is closed and nothing is sent.
+                if t.cause != TransitionCause::Fleet && inner.connected.load(Ordering::Acquire) {
+                    let _ = tx.send(Local::Changed(t.name.clone()));
+                }
+            });
+        }
+        {
+            let inner = inner.clone();
+            self.on_named_breaker_created(move |breaker| {
+                breaker.set_fleet_gated(inner.connected.load(Ordering::Acquire));
+                let _ = tx.send(Local::Created(breaker.name_arc().clone()));
+            });
+        }
+        let task = Task::new(inner.clone(), self, client, url.to_owned(), rx);
+        let task = runtime.spawn(task.run());
+        Ok(Fleet {
+            inner,
+            registry: self,
+            task: Some(task),
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The background task that keeps one registry's named breakers in step with
+//! the fleet. Nothing here runs on a call's path: calls only ever touch the
+//! local breaker, and this task applies what the fleet decided.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use super::message::{state_from_str, unix_ms_now, Message};
+use super::redact::{redact, scrub};
+use super::FleetInner;
+use crate::{CircuitBreaker, CircuitState, Registry};
+
+/// What the local side tells the task.
+#[derive(Debug)]
+pub(crate) enum Local {
+    /// A named breaker changed state here: publish its current state.
+    Changed(Arc<str>),
+    /// A named breaker was created here: read its fleet state.
+    Created(Arc<str>),
+}
+
+/// Bumps the fleet sequence, stores the state, publishes it, and releases
+/// this instance's probe lease: one round trip, atomically.
+const PUBLISH: &str = r#"
+local gen = redis.call('HINCRBY', KEYS[1], 'fleet_gen', 1)
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'until_unix_ms', ARGV[2], 'instance', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+local msg = {v = 1, instance = ARGV[3], breaker = ARGV[4], state = ARGV[1], fleet_gen = gen}
+if ARGV[2] ~= '' then msg['until_unix_ms'] = tonumber(ARGV[2]) end
+redis.call('PUBLISH', KEYS[2], cjson.encode(msg))
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return gen
+"#;
+
+struct Keys<'a>(&'a str);
+
+impl Keys<'_> {
+    fn breaker(&self, name: &str) -> String {
+        format!("{}:resilience:breaker:{name}", self.0)
+    }
+    fn lease(&self, name: &str) -> String {
+        format!("{}:resilience:probe:{name}", self.0)
+    }
+    fn channel(&self) -> String {
+        format!("{}:resilience:events", self.0)
+    }
+    fn breaker_pattern(&self) -> String {
+        format!("{}:resilience:breaker:*", self.0)
+    }
+}
+
+pub(crate) struct Task {
+    pub(crate) inner: Arc<FleetInner>,
+    pub(crate) registry: &'static Registry,
+    pub(crate) client: redis::Client,
+    pub(crate) url: String,
+    pub(crate) rx: UnboundedReceiver<Local>,
+    /// The last fleet sequence applied per breaker.
+    seen: HashMap<String, u64>,
+    /// Breakers open here: the ones that may need a probe lease.
+    open: HashSet<Arc<str>>,
+    /// When this instance last asked for each breaker's lease.
+    asked: HashMap<Arc<str>, Instant>,
+}
+
+enum End {
+    Shutdown,
+    Lost(String),
+}
+
+impl Task {
+    pub(crate) fn new(
+        inner: Arc<FleetInner>,
+        registry: &'static Registry,
+        client: redis::Client,
+        url: String,
+        rx: UnboundedReceiver<Local>,
+    ) -> Self {
+        Task {
+            inner,
+            registry,
+            client,
+            url,
+            rx,
+            seen: HashMap::new(),
+            open: HashSet::new(),
+            asked: HashMap::new(),
+        }
+    }
+
+    /// Runs until shutdown: connects, syncs, and reconnects with backoff
+    /// whenever Redis is lost (breakers work locally meanwhile).
+    pub(crate) async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        let mut warned = false;
+        loop {
+            let end = self.session(&mut warned, &mut backoff).await;
+            self.set_connected(false);
+            let why = match end {
+                End::Shutdown => return,
+                End::Lost(why) => why,
+            };
+            if warned {
+                tracing::debug!(target: "resilience", "fleet sync: still no Redis: {why}");
+            } else {
+                tracing::warn!(
+                    target: "resilience",
+                    redis = %redact(&self.url),
+                    "fleet sync lost Redis ({why}); breakers keep working locally, reconnecting with backoff"
+                );
+                warned = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = self.inner.stop.notified() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.inner.connected.store(connected, Ordering::Release);
+        for breaker in self.registry.named_breakers() {
+            breaker.set_fleet_gated(connected);
+        }
+    }
+
+    async fn session(&mut self, warned: &mut bool, backoff: &mut Duration) -> End {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let mut conn = match self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(conn) => conn,
+            Err(e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+        };
+        let mut pubsub = match self.client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+        };
+        let keys = Keys(&self.inner.namespace);
+        if let Err(e) = pubsub.subscribe(keys.channel()).await {
+            return End::Lost(scrub(&e.to_string(), &self.url));
+        }
+        // Local events queued while disconnected are superseded by the resync.
+        while self.rx.try_recv().is_ok() {}
+        if let Err(e) = self.resync(&mut conn).await {
+            return End::Lost(scrub(&e.to_string(), &self.url));
+        }
+        self.set_connected(true);
+        if std::mem::take(warned) {
+            tracing::info!(target: "resilience", "fleet sync reconnected to Redis and resynced");
+        }
+        *backoff = Duration::from_millis(100);
+
+        let mut messages = pubsub.on_message();
+        let mut tick = tokio::time::interval(self.inner.config.lease_poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                msg = messages.next() => match msg {
+                    Some(msg) => {
+                        self.on_message(msg.get_payload_bytes());
+                        Ok(())
+                    }
+                    None => return End::Lost("subscription closed".to_owned()),
+                },
+                local = self.rx.recv() => match local {
+                    Some(Local::Changed(name)) => self.publish(&mut conn, &name).await,
+                    Some(Local::Created(name)) => self.fetch(&mut conn, &name).await.map(drop),
+                    None => return End::Shutdown,
+                },
+                _ = tick.tick() => self.leases(&mut conn).await,
+                () = self.inner.stop.notified() => return End::Shutdown,
+            };
+            if let Err(e) = result {
+                return End::Lost(scrub(&e.to_string(), &self.url));
+            }
+        }
+    }
+
+    /// Reconciles after (re)connecting. Open wins: the fleet's open breakers
+    /// are applied here, and breakers open here that the fleet has never
+    /// heard of (or forced open here) are published. A breaker open here but
+    /// closed in the fleet stays open and probes when its time is up: a
+    /// stale local state never overrides a fresher fleet decision.
+    async fn resync(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let keys = Keys(&self.inner.namespace);
+        let prefix = keys.breaker("");
+        let mut found: Vec<String> = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<'_, String> =
+                conn.scan_match(keys.breaker_pattern()).await?;
+            while let Some(key) = iter.next_item().await {
+                found.push(key?);
+            }
+        }
+        let mut fleet: HashMap<String, CircuitState> = HashMap::new();
+        for key in found {
+            let Some(name) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(state) = self.fetch(conn, name).await? {
+                fleet.insert(name.to_owned(), state);
+            }
+        }
+        for breaker in self.registry.named_breakers() {
+            let here = breaker.state();
+            let there = fleet.get(breaker.name()).copied();
+            let publish = match here {
+                CircuitState::Open => there.is_none(),
+                CircuitState::ForcedOpen | CircuitState::Disabled => there != Some(here),
+                _ => false,
+            };
+            if publish {
+                self.publish(conn, breaker.name_arc()).await?;
+            } else if here == CircuitState::Open {
+                self.open.insert(breaker.name_arc().clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one breaker's fleet state, applies it here unless it is closed
+    /// (the state every breaker starts in) or an open state whose time is
+    /// up, and returns it.
+    async fn fetch(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        name: &str,
+    ) -> redis::RedisResult<Option<CircuitState>> {
+        let key = Keys(&self.inner.namespace).breaker(name);
+        let fields: HashMap<String, String> =
+            redis::cmd("HGETALL").arg(&key).query_async(conn).await?;
+        let (Some(state), Some(gen)) = (
+            fields.get("state").and_then(|s| state_from_str(s)),
+            fields.get("fleet_gen").and_then(|g| g.parse::<u64>().ok()),
+        ) else {
+            return Ok(None);
+        };
+        let open_for = fields
+            .get("until_unix_ms")
+            .and_then(|u| u.parse::<u64>().ok())
+            .map(|until| Duration::from_millis(until.saturating_sub(unix_ms_now())));
+        let stale_open = state == CircuitState::Open && open_for.is_none_or(|d| d.is_zero());
+        if let Some(breaker) = self.registry.get(name) {
+            if state != CircuitState::Closed && !stale_open {
+                self.apply(&breaker, state, open_for, gen);
+            }
+        }
+        Ok(Some(state))
+    }
+
+    fn on_message(&mut self, payload: &[u8]) {
+        let announcement = match Message::decode(payload) {
+            Ok(a) => a,
+            Err(why) => {
+                self.inner.warn_bad_message(&why);
+                return;
+            }
+        };
+        if announcement.instance == self.inner.instance {
+            self.seen
+                .insert(announcement.breaker, announcement.fleet_gen);
+            return;
+        }
+        let Some(breaker) = self.registry.get(&announcement.breaker) else {
+            return; // not used here yet: read on creation
+        };
+        self.apply(
+            &breaker,
+            announcement.state,
+            announcement.open_for,
+            announcement.fleet_gen,
+        );
+    }
+
+    fn apply(
+        &mut self,
+        breaker: &CircuitBreaker,
+        state: CircuitState,
+        open_for: Option<Duration>,
+        gen: u64,
+    ) {
+        let seen = self.seen.entry(breaker.name().to_owned()).or_insert(0);
+        if gen <= *seen {
+            return; // older than what we applied
+        }
+        *seen = gen;
+        if breaker.apply_fleet(state, open_for) {
+            tracing::debug!(
+                target: "resilience",
+                breaker = breaker.name(),
+                "fleet: circuit breaker `{}` is now {:?}",
+                breaker.name(),
+                state
+            );
+        }
+        if matches!(state, CircuitState::Open | CircuitState::ForcedOpen) {
+            self.open.insert(breaker.name_arc().clone());
+        } else {
+            self.open.remove(breaker.name());
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        name: &Arc<str>,
+    ) -> redis::RedisResult<()> {
+        let Some(breaker) = self.registry.get(name) else {
+            return Ok(());
+        };
+        let status = breaker.status();
+        let state = match status.state {
+            // Probing is this instance's business; the fleet keeps rejecting.
+            CircuitState::HalfOpen => return Ok(()),
+            s => s,
+        };
+        if matches!(state, CircuitState::Open | CircuitState::ForcedOpen) {
+            self.open.insert(name.clone());
+        } else {
+            self.open.remove(&**name);
+        }
+        let until = match (state, status.retry_after) {
+            (CircuitState::Open, Some(wait)) => (unix_ms_now()
+                .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)))
+            .to_string(),
+            _ => String::new(),
+        };
+        let keys = Keys(&self.inner.namespace);
+        let gen: u64 = Script::new(PUBLISH)
+            .key(keys.breaker(name))
+            .key(keys.channel())
+            .key(keys.lease(name))
+            .arg(state.as_str())
+            .arg(until)
+            .arg(&self.inner.instance)
+            .arg(&**name)
+            .invoke_async(conn)
+            .await?;
+        self.seen.insert(name.to_string(), gen);
+        Ok(())
+    }
+
+    /// For open breakers whose time is up: race for the fleet's probe lease;
+    /// the winner probes, the others keep rejecting until it publishes.
+    async fn leases(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let now = Instant::now();
+        let names: Vec<Arc<str>> = self.open.iter().cloned().collect();
+        for name in names {
+            let Some(breaker) = self.registry.get(&name) else {
+                self.open.remove(&name);
+                continue;
+            };
+            let Some(generation) = breaker.waiting_for_probe_grant() else {
+                if !matches!(
+                    breaker.state(),
+                    CircuitState::Open | CircuitState::ForcedOpen
+                ) {
+                    self.open.remove(&name);
+                }
+                continue;
+            };
+            if self
+                .asked
+                .get(&name)
+                .is_some_and(|at| now.duration_since(*at) < self.inner.config.lease_retry)
+            {
+                continue;
+            }
+            self.asked.insert(name.clone(), now);
+            let lease_ms = u64::try_from(self.inner.config.lease.as_millis()).unwrap_or(u64::MAX);
+            let won: Option<String> = redis::cmd("SET")
+                .arg(Keys(&self.inner.namespace).lease(&name))
+                .arg(&self.inner.instance)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_ms)
+                .query_async(conn)
+                .await?;
+            if won.is_some() {
+                tracing::debug!(
+                    target: "resilience",
+                    breaker = &*name,
+                    "fleet: this instance probes `{name}`"
+                );
+                breaker.grant_probe(generation);
+            }
+        }
+        Ok(())
+    }
+}
