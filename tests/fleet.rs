@@ -1,0 +1,310 @@
+//! Fleet-wide breakers against a real `redis-server` (started by each test on
+//! a free loopback port): instances are separate registries in this process,
+//! each with its own fleet sync. These tests use the real clock, because the
+//! network does; they wait for conditions with a bound, never for a time.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use resilience::{
+    BreakerConfig, CircuitState, Error, Fleet, FleetConfig, FleetError, Outcome, Registry,
+};
+use support::{eventually, RedisServer};
+
+fn instance() -> &'static Registry {
+    Box::leak(Box::new(Registry::new()))
+}
+
+fn config(failures: u32, recovery: Duration) -> BreakerConfig {
+    BreakerConfig::builder()
+        .failure_threshold(failures)
+        .recovery_timeout(recovery)
+        .build()
+        .unwrap()
+}
+
+fn fast() -> FleetConfig {
+    let mut c = FleetConfig::default();
+    c.lease = Duration::from_secs(2);
+    c.lease_poll = Duration::from_millis(10);
+    c.lease_retry = Duration::from_millis(20);
+    c
+}
+
+async fn join(server: &RedisServer, registry: &'static Registry, ns: &str) -> Fleet {
+    let fleet = registry
+        .share_via_redis_with(&server.url(), ns, fast())
+        .unwrap();
+    eventually("the fleet sync connects", || fleet.is_connected()).await;
+    fleet
+}
+
+fn trip(registry: &Registry, name: &str) {
+    let b = registry.get(name).unwrap();
+    while b.state() == CircuitState::Closed {
+        b.try_acquire().unwrap().record(Outcome::Failure);
+    }
+}
+
+fn state(registry: &Registry, name: &str) -> CircuitState {
+    registry.get(name).unwrap().state()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_on_one_instance_opens_the_breaker_on_the_others() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(), instance());
+    let cfg = config(2, Duration::from_secs(30));
+    a.breaker("payments", &cfg);
+    b.breaker("payments", &cfg);
+    let _fa = join(&server, a, "trip").await;
+    let _fb = join(&server, b, "trip").await;
+
+    trip(a, "payments");
+    eventually("b sees payments open", || {
+        state(b, "payments") == CircuitState::Open
+    })
+    .await;
+    match b.get("payments").unwrap().try_acquire() {
+        Err(Error::CircuitOpen {
+            retry_after: Some(wait),
+            ..
+        }) => {
+            assert!(
+                wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+                "{wait:?}"
+            );
+        }
+        other => panic!("b must reject: {other:?}"),
+    }
+    // Another namespace never hears of it.
+    let c = instance();
+    c.breaker("payments", &cfg);
+    let _fc = join(&server, c, "other-service").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state(c, "payments"), CircuitState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_instance_probes_and_its_verdict_closes_every_one() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let instances: Vec<&'static Registry> = (0..3).map(|_| instance()).collect();
+    let cfg = config(1, Duration::from_millis(300));
+    let mut fleets = Vec::new();
+    for r in &instances {
+        r.breaker("search", &cfg);
+        fleets.push(join(&server, r, "probe").await);
+    }
+    trip(instances[0], "search");
+    for r in &instances {
+        eventually("every instance sees search open", || {
+            state(r, "search") == CircuitState::Open
+        })
+        .await;
+    }
+    // Everyone calls every 2 ms once the recovery time is up; count probes.
+    let probes = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = instances
+        .iter()
+        .map(|r| {
+            let (r, probes) = (*r, probes.clone());
+            tokio::spawn(async move {
+                let b = r.get("search").unwrap();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while b.state() != CircuitState::Closed {
+                    assert!(tokio::time::Instant::now() < deadline, "never closed");
+                    if let Ok(permit) = b.try_acquire() {
+                        assert!(permit.is_probe());
+                        probes.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await; // the probe call
+                        permit.record(Outcome::Success);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "exactly one probe across the fleet"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_starts_later_reads_the_fleet_state_first() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = instance();
+    let cfg = config(1, Duration::from_secs(60));
+    a.breaker("ledger", &cfg);
+    let _fa = join(&server, a, "late").await;
+    trip(a, "ledger");
+    // Wait until the fleet has it (a second instance sees it).
+    let b = instance();
+    b.breaker("ledger", &cfg);
+    let _fb = join(&server, b, "late").await;
+    eventually("b reads ledger open at start-up", || {
+        state(b, "ledger") == CircuitState::Open
+    })
+    .await;
+    // A breaker created after joining reads its fleet state on creation.
+    let c = instance();
+    let _fc = join(&server, c, "late").await;
+    c.breaker("ledger", &cfg);
+    eventually("c reads ledger open on creation", || {
+        state(c, "ledger") == CircuitState::Open
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_foreign_messages_are_ignored() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(), instance());
+    let cfg = config(1, Duration::from_secs(60));
+    for r in [a, b] {
+        r.breaker("victim", &cfg);
+        r.breaker("marker", &cfg);
+    }
+    let _fa = join(&server, a, "bad").await;
+    let _fb = join(&server, b, "bad").await;
+    let mut conn = server.connection();
+    let payloads = [
+        "garbage",
+        "{}",
+        r#"{"v":2,"instance":"x","breaker":"victim","state":"open","until_unix_ms":1,"fleet_gen":99}"#,
+        r#"{"v":1,"instance":"x","breaker":"victim","state":"melted","fleet_gen":99}"#,
+        r#"{"v":1,"instance":"x","breaker":"victim","state":"open","fleet_gen":99}"#,
+        "\u{0}\u{1}\u{2}",
+    ];
+    for p in payloads {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("bad:resilience:events")
+            .arg(p)
+            .query(&mut conn)
+            .unwrap();
+    }
+    // Messages are handled in order: once the marker arrives, the garbage
+    // before it has been seen, and ignored.
+    trip(a, "marker");
+    eventually("b sees the marker", || {
+        state(b, "marker") == CircuitState::Open
+    })
+    .await;
+    assert_eq!(state(b, "victim"), CircuitState::Closed);
+    assert!(b.get("victim").unwrap().try_acquire().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_breakers_work_locally_and_resync_on_reconnect() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(), instance());
+    let cfg = config(1, Duration::from_millis(200));
+    for r in [a, b] {
+        r.breaker("db", &cfg);
+    }
+    let fa = join(&server, a, "down").await;
+    let fb = join(&server, b, "down").await;
+
+    server.kill();
+    eventually("a notices", || !fa.is_connected()).await;
+    eventually("b notices", || !fb.is_connected()).await;
+    // Locally, everything still works: trip, reject, probe on its own, close.
+    trip(a, "db");
+    assert!(a.get("db").unwrap().try_acquire().is_err());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let db = a.get("db").unwrap();
+    let probe = db.try_acquire().expect("a local probe without Redis");
+    probe.record(Outcome::Failure); // re-opens, still locally
+    assert_eq!(state(a, "db"), CircuitState::Open);
+    assert_eq!(state(b, "db"), CircuitState::Closed, "nothing reached b");
+
+    server.restart();
+    eventually("a reconnects", || fa.is_connected()).await;
+    eventually("b reconnects", || fb.is_connected()).await;
+    // a's open breaker, unknown to the fleet, is published by the resync.
+    eventually("b learns of db after the resync", || {
+        state(b, "db") != CircuitState::Closed
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_send_no_commands_to_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = instance();
+    let cfg = config(1_000_000, Duration::from_secs(60));
+    let breaker = a.breaker("quiet", &cfg);
+    let _fa = join(&server, a, "quiet").await;
+    let mut conn = server.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
+    for i in 0..10_000u32 {
+        let outcome = if i % 10 == 0 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        breaker.try_acquire().unwrap().record(outcome);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // let the sync task run
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    let commands: Vec<&str> = stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .filter(|l| !l.starts_with("cmdstat_info:") && !l.starts_with("cmdstat_config"))
+        .collect();
+    assert!(commands.is_empty(), "the call path sent: {commands:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn credentials_never_appear_in_errors() {
+    let err = instance()
+        .share_via_redis("redis://admin:hunter22@[not a host", "ns")
+        .unwrap_err();
+    assert!(matches!(err, FleetError::InvalidUrl { .. }));
+    assert!(!err.to_string().contains("hunter22"), "{err}");
+    let err = instance()
+        .share_via_redis("redis://127.0.0.1:6379", "bad ns")
+        .unwrap_err();
+    assert_eq!(err, FleetError::InvalidNamespace("bad ns".into()));
+    // Unreachable: accepted at once, connecting in the background, never connected.
+    let r = instance();
+    let fleet = r
+        .share_via_redis("redis://admin:hunter22@127.0.0.1:1", "ns")
+        .unwrap();
+    assert!(!fleet.is_connected());
+    assert!(!format!("{fleet:?}").contains("hunter22"));
+    assert_eq!(
+        r.share_via_redis("redis://127.0.0.1:1", "ns").unwrap_err(),
+        FleetError::AlreadyShared
+    );
+    fleet.shutdown().await;
+    assert!(
+        r.share_via_redis("redis://127.0.0.1:1", "ns").is_ok(),
+        "shareable again after shutdown"
+    );
+}
