@@ -8,7 +8,7 @@ use std::time::Duration;
 use syn::{Expr, ExprLit, Lit, LitStr, Pat};
 
 use super::{count, ok, patterns, positive_duration, rate};
-use crate::args::{Args, Errors};
+use crate::args::{Arg, Args, Errors};
 use crate::value;
 
 pub(crate) const KEYS: &[&str] = &[
@@ -33,6 +33,9 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// The largest count window: one byte per call, allocated once per breaker.
 const MAX_COUNT_WINDOW: u32 = 1_000_000;
+/// `BreakerConfig::DEFAULT`'s values of the keys checked against a count window.
+const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+const DEFAULT_MIN_CALLS: u32 = 10;
 
 /// How a breaker is found.
 pub(crate) enum BreakerName {
@@ -116,7 +119,8 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
         .get("slow_call")
         .and_then(|a| positive_duration(a, errors));
     let slow_call_rate = args.get("slow_call_rate").and_then(|a| rate(a, errors));
-    let min_calls = count(args, "min_calls", 10, errors);
+    let min_calls = count(args, "min_calls", DEFAULT_MIN_CALLS, errors);
+    let failure_threshold = count(args, "failure_threshold", DEFAULT_FAILURE_THRESHOLD, errors);
     let recovery_timeout_max = args
         .get("recovery_timeout_max")
         .and_then(|a| positive_duration(a, errors).map(|d| (a, d)));
@@ -158,6 +162,9 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
             }
         }
     }
+    if let (Some(WindowArg::Calls(n)), Some(window_arg)) = (&window, args.get("window")) {
+        check_count_window(*n, window_arg, args, failure_threshold, min_calls, errors);
+    }
     if let (Some(rate_arg), Some(threshold)) =
         (args.get("failure_rate"), args.get("failure_threshold"))
     {
@@ -192,7 +199,7 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
 
     Breaker {
         name: name(args, errors),
-        failure_threshold: count(args, "failure_threshold", 5, errors),
+        failure_threshold,
         recovery_timeout,
         success_threshold: count(args, "success_threshold", 1, errors),
         half_open_max_calls: count(args, "half_open_max_calls", 1, errors),
@@ -207,6 +214,44 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
         on_open: args.get("on_open").map(|a| a.value.clone()),
         on_close: args.get("on_close").map(|a| a.value.clone()),
         on_half_open: args.get("on_half_open").map(|a| a.value.clone()),
+    }
+}
+
+/// A window of `n` calls must be able to hold what the trip rules count: the
+/// `min_calls` of a rate, and the failures of `failure_threshold` (the rule
+/// without a `failure_rate`). An explicit `min_calls` that does not fit is
+/// reported by the cross-key checks, an explicit `failure_threshold` here;
+/// defaults that do not fit are reported under the window. The default
+/// threshold is only an error when no rate could open the circuit either, so
+/// `slow_call_rate` over a small window stays a rule of its own.
+fn check_count_window(
+    n: u32,
+    window: &Arg,
+    args: &Args,
+    failure_threshold: u32,
+    min_calls: u32,
+    errors: &mut Errors,
+) {
+    let has_rate = args.get("failure_rate").is_some() || args.get("slow_call_rate").is_some();
+    if has_rate && args.get("min_calls").is_none() && min_calls > n {
+        errors.push_at(
+            &window.value,
+            format!("a window of {n} calls never reaches the default `min_calls` of {min_calls}, so the rate could never be measured: add `min_calls = {n}` (or fewer), or widen the window"),
+        );
+    }
+    if args.get("failure_rate").is_some() || failure_threshold <= n {
+        return;
+    }
+    match args.get("failure_threshold") {
+        Some(arg) => errors.push_at(
+            &arg.value,
+            format!("`failure_threshold` ({failure_threshold}) cannot exceed the window of {n} calls: that many failures never fit in it"),
+        ),
+        None if !has_rate => errors.push_at(
+            &window.value,
+            format!("a window of {n} calls never holds the default `failure_threshold` of {failure_threshold} failures, so the circuit could never open: add `failure_threshold = {n}` (or fewer), or widen the window"),
+        ),
+        None => {}
     }
 }
 
@@ -234,5 +279,67 @@ fn name(args: &Args, errors: &mut Errors) -> BreakerName {
             BreakerName::Private
         }
         expr => BreakerName::Dynamic(expr.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages of every error `#[circuit_breaker(<args>)]` reports.
+    fn errors_of(args: &str) -> Vec<String> {
+        let mut errors = Errors::default();
+        let tokens = args.parse().expect("tokens");
+        let args = Args::parse(tokens, KEYS, "circuit_breaker", |_| None, &mut errors);
+        parse(&args, &mut errors);
+        match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[track_caller]
+    fn assert_accepted(args: &str) {
+        let errors = errors_of(args);
+        assert!(errors.is_empty(), "`{args}`: {errors:?}");
+    }
+
+    #[test]
+    fn a_count_window_must_hold_the_default_min_calls_of_a_rate() {
+        let errors = errors_of("failure_rate = 0.5, window = 5");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("never reaches the default `min_calls` of 10"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("add `min_calls = 5`"), "{errors:?}");
+        let errors = errors_of(r#"slow_call = "1s", slow_call_rate = 0.5, window = 4"#);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("default `min_calls`"), "{errors:?}");
+
+        assert_accepted("failure_rate = 0.5, window = 5, min_calls = 5");
+        assert_accepted("failure_rate = 0.5, window = 10");
+        assert_accepted(r#"failure_rate = 0.5, window = "5s""#);
+    }
+
+    #[test]
+    fn a_count_window_must_hold_the_failure_threshold() {
+        let errors = errors_of("failure_threshold = 10, window = 5");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("`failure_threshold` (10) cannot exceed the window of 5 calls"),
+            "{errors:?}"
+        );
+        let errors = errors_of("window = 3");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("default `failure_threshold` of 5"),
+            "{errors:?}"
+        );
+
+        assert_accepted("failure_threshold = 5, window = 5");
+        assert_accepted(r#"failure_threshold = 50, window = "5s""#);
+        // Slow calls have a rule of their own: failures may never fit.
+        assert_accepted(r#"slow_call = "1s", slow_call_rate = 0.5, window = 4, min_calls = 4"#);
     }
 }

@@ -96,6 +96,7 @@ impl BreakerConfig {
         BreakerConfigBuilder {
             config: Self::DEFAULT,
             errors: Vec::new(),
+            threshold_set: false,
         }
     }
 
@@ -273,6 +274,8 @@ impl fmt::Display for BreakerConfig {
 pub struct BreakerConfigBuilder {
     config: BreakerConfig,
     errors: Vec<String>,
+    /// Whether `failure_threshold` was given (not the default).
+    threshold_set: bool,
 }
 
 impl BreakerConfigBuilder {
@@ -308,6 +311,7 @@ impl BreakerConfigBuilder {
     /// Failures that open the circuit (default 5; at least 1): consecutive,
     /// or within the window when one is set.
     pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.threshold_set = true;
         if let Some(n) = self.count("failure_threshold", n) {
             self.config.failure_threshold = n;
         }
@@ -390,8 +394,11 @@ impl BreakerConfigBuilder {
     ///
     /// [`ConfigError`] listing each zero count or duration, each rate outside
     /// (0, 1], a rate without a window, `slow_call_rate` without `slow_call`,
-    /// `min_calls` larger than a count window, and `recovery_timeout_max`
-    /// below `recovery_timeout`.
+    /// `min_calls` larger than a count window (with a rate),
+    /// `failure_threshold` larger than a count window (without a
+    /// `failure_rate`; the default threshold only when no `slow_call_rate`
+    /// could open the circuit either), and `recovery_timeout_max` below
+    /// `recovery_timeout`.
     pub fn build(mut self) -> Result<BreakerConfig, ConfigError> {
         let c = self.config;
         if c.window.is_none() {
@@ -416,6 +423,17 @@ impl BreakerConfigBuilder {
                 self.errors.push(format!(
                     "`min_calls` ({}) cannot exceed the window of {n} calls",
                     c.min_calls
+                ));
+            }
+            // The default threshold over a small window is no mistake when
+            // slow calls have a rate of their own.
+            if c.failure_rate.is_none()
+                && c.failure_threshold > n
+                && (self.threshold_set || c.slow_call_rate.is_none())
+            {
+                self.errors.push(format!(
+                    "`failure_threshold` ({}) cannot exceed the window of {n} calls: that many failures never fit in it",
+                    c.failure_threshold
                 ));
             }
         }
@@ -523,6 +541,40 @@ mod tests {
                 .contains("cannot exceed the window of 5 calls"),
             "{err}"
         );
+        // The default threshold of 5 failures never fits in 3 calls.
+        let err = BreakerConfig::builder()
+            .window(Window::Calls(nz(3)))
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`failure_threshold` (5) cannot exceed the window of 3 calls"),
+            "{err}"
+        );
+        assert!(BreakerConfig::builder()
+            .failure_threshold(3)
+            .window(Window::Calls(nz(3)))
+            .build()
+            .is_ok());
+        assert!(
+            BreakerConfig::builder()
+                .failure_rate(0.5)
+                .window(Window::Calls(nz(3)))
+                .min_calls(3)
+                .build()
+                .is_ok(),
+            "a rate does not use the threshold"
+        );
+        let slow_only = BreakerConfig::builder()
+            .slow_call(Duration::from_secs(1))
+            .slow_call_rate(0.5)
+            .window(Window::Calls(nz(3)))
+            .min_calls(3);
+        assert!(
+            slow_only.clone().build().is_ok(),
+            "slow calls have a rule of their own"
+        );
+        assert!(slow_only.failure_threshold(4).build().is_err());
         let err = BreakerConfig::builder()
             .recovery_timeout(Duration::from_secs(60))
             .recovery_timeout_max(Duration::from_secs(30))
