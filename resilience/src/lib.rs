@@ -1,29 +1,63 @@
-//! Declarative resilience for async Rust.
+//! Declarative resilience for async Rust: circuit breakers, retries,
+//! timeouts, bulkheads and fallbacks as attributes, checked at compile time.
 //!
-//! ```ignore
+//! ```
 //! use resilience::{circuit_breaker, retry, resilient};
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! enum ApiError {
+//!     #[error("upstream failed")]
+//!     Upstream,
+//!     #[error(transparent)]
+//!     Resilience(#[from] resilience::Error), // circuit open, timeout, bulkhead full
+//! }
+//!
+//! struct UnifiClient;
 //!
 //! impl UnifiClient {
 //!     #[circuit_breaker(name = "unifi", failure_threshold = 5, recovery_timeout = 60)]
 //!     #[retry(max_attempts = 3, backoff = "exponential")]
-//!     async fn list_devices(&self) -> Result<Vec<Device>, ApiError> { /* plain code */ }
+//!     async fn list_devices(&self) -> Result<Vec<String>, ApiError> {
+//!         Ok(vec!["ap-1".to_owned()]) // plain code
+//!     }
 //! }
+//!
+//! #[resilient(name = "llm", failure_threshold = 5, recovery_timeout = "60s",
+//!             max_attempts = 3, delay = "500ms", timeout = "30s")]
+//! async fn complete(prompt: &str) -> anyhow::Result<String> {
+//!     Ok(format!("answer to {prompt}"))
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! #     assert_eq!(UnifiClient.list_devices().await.unwrap(), ["ap-1"]);
+//! #     complete("hi").await.unwrap();
+//! # }
 //! ```
 //!
-//! See the [README](https://example.invalid/resilience#readme) and the
-//! documentation of each attribute: [`circuit_breaker`], [`retry`],
-//! [`resilient`], [`timeout`].
+//! # The attributes
+//!
+//! Each is documented key by key, with its default and the code it stands
+//! for: [`circuit_breaker`], [`retry`], [`timeout`], [`bulkhead`] and
+//! [`resilient`] (all of them in one, composed fallback → breaker → retry →
+//! bulkhead → timeout → body). Stacked attributes read top-down: the first is
+//! the outermost layer.
 //!
 //! # The runtime
 //!
 //! - [`CircuitBreaker`]: a lock-free breaker (closed → open → half-open →
-//!   closed) whose closed-state success path is two atomic loads.
-//! - [`registry()`]: the process-wide map from names to breakers.
-//! - [`RetryPolicy`] and [`Backoff`]: attempts and delay schedules.
-//! - [`Error`]: what a layer itself produces (circuit open, timeout).
+//!   closed) whose closed-state success path is two atomic loads;
+//!   [`BreakerConfig`] and [`Window`] for the trip rules.
+//! - [`registry()`]: the process-wide map from names to breakers, bulkheads
+//!   and retry budgets; runtime configuration, manual control, listeners and
+//!   the [`Snapshot`].
+//! - [`RetryPolicy`], [`Backoff`], [`RetryBudget`], [`Bulkhead`].
+//! - [`Error`]: what a layer itself produces.
+//! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
+//!   `serde`), fleet-wide breakers through Redis (feature `redis`, see
+//!   `Registry::share_via_redis`).
 //!
 //! Time is `tokio::time` throughout, so `#[tokio::test(start_paused = true)]`
-//! drives every state change without real waiting.
+//! drives every state change of annotated code without real waiting.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
