@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use crate::buckets::TimeBuckets;
 use crate::ConfigError;
 
-/// A named retry budget; see the [module documentation](self).
+/// A named retry budget: retries limited to a share of recent calls plus a
+/// floor per second, so an outage cannot turn into a retry storm.
 ///
 /// ```
 /// use std::time::Duration;
