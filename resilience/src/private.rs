@@ -219,6 +219,36 @@ pub fn retry_clone_mut<T: RetryArg>(value: &mut T) -> T {
     value.clone()
 }
 
+/// `retry_if`, `failure_if`, `ignore_if`: asks the user's predicate about an
+/// error. Called with the closure as written in the attribute, so that its
+/// parameter is known to be `&E` before its body is checked (`|e|
+/// e.is_transient()` and `|e| matches!(e, E::Timeout)` need no annotation).
+#[inline(always)]
+pub fn predicate<E: ?Sized, F: FnOnce(&E) -> bool>(f: F, error: &E) -> bool {
+    f(error)
+}
+
+/// `retry_after`: the server's hint for the next delay, if the error has one.
+#[inline(always)]
+pub fn retry_after<E: ?Sized, F: FnOnce(&E) -> Option<Duration>>(
+    f: F,
+    error: &E,
+) -> Option<Duration> {
+    f(error)
+}
+
+/// `on_retry`: told the attempt that failed, its error and the delay before
+/// the next one.
+#[inline(always)]
+pub fn on_retry<E: ?Sized, F: FnOnce(u32, &E, Duration)>(
+    f: F,
+    attempt: u32,
+    error: &E,
+    delay: Duration,
+) {
+    f(attempt, error, delay);
+}
+
 /// Callbacks a call site attaches to its breaker (`on_open = …`).
 pub type Hooks = fn(&CircuitBreaker);
 
@@ -294,7 +324,7 @@ pub fn dynamic_breaker(
     config: &BreakerConfig,
     hooks: Option<Hooks>,
 ) -> Arc<CircuitBreaker> {
-    registry().breaker_with(name, config, |b| {
+    registry().dynamic_breaker(name, config, |b| {
         if let Some(hooks) = hooks {
             hooks(b);
         }
@@ -434,7 +464,10 @@ where
     R: ResultLike,
 {
     match bulkhead.acquire().await {
-        Ok(_slot) => call.await,
+        Ok(slot) => {
+            drop(slot);
+            call.await
+        }
         Err(e) => R::from_error(convert(e)),
     }
 }

@@ -374,18 +374,32 @@ impl CircuitBreaker {
         }
     }
 
+    /// Closed with nothing counted: indistinguishable from a new breaker.
+    pub(crate) fn is_pristine(&self) -> bool {
+        let (generation, state) = self.load();
+        state == CircuitState::Closed
+            && Tagged(self.failures.load(Ordering::Acquire)).value_in(generation) == 0
+            && self
+                .window
+                .as_ref()
+                .is_none_or(|w| w.totals(self.now_nanos()).failures == 0)
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name_arc(&self) -> &Arc<str> {
         &self.name
     }
 
     /// Whether an open breaker whose time is up must wait for the fleet's
     /// probe lease before probing (feature `redis`, while connected).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_fleet_gated(&self, gated: bool) {
         self.fleet_gated.store(gated, Ordering::Release);
     }
 
     /// The generation of an open state whose time is up and that waits for
     /// the fleet's probe lease, if this breaker is in that state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn waiting_for_probe_grant(&self) -> Option<u32> {
         let (generation, state) = self.load();
         let waiting = state == CircuitState::Open
@@ -396,6 +410,7 @@ impl CircuitBreaker {
     }
 
     /// Lets this instance probe the open state of `generation`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn grant_probe(&self, generation: u32) {
         self.probe_grant
             .store(u64::from(generation) + 1, Ordering::Release);
@@ -403,6 +418,7 @@ impl CircuitBreaker {
 
     /// Applies a state decided elsewhere in the fleet; `open_for` is how long
     /// an open breaker stays open from now. Returns whether anything changed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply_fleet(&self, to: CircuitState, open_for: Option<Duration>) -> bool {
         loop {
             let (generation, from) = self.load();

@@ -1,6 +1,6 @@
 //! The process-wide registry: one name, one breaker.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use dashmap::mapref::entry::Entry;
@@ -46,6 +46,10 @@ enum Origin {
 struct Named {
     breaker: Arc<CircuitBreaker>,
     origin: Origin,
+    /// Created by a dynamic-name call site: may be evicted when idle.
+    dynamic: AtomicBool,
+    /// For dynamic breakers: when last looked up (seconds after `epoch`).
+    last_used: AtomicU64,
 }
 
 /// Named, shared circuit breakers, plus the private breakers of unnamed call
@@ -54,7 +58,6 @@ struct Named {
 ///
 /// Most code uses the process-wide [`registry()`]; a separate `Registry` is
 /// useful to isolate tests.
-#[derive(Default)]
 pub struct Registry {
     named: DashMap<Arc<str>, Named>,
     private: Mutex<Vec<Arc<CircuitBreaker>>>,
@@ -66,6 +69,23 @@ pub struct Registry {
     /// Whether a fleet sync (feature `redis`) runs on this registry.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fleet_shared: AtomicBool,
+    /// Bounds on breakers of dynamic-name call sites; see `set_dynamic_limits`.
+    dynamic: dynamic::Limits,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            named: DashMap::new(),
+            private: Mutex::default(),
+            listeners: Arc::default(),
+            bulkheads: DashMap::new(),
+            budgets: DashMap::new(),
+            created: RwLock::default(),
+            fleet_shared: AtomicBool::new(false),
+            dynamic: dynamic::Limits::default(),
+        }
+    }
 }
 
 type CreationListener = Arc<dyn Fn(&CircuitBreaker) + Send + Sync>;
@@ -138,10 +158,7 @@ impl Registry {
             Entry::Vacant(e) => {
                 let breaker = self.create(name, config);
                 self.notify_created(&breaker);
-                e.insert(Named {
-                    breaker: breaker.clone(),
-                    origin: Origin::Configured,
-                });
+                e.insert(Named::new(breaker.clone(), Origin::Configured, false));
                 Ok(breaker)
             }
         }
@@ -159,6 +176,9 @@ impl Registry {
 
     /// [`breaker`](Self::breaker), running `on_create` on the breaker if this
     /// call created it (the macros attach `on_open`-style callbacks this way).
+    ///
+    /// A breaker obtained this way is never evicted (see
+    /// [`set_dynamic_limits`](Self::set_dynamic_limits)).
     #[inline]
     pub fn breaker_with(
         &self,
@@ -167,32 +187,47 @@ impl Registry {
         on_create: impl FnOnce(&CircuitBreaker),
     ) -> Arc<CircuitBreaker> {
         if let Some(named) = self.named.get(name) {
+            named.dynamic.store(false, Ordering::Relaxed);
             check_config(&named, config);
             return named.breaker.clone();
         }
-        self.breaker_slow(name, config, on_create)
+        self.breaker_slow(name, config, on_create, false)
     }
 
+    /// Creates (or finds) the breaker `name`; `dynamic` marks it evictable.
     #[cold]
     fn breaker_slow(
         &self,
         name: &str,
         config: &BreakerConfig,
         on_create: impl FnOnce(&CircuitBreaker),
+        dynamic: bool,
     ) -> Arc<CircuitBreaker> {
+        let mut created = false;
         let named = self.named.entry(Arc::from(name)).or_insert_with(|| {
             let breaker = self.create(Arc::from(name), *config);
             on_create(&breaker);
-            self.notify_created(&breaker);
-            Named {
-                breaker,
-                origin: Origin::CallSite {
-                    warned: Mutex::new(Vec::new()),
-                },
-            }
+            created = true;
+            let origin = Origin::CallSite {
+                warned: Mutex::new(Vec::new()),
+            };
+            let named = Named::new(breaker, origin, dynamic);
+            named.last_used.store(self.dynamic.now(), Ordering::Relaxed);
+            named
         });
+        if !dynamic {
+            named.dynamic.store(false, Ordering::Relaxed);
+        }
         check_config(&named, config);
-        named.breaker.clone()
+        let breaker = named.breaker.clone();
+        drop(named);
+        if created {
+            if dynamic {
+                self.dynamic.count.fetch_add(1, Ordering::Relaxed);
+            }
+            self.notify_created(&breaker);
+        }
+        breaker
     }
 
     fn create(&self, name: Arc<str>, config: BreakerConfig) -> Arc<CircuitBreaker> {
@@ -364,6 +399,17 @@ impl Registry {
     }
 }
 
+impl Named {
+    fn new(breaker: Arc<CircuitBreaker>, origin: Origin, dynamic: bool) -> Self {
+        Named {
+            breaker,
+            origin,
+            dynamic: AtomicBool::new(dynamic),
+            last_used: AtomicU64::new(0),
+        }
+    }
+}
+
 fn check_config(named: &Named, asked: &BreakerConfig) {
     let Origin::CallSite { warned } = &named.origin else {
         return;
@@ -385,149 +431,6 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
     );
 }
 
+mod dynamic;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{CircuitState, Outcome};
-
-    fn cfg(failures: u32) -> BreakerConfig {
-        BreakerConfig::builder()
-            .failure_threshold(failures)
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn one_name_one_breaker_across_threads() {
-        let reg = Arc::new(Registry::new());
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let reg = reg.clone();
-                std::thread::spawn(move || {
-                    let first = reg.breaker("shared", &cfg(10_000));
-                    for _ in 0..1000 {
-                        assert!(Arc::ptr_eq(&first, &reg.breaker("shared", &cfg(10_000))));
-                    }
-                    first
-                })
-            })
-            .collect();
-        let breakers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        for b in &breakers {
-            assert!(Arc::ptr_eq(b, &breakers[0]));
-        }
-        assert!(Arc::ptr_eq(&reg.get("shared").unwrap(), &breakers[0]));
-        assert_eq!(reg.snapshot().breakers.len(), 1);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn failures_from_many_tasks_land_on_one_breaker() {
-        let reg = Arc::new(Registry::new());
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let reg = reg.clone();
-                tokio::spawn(async move {
-                    let b = reg.breaker("db", &cfg(10));
-                    b.try_acquire().unwrap().record(Outcome::Failure);
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(reg.get("db").unwrap().state(), CircuitState::Open);
-    }
-
-    #[test]
-    fn configured_breakers_win_over_call_sites() {
-        let reg = Registry::new();
-        let configured = reg.configure("api", cfg(7)).unwrap();
-        let from_site = reg.breaker("api", &cfg(2));
-        assert!(Arc::ptr_eq(&configured, &from_site));
-        assert_eq!(from_site.config().failure_threshold().get(), 7);
-        let err = reg.configure("api", cfg(3)).unwrap_err();
-        assert!(Arc::ptr_eq(&err.existing, &configured));
-        assert!(err.to_string().contains("`api` already exists"));
-    }
-
-    #[test]
-    fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
-        let reg = Registry::new();
-        let first = reg.breaker("x", &cfg(3));
-        for _ in 0..3 {
-            let second = reg.breaker("x", &cfg(4));
-            assert!(Arc::ptr_eq(&first, &second));
-        }
-        assert_eq!(first.config().failure_threshold().get(), 3);
-        let named = reg.named.get("x").unwrap();
-        let Origin::CallSite { warned } = &named.origin else {
-            panic!("created by a call site")
-        };
-        assert_eq!(*warned.lock().unwrap(), vec![cfg(4)]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reset_all_and_snapshot_cover_private_breakers() {
-        let reg = Registry::new();
-        let private = reg.private_breaker("m::f", &cfg(1));
-        let named = reg.breaker("b", &cfg(1));
-        for b in [&private, &named] {
-            b.try_acquire().unwrap().record(Outcome::Failure);
-        }
-        assert!(reg.get("m::f").is_none(), "private breakers are not shared");
-        let snap = reg.snapshot().breakers;
-        assert_eq!(
-            snap.iter().map(|s| (&*s.name, s.state)).collect::<Vec<_>>(),
-            [("b", CircuitState::Open), ("m::f", CircuitState::Open)]
-        );
-        assert_eq!(snap[0].retry_after, Some(Duration::from_secs(60)));
-        reg.reset_all();
-        assert!(reg
-            .snapshot()
-            .breakers
-            .iter()
-            .all(|s| s.state == CircuitState::Closed));
-    }
-}
-
-#[cfg(test)]
-mod more_tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn bulkheads_and_budgets_are_shared_by_name_and_in_the_snapshot() {
-        let reg = Registry::new();
-        let one = NonZeroU32::new(1).unwrap();
-        let a = reg.bulkhead("db", one, Duration::ZERO);
-        let b = reg.bulkhead("db", NonZeroU32::new(9).unwrap(), Duration::ZERO);
-        assert!(Arc::ptr_eq(&a, &b), "the first limits win");
-        let _held = a.acquire().await.unwrap();
-        let budget = reg.retry_budget("api");
-        budget.deposit();
-        assert!(Arc::ptr_eq(&budget, &reg.retry_budget("api")));
-        let configured = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
-        assert!(reg.configure_retry_budget(configured).is_ok());
-        let again = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
-        assert!(reg.configure_retry_budget(again).is_err());
-        assert!(reg
-            .configure_bulkhead(Bulkhead::new("db", one, Duration::ZERO))
-            .is_err());
-
-        let snap = reg.snapshot();
-        assert_eq!(snap.bulkheads.len(), 1);
-        assert_eq!(
-            (
-                snap.bulkheads[0].in_flight,
-                snap.bulkheads[0].max_concurrent
-            ),
-            (1, 1)
-        );
-        let names: Vec<_> = snap.retry_budgets.iter().map(|b| &*b.name).collect();
-        assert_eq!(names, ["api", "custom"]);
-        assert_eq!(snap.retry_budgets[0].calls, 1);
-        assert_eq!(
-            snap.retry_budgets[0].available, 100,
-            "10 s x 10/s floor; 20 % of 1 call rounds down"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,147 @@
+//! Registry tests.
+
+mod basics {
+    use super::super::*;
+    use crate::{CircuitState, Outcome};
+
+    fn cfg(failures: u32) -> BreakerConfig {
+        BreakerConfig::builder()
+            .failure_threshold(failures)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_name_one_breaker_across_threads() {
+        let reg = Arc::new(Registry::new());
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    let first = reg.breaker("shared", &cfg(10_000));
+                    for _ in 0..1000 {
+                        assert!(Arc::ptr_eq(&first, &reg.breaker("shared", &cfg(10_000))));
+                    }
+                    first
+                })
+            })
+            .collect();
+        let breakers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for b in &breakers {
+            assert!(Arc::ptr_eq(b, &breakers[0]));
+        }
+        assert!(Arc::ptr_eq(&reg.get("shared").unwrap(), &breakers[0]));
+        assert_eq!(reg.snapshot().breakers.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failures_from_many_tasks_land_on_one_breaker() {
+        let reg = Arc::new(Registry::new());
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let reg = reg.clone();
+                tokio::spawn(async move {
+                    let b = reg.breaker("db", &cfg(10));
+                    b.try_acquire().unwrap().record(Outcome::Failure);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(reg.get("db").unwrap().state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn configured_breakers_win_over_call_sites() {
+        let reg = Registry::new();
+        let configured = reg.configure("api", cfg(7)).unwrap();
+        let from_site = reg.breaker("api", &cfg(2));
+        assert!(Arc::ptr_eq(&configured, &from_site));
+        assert_eq!(from_site.config().failure_threshold().get(), 7);
+        let err = reg.configure("api", cfg(3)).unwrap_err();
+        assert!(Arc::ptr_eq(&err.existing, &configured));
+        assert!(err.to_string().contains("`api` already exists"));
+    }
+
+    #[test]
+    fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
+        let reg = Registry::new();
+        let first = reg.breaker("x", &cfg(3));
+        for _ in 0..3 {
+            let second = reg.breaker("x", &cfg(4));
+            assert!(Arc::ptr_eq(&first, &second));
+        }
+        assert_eq!(first.config().failure_threshold().get(), 3);
+        let named = reg.named.get("x").unwrap();
+        let Origin::CallSite { warned } = &named.origin else {
+            panic!("created by a call site")
+        };
+        assert_eq!(*warned.lock().unwrap(), vec![cfg(4)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_all_and_snapshot_cover_private_breakers() {
+        let reg = Registry::new();
+        let private = reg.private_breaker("m::f", &cfg(1));
+        let named = reg.breaker("b", &cfg(1));
+        for b in [&private, &named] {
+            b.try_acquire().unwrap().record(Outcome::Failure);
+        }
+        assert!(reg.get("m::f").is_none(), "private breakers are not shared");
+        let snap = reg.snapshot().breakers;
+        assert_eq!(
+            snap.iter().map(|s| (&*s.name, s.state)).collect::<Vec<_>>(),
+            [("b", CircuitState::Open), ("m::f", CircuitState::Open)]
+        );
+        assert_eq!(snap[0].retry_after, Some(Duration::from_secs(60)));
+        reg.reset_all();
+        assert!(reg
+            .snapshot()
+            .breakers
+            .iter()
+            .all(|s| s.state == CircuitState::Closed));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bulkheads_and_budgets_are_shared_by_name_and_in_the_snapshot() {
+        let reg = Registry::new();
+        let one = NonZeroU32::new(1).unwrap();
+        let a = reg.bulkhead("db", one, Duration::ZERO);
+        let b = reg.bulkhead("db", NonZeroU32::new(9).unwrap(), Duration::ZERO);
+        assert!(Arc::ptr_eq(&a, &b), "the first limits win");
+        let _held = a.acquire().await.unwrap();
+        let budget = reg.retry_budget("api");
+        budget.deposit();
+        assert!(Arc::ptr_eq(&budget, &reg.retry_budget("api")));
+        let configured = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
+        assert!(reg.configure_retry_budget(configured).is_ok());
+        let again = RetryBudget::new("custom", Duration::from_secs(5), 2, 0.1).unwrap();
+        assert!(reg.configure_retry_budget(again).is_err());
+        assert!(reg
+            .configure_bulkhead(Bulkhead::new("db", one, Duration::ZERO))
+            .is_err());
+
+        let snap = reg.snapshot();
+        assert_eq!(snap.bulkheads.len(), 1);
+        assert_eq!(
+            (
+                snap.bulkheads[0].in_flight,
+                snap.bulkheads[0].max_concurrent
+            ),
+            (1, 1)
+        );
+        let names: Vec<_> = snap.retry_budgets.iter().map(|b| &*b.name).collect();
+        assert_eq!(names, ["api", "custom"]);
+        assert_eq!(snap.retry_budgets[0].calls, 1);
+        assert_eq!(
+            snap.retry_budgets[0].available, 100,
+            "10 s x 10/s floor; 20 % of 1 call rounds down"
+        );
+    }
+}
