@@ -464,10 +464,7 @@ where
     R: ResultLike,
 {
     match bulkhead.acquire().await {
-        Ok(slot) => {
-            drop(slot);
-            call.await
-        }
+        Ok(_slot) => call.await,
         Err(e) => R::from_error(convert(e)),
     }
 }
