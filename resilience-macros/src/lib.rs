@@ -14,6 +14,8 @@
 mod args;
 mod expand;
 mod func;
+#[cfg(test)]
+mod fuzz_tests;
 mod layers;
 mod value;
 
