@@ -308,3 +308,34 @@ async fn credentials_never_appear_in_errors() {
         "shareable again after shutdown"
     );
 }
+
+/// Regression: the fleet sequence restarted at 1 when the breaker's key
+/// expired (24 h without a transition) or a restarted Redis lost it, and
+/// instances that had seen higher numbers ignored every later change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_after_the_fleet_key_vanished_still_propagates() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(), instance());
+    let cfg = config(1, Duration::from_secs(60));
+    a.breaker("x", &cfg);
+    b.breaker("x", &cfg);
+    let _fa = join(&server, a, "expiry").await;
+    let _fb = join(&server, b, "expiry").await;
+    trip(a, "x");
+    eventually("b open", || state(b, "x") == CircuitState::Open).await;
+    a.get("x").unwrap().reset();
+    eventually("b closed", || state(b, "x") == CircuitState::Closed).await;
+    // What the key's expiry (or a Redis restart without persistence) does:
+    let mut conn = server.connection();
+    let _: i64 = redis::cmd("DEL")
+        .arg("expiry:resilience:breaker:x")
+        .query(&mut conn)
+        .unwrap();
+    trip(a, "x");
+    eventually("b open after the key vanished", || {
+        state(b, "x") == CircuitState::Open
+    })
+    .await;
+}

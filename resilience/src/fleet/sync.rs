@@ -27,16 +27,26 @@ pub(crate) enum Local {
     Created(Arc<str>),
 }
 
-/// Bumps the fleet sequence, stores the state, publishes it, and releases
+/// Bumps the fleet sequence, stores the state, publishes it, and shortens
 /// this instance's probe lease: one round trip, atomically.
+///
+/// The sequence is `max(previous + 1, Redis time in ms)`: it keeps growing
+/// even when the key expired or a restarted Redis lost it, so instances that
+/// remember a higher number never ignore a fresh change. The lease is not
+/// deleted but left to expire in 250 ms, so no instance can win it before it
+/// has read this verdict.
 const PUBLISH: &str = r#"
-local gen = redis.call('HINCRBY', KEYS[1], 'fleet_gen', 1)
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'until_unix_ms', ARGV[2], 'instance', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gen = tonumber(redis.call('HGET', KEYS[1], 'fleet_gen') or '0') + 1
+if now > gen then gen = now end
+redis.call('HSET', KEYS[1], 'fleet_gen', string.format('%d', gen), 'state', ARGV[1],
+    'until_unix_ms', ARGV[2], 'instance', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 86400000)
 local msg = {v = 1, instance = ARGV[3], breaker = ARGV[4], state = ARGV[1], fleet_gen = gen}
 if ARGV[2] ~= '' then msg['until_unix_ms'] = tonumber(ARGV[2]) end
 redis.call('PUBLISH', KEYS[2], cjson.encode(msg))
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250) end
 return gen
 "#;
 

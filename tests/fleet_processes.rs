@@ -1,0 +1,277 @@
+//! Fleet-wide breakers across processes: two `fleet_node` processes (the
+//! binary in `src/bin/fleet_node.rs`) share one breaker through a real
+//! `redis-server` this test starts on a free loopback port.
+//!
+//! The test drives each process over stdin (one command a line) and reads
+//! its one-line answers through a reader thread and a channel, so every
+//! answer is awaited with a bound: the test fails, it never hangs. The child
+//! processes are killed when their guards drop, on success and on panic (a
+//! failing test also prints their logs).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::RedisServer;
+
+const NAMESPACE: &str = "processes";
+const BREAKER: &str = "payments";
+/// Consecutive failures that open the breaker.
+const THRESHOLD: u32 = 3;
+/// How long the breaker stays open. Long enough that A's trip made while
+/// Redis is down is still open when the restarted Redis resyncs it.
+const RECOVERY: Duration = Duration::from_millis(2_000);
+/// The bound on any answer.
+const ANSWER: Duration = Duration::from_secs(10);
+/// The bound on answers that must not wait on Redis (calls while it is down).
+const AT_ONCE: Duration = Duration::from_secs(1);
+/// The bound on conditions that take the fleet some time.
+const EVENTUALLY: Duration = Duration::from_secs(15);
+
+/// One `fleet_node` process, killed on drop.
+struct Node {
+    label: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    answers: Receiver<String>,
+    /// Its stderr (logs), printed if the test fails.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// Starts a node and waits until it reports `ready <instance-id>`.
+    fn start(label: &'static str, url: &str) -> (Node, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleet_node"))
+            .args([url, NAMESPACE, BREAKER])
+            .arg(THRESHOLD.to_string())
+            .arg(RECOVERY.as_millis().to_string())
+            .env("RUST_LOG", "resilience=debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the fleet_node binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, answers) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                }
+            });
+        }
+        let node = Node {
+            label,
+            stdin: child.stdin.take(),
+            child,
+            answers,
+            log,
+        };
+        let ready = node.answer("(start-up)", ANSWER);
+        let id = ready
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("{label}: expected `ready <id>`, got {ready:?}"))
+            .to_owned();
+        (node, id)
+    }
+
+    fn answer(&self, command: &str, bound: Duration) -> String {
+        match self.answers.recv_timeout(bound) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{}: no answer to `{command}` within {bound:?}", self.label)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "{}: the process exited before answering `{command}`",
+                    self.label
+                )
+            }
+        }
+    }
+
+    /// Sends `command` and returns the answer, which must come within `bound`.
+    fn ask_within(&mut self, command: &str, bound: Duration) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
+        if let Err(e) = writeln!(stdin, "{command}").and_then(|()| stdin.flush()) {
+            panic!("{}: cannot send `{command}`: {e}", self.label);
+        }
+        self.answer(command, bound)
+    }
+
+    /// Sends raw bytes (a line that may not be UTF-8) and returns the answer.
+    fn send_bytes(&mut self, line: &[u8]) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
+        if let Err(e) = stdin.write_all(line).and_then(|()| stdin.flush()) {
+            panic!("{}: cannot send {line:?}: {e}", self.label);
+        }
+        self.answer(&String::from_utf8_lossy(line), ANSWER)
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        self.ask_within(command, ANSWER)
+    }
+
+    /// Asks the node to quit and waits (with a bound) until it has exited.
+    fn quit(mut self) {
+        assert_eq!(self.ask("quit"), "bye");
+        let deadline = Instant::now() + ANSWER;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for fleet_node") {
+                assert!(status.success(), "{}: exited with {status}", self.label);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: still running after `quit`",
+                self.label
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- stderr of node {} ----", self.label);
+            for line in self
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+            {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; fails after [`EVENTUALLY`].
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + EVENTUALLY;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn two_processes_share_a_breaker_through_redis() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let (mut a, id_a) = Node::start("A", &url);
+    let (mut b, id_b) = Node::start("B", &url);
+    assert_ne!(id_a, id_b, "each process has its own instance id");
+    for node in [&mut a, &mut b] {
+        assert_eq!(node.ask("connected"), "true");
+        assert_eq!(node.ask("state"), "closed");
+        assert_eq!(node.ask("call"), "ok");
+    }
+    // Bad input gets an error line, never a crash.
+    for bad in ["explode", "", "call twice", "\u{7f}\u{1}"] {
+        let answer = a.ask(bad);
+        assert!(answer.starts_with("error "), "{bad:?} -> {answer:?}");
+    }
+    let answer = a.send_bytes(b"st\xffte\n");
+    assert!(answer.starts_with("error "), "not UTF-8 -> {answer:?}");
+    assert_eq!(a.ask("id"), id_a);
+
+    // 1. Tripping the breaker in A makes B reject.
+    for _ in 0..THRESHOLD {
+        assert_eq!(a.ask("fail"), "failed");
+    }
+    let tripped = Instant::now();
+    assert_eq!(a.ask("state"), "open");
+    assert_eq!(a.ask("call"), "rejected");
+    eventually("B sees the breaker open", || b.ask("state") == "open");
+    assert_eq!(b.ask("call"), "rejected");
+
+    // 2. After the recovery timeout, both call until both are closed: the
+    // probe lease lets exactly one of them probe.
+    thread::sleep(RECOVERY.saturating_sub(tripped.elapsed()));
+    let mut probes = Vec::new();
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        for node in [&mut a, &mut b] {
+            match node.ask("call").as_str() {
+                "ok" | "rejected" => {}
+                "probe-ok" => probes.push(node.label),
+                other => panic!("{}: unexpected answer to `call`: {other:?}", node.label),
+            }
+        }
+        if a.ask("state") == "closed" && b.ask("state") == "closed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the breaker never closed on both (probes: {probes:?})"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(probes.len(), 1, "exactly one probe across both: {probes:?}");
+    for node in [&mut a, &mut b] {
+        assert_eq!(node.ask("call"), "ok");
+    }
+
+    // 3. Killing Redis: both keep serving locally, at once.
+    server.kill();
+    for node in [&mut a, &mut b] {
+        assert_eq!(node.ask_within("call", AT_ONCE), "ok");
+    }
+    for node in [&mut a, &mut b] {
+        let label = node.label;
+        eventually(&format!("{label} notices that Redis is gone"), || {
+            node.ask("connected") == "false"
+        });
+        assert_eq!(node.ask_within("call", AT_ONCE), "ok");
+    }
+
+    // 4. A trip in A while Redis is down stays in A.
+    for _ in 0..THRESHOLD {
+        assert_eq!(a.ask_within("fail", AT_ONCE), "failed");
+    }
+    assert_eq!(a.ask("state"), "open");
+    assert_eq!(a.ask_within("call", AT_ONCE), "rejected");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.ask("state"), "closed", "nothing reaches B without Redis");
+    assert_eq!(b.ask_within("call", AT_ONCE), "ok");
+
+    // 5. Restarting Redis (empty: no persistence): both reconnect, and A's
+    // resync publishes its open breaker, which B applies.
+    server.restart();
+    for node in [&mut a, &mut b] {
+        let label = node.label;
+        eventually(&format!("{label} reconnects"), || {
+            node.ask("connected") == "true"
+        });
+    }
+    eventually("B learns of the trip A made while Redis was down", || {
+        b.ask("state") == "open"
+    });
+
+    a.quit();
+    b.quit();
+}
