@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::func::{FallbackArg, Func};
 use crate::layers::{
@@ -129,15 +130,18 @@ fn classify(b: &Breaker) -> TokenStream {
     let error = hidden("__resilience_error");
     let outcome = quote!(::resilience::__private::Outcome);
     let ignore = b.ignore_if.as_ref().map(|f| {
+        let ask = quote_spanned!(f.span()=> ::resilience::__private::predicate(#f, #error));
         quote! {
-            if (#f)(#error) {
+            if #ask {
                 return #outcome::Ignored;
             }
         }
     });
     let fails = match &b.failure {
         FailureRule::Every => quote!(true),
-        FailureRule::If(f) => quote!((#f)(#error)),
+        FailureRule::If(f) => {
+            quote_spanned!(f.span()=> ::resilience::__private::predicate(#f, #error))
+        }
         FailureRule::On(pats) => quote!(::core::matches!(#error, #(#pats)|*)),
     };
     quote! {
@@ -333,15 +337,27 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             Layer::Fallback(f) => {
                 let (clones, args) = fallback_args(func);
                 prelude.extend(clones);
-                let path = &f.path;
-                let error = hidden("__resilience_error");
+                let path = f.path.clone();
+                let (result, expect) =
+                    (hidden("__resilience_result"), hidden("__resilience_expect"));
+                // Spanned at the path: a fallback that does not fit (arguments,
+                // error type, `async`, return type) is reported under it.
+                let error = Ident::new(
+                    "__resilience_error",
+                    Span::mixed_site().located_at(path.span()),
+                );
+                let call = quote_spanned! {path.span()=>
+                    #expect.fallback(#path(#(#args,)* #error).await)
+                };
                 let ok = hidden("__resilience_ok");
                 wrappers.push(Box::new(move |inner| {
                     quote! {
                         async {
-                            match #inner.await {
-                                ::core::result::Result::Err(#error) => #path(#(#args,)* #error).await,
-                                #ok => #ok,
+                            let #result = #inner.await;
+                            let #expect = ::resilience::__private::expect(&#result);
+                            match ::resilience::__private::split_error(#result) {
+                                ::core::result::Result::Ok(#ok) => #ok,
+                                ::core::result::Result::Err(#error) => #call,
                             }
                         }
                     }
@@ -500,17 +516,22 @@ impl RetryLoop<'_> {
         };
         let not_retried = match &self.retry.rule {
             RetryRule::Every => quote!(false),
-            RetryRule::If(f) => quote!(!(#f)(#error)),
+            RetryRule::If(f) => {
+                quote_spanned!(f.span()=> !::resilience::__private::predicate(#f, #error))
+            }
             RetryRule::On(pats) => quote!(!::core::matches!(#error, #(#pats)|*)),
         };
         let hint = match &self.retry.retry_after {
-            Some(f) => quote!((#f)(#error)),
+            Some(f) => quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error)),
             None => quote!(::core::option::Option::None),
         };
         let on_retry = self.retry.on_retry.as_ref().map(|f| {
+            let call = quote_spanned! {f.span()=>
+                ::resilience::__private::on_retry(#f, #number, #error, #delay)
+            };
             quote! {
                 if let ::core::option::Option::Some(#delay) = #delay {
-                    (#f)(#number, #error, #delay);
+                    #call;
                 }
             }
         });

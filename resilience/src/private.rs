@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -35,6 +36,10 @@ pub trait ResultLike {
     fn error(&self) -> Option<&Self::Error>;
     /// `Err(error)`.
     fn from_error(error: Self::Error) -> Self;
+    /// `Ok(self)` when this is `Ok`, else the error taken out.
+    fn split_error(self) -> Result<Self, Self::Error>
+    where
+        Self: Sized;
 }
 
 impl<T, E> ResultLike for Result<T, E> {
@@ -50,6 +55,13 @@ impl<T, E> ResultLike for Result<T, E> {
     #[inline]
     fn from_error(error: E) -> Self {
         Err(error)
+    }
+    #[inline]
+    fn split_error(self) -> Result<Self, E> {
+        match self {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -195,6 +207,32 @@ impl<T: Clone> FallbackArg for T {}
 #[inline(always)]
 pub fn fallback_clone<T: FallbackArg>(value: &T) -> T {
     value.clone()
+}
+
+/// `fallback = path`: the type of the call's result, taken before the
+/// fallback is called, so that a fallback returning another type is reported
+/// as a mismatch under its path.
+#[derive(Debug)]
+pub struct Expect<R>(PhantomData<fn() -> R>);
+
+/// The [`Expect`] of `result`'s type.
+#[inline(always)]
+pub fn expect<R: ResultLike>(_result: &R) -> Expect<R> {
+    Expect(PhantomData)
+}
+
+impl<R> Expect<R> {
+    /// The fallback's answer, which must be of the call's result type.
+    #[inline(always)]
+    pub fn fallback(self, answer: R) -> R {
+        answer
+    }
+}
+
+/// `Ok(result)` when the call succeeded, else its error.
+#[inline(always)]
+pub fn split_error<R: ResultLike>(result: R) -> Result<R, R::Error> {
+    result.split_error()
 }
 
 /// A by-value argument of a function that `#[retry]` re-runs.

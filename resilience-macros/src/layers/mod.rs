@@ -149,7 +149,10 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
             } else if let Some(arg) = args.get("bulkhead").or(args.get("max_wait")) {
                 errors.push_at(
                     &arg.key,
-                    format!("`{}` needs `max_concurrent`, the bulkhead's limit", arg.key),
+                    format!(
+                        "`{}` needs `max_concurrent`, the bulkhead's limit: add `max_concurrent = 10`",
+                        arg.key
+                    ),
                 );
             }
             if let Some(arg) = args.get("timeout") {
@@ -209,25 +212,33 @@ fn rate(arg: &Arg, errors: &mut Errors) -> Option<f64> {
     }
 }
 
-/// `[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler checks.
+/// `[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler
+/// checks. An element that is not a pattern gets its own error, under it.
 fn patterns(arg: &Arg, errors: &mut Errors) -> Option<Vec<syn::Pat>> {
-    let parser = |input: syn::parse::ParseStream<'_>| {
-        let content;
-        syn::bracketed!(content in input);
-        let pats = content.parse_terminated(syn::Pat::parse_multi, syn::Token![,])?;
-        Ok(pats.into_iter().collect::<Vec<_>>())
-    };
-    let tokens = quote::ToTokens::to_token_stream(&arg.value);
-    match syn::parse::Parser::parse2(parser, tokens) {
-        Ok(pats) if !pats.is_empty() => Some(pats),
-        _ => {
+    let key = arg.key.to_string();
+    let elems = match &arg.value {
+        Expr::Array(list) if !list.elems.is_empty() => &list.elems,
+        other => {
             errors.push_at(
-                &arg.value,
-                format!("`{}` expects a list of error patterns: `{} = [ApiError::Timeout, ApiError::Unavailable(..)]`", arg.key, arg.key),
+                other,
+                format!("`{key}` expects a list of error patterns: `{key} = [ApiError::Timeout, ApiError::Unavailable(..)]`"),
             );
-            None
+            return None;
+        }
+    };
+    let condition = key.replace("_on", "_if");
+    let mut pats = Vec::new();
+    for elem in elems {
+        let tokens = quote::ToTokens::to_token_stream(elem);
+        match syn::parse::Parser::parse2(syn::Pat::parse_multi, tokens) {
+            Ok(pat) => pats.push(pat),
+            Err(_) => errors.push_at(
+                elem,
+                format!("expected an error pattern such as `ApiError::Timeout` or `ApiError::Unavailable(..)`; to test a condition, use `{condition} = |e| ..` instead of `{key}`"),
+            ),
         }
     }
+    (pats.len() == elems.len()).then_some(pats)
 }
 
 fn count(args: &Args, key: &str, default: u32, errors: &mut Errors) -> u32 {

@@ -1,0 +1,8 @@
+use resilience::circuit_breaker;
+
+#[circuit_breaker(failure_rate = 0.5, window = 100.0)]
+async fn fetch() -> anyhow::Result<u32> {
+    Ok(1)
+}
+
+fn main() {}
