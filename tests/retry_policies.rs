@@ -352,6 +352,17 @@ impl Upstream {
     async fn retry_on_nested(&self) -> Result<u32, ApiError> {
         self.call().await
     }
+
+    /// A pattern that is not an expression (`ref`, `@` bindings).
+    #[retry(
+        max_attempts = 5,
+        backoff = "fixed",
+        delay = "1s",
+        retry_on = [Unavailable(Some(ref _wait))]
+    )]
+    async fn retry_on_bindings(&self) -> Result<u32, ApiError> {
+        self.call().await
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -423,6 +434,19 @@ async fn retry_on_takes_nested_patterns() {
         assert_eq!(up.retry_on_nested().await, Err(stop));
         assert_eq!(up.started(), [s(0), s(1)]);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_on_takes_patterns_that_are_not_expressions() {
+    let up = Upstream::new([
+        fails(Unavailable(Some(s(1)))),
+        fails(Unavailable(Some(s(2)))),
+        ok(3),
+    ]);
+    assert_eq!(up.retry_on_bindings().await, Ok(3));
+    let up = Upstream::new([fails(Unavailable(None))]);
+    assert_eq!(up.retry_on_bindings().await, Err(Unavailable(None)));
+    assert_eq!(up.attempts(), 1);
 }
 
 /// Each attempt is bounded by the inner timeout; `retry_on` names the

@@ -28,6 +28,15 @@ impl Parse for Arg {
             ));
         }
         input.parse::<Token![=]>()?;
+        if (key == "failure_on" || key == "retry_on") && input.peek(syn::token::Bracket) {
+            // A list of patterns: `ref`, `@` and ranges are patterns, not
+            // expressions; keep the tokens, `layers` parses them as patterns.
+            let group: proc_macro2::TokenTree = input.parse()?;
+            return Ok(Arg {
+                key,
+                value: Expr::Verbatim(group.into()),
+            });
+        }
         let value: Expr = input
             .parse()
             .map_err(|e| syn::Error::new(e.span(), format!("expected a value for `{key}`")))?;

@@ -216,21 +216,45 @@ fn rate(arg: &Arg, errors: &mut Errors) -> Option<f64> {
 /// checks. An element that is not a pattern gets its own error, under it.
 fn patterns(arg: &Arg, errors: &mut Errors) -> Option<Vec<syn::Pat>> {
     let key = arg.key.to_string();
-    let elems = match &arg.value {
-        Expr::Array(list) if !list.elems.is_empty() => &list.elems,
-        other => {
-            errors.push_at(
-                other,
-                format!("`{key}` expects a list of error patterns: `{key} = [ApiError::Timeout, ApiError::Unavailable(..)]`"),
-            );
-            return None;
-        }
+    let usage = format!(
+        "`{key}` expects a list of error patterns: `{key} = [ApiError::Timeout, ApiError::Unavailable(..)]`"
+    );
+    // `args` keeps a bracketed list as raw tokens (patterns with `@`, `ref`
+    // or ranges are not expressions); split it on its top-level commas.
+    let elems: Vec<TokenStream> = match &arg.value {
+        Expr::Verbatim(tokens) => match tokens.clone().into_iter().next() {
+            Some(proc_macro2::TokenTree::Group(g))
+                if g.delimiter() == proc_macro2::Delimiter::Bracket =>
+            {
+                let mut elems = vec![TokenStream::new()];
+                for tree in g.stream() {
+                    match &tree {
+                        proc_macro2::TokenTree::Punct(p) if p.as_char() == ',' => {
+                            elems.push(TokenStream::new());
+                        }
+                        _ => elems.last_mut().expect("one element").extend([tree]),
+                    }
+                }
+                elems.retain(|e| !e.is_empty());
+                elems
+            }
+            _ => Vec::new(),
+        },
+        Expr::Array(list) => list
+            .elems
+            .iter()
+            .map(quote::ToTokens::to_token_stream)
+            .collect(),
+        _ => Vec::new(),
     };
+    if elems.is_empty() {
+        errors.push_at(&arg.value, usage);
+        return None;
+    }
     let condition = key.replace("_on", "_if");
     let mut pats = Vec::new();
-    for elem in elems {
-        let tokens = quote::ToTokens::to_token_stream(elem);
-        match syn::parse::Parser::parse2(syn::Pat::parse_multi, tokens) {
+    for elem in &elems {
+        match syn::parse::Parser::parse2(syn::Pat::parse_multi, elem.clone()) {
             Ok(pat) => pats.push(pat),
             Err(_) => errors.push_at(
                 elem,
