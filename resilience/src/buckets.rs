@@ -43,9 +43,17 @@ impl<const N: usize> TimeBuckets<N> {
         }
     }
 
+    /// The epoch of `now`. At the very end of the clock's scale (a clock
+    /// saturated at `u64::MAX` nanoseconds, with buckets of 1 ns) epochs stop
+    /// short of the two reserved values, or cleared buckets would count
+    /// again and a bucket could stay `RECYCLING` for good.
+    fn epoch(&self, now: u64) -> u64 {
+        (now / self.width).min(EMPTY - 1)
+    }
+
     /// Adds `deltas` at time `now` (nanoseconds on any monotonic scale).
     pub(crate) fn add(&self, now: u64, deltas: [u64; N]) {
-        let epoch = now / self.width;
+        let epoch = self.epoch(now);
         let bucket = &self.buckets[(epoch % BUCKETS as u64) as usize];
         loop {
             let current = bucket.epoch.load(Ordering::Acquire);
@@ -82,7 +90,7 @@ impl<const N: usize> TimeBuckets<N> {
 
     /// The sums over the window ending at `now`.
     pub(crate) fn totals(&self, now: u64) -> [u64; N] {
-        let epoch = now / self.width;
+        let epoch = self.epoch(now);
         let oldest = epoch.saturating_sub(BUCKETS as u64 - 1);
         let mut sums = [0u64; N];
         for b in self.buckets.iter() {

@@ -72,6 +72,7 @@ mod registry;
 mod retry;
 #[cfg(feature = "serde")]
 mod serde_impls;
+mod sync;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -32,8 +32,7 @@ mod permit;
 mod status;
 mod window;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -45,6 +44,7 @@ pub use permit::{Outcome, Permit};
 pub use status::BreakerStatus;
 use window::{Outcomes, Sample, Totals};
 
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
 
 /// The state of a circuit breaker.
@@ -153,6 +153,10 @@ pub struct CircuitBreaker {
     word: AtomicU64,
     /// Consecutive failures in the closed generation it is tagged with.
     failures: AtomicU64,
+    /// The consecutive failures when the circuit last stopped admitting
+    /// calls (written under the transition lock): what `status` shows while
+    /// open, half-open or forced open.
+    opened_with: AtomicU32,
     /// Probes in flight in the half-open generation it is tagged with.
     probes: AtomicU64,
     /// Probe successes in the half-open generation it is tagged with.
@@ -163,6 +167,7 @@ pub struct CircuitBreaker {
     reopens: AtomicU32,
     /// Outcomes in the window, for windowed trip rules.
     window: Option<Outcomes>,
+    #[cfg_attr(loom, allow(dead_code))] // loom's clock is a counter
     epoch: Instant,
     /// Serialises transitions (never taken on the call path).
     transition: Mutex<()>,
@@ -203,6 +208,7 @@ impl CircuitBreaker {
             config,
             word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
             failures: AtomicU64::new(0),
+            opened_with: AtomicU32::new(0),
             probes: AtomicU64::new(0),
             successes: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
@@ -290,17 +296,17 @@ impl CircuitBreaker {
                         TransitionCause::RecoveryTimeoutElapsed,
                     );
                 }
-                CircuitState::HalfOpen => {
-                    if self.take_probe_slot(generation) {
+                CircuitState::HalfOpen => match self.take_probe_slot(generation) {
+                    ProbeSlot::Taken => {
                         // The state may have moved on while we took the slot.
                         if self.load() == (generation, CircuitState::HalfOpen) {
                             return Ok(Permit::new(self, generation, true));
                         }
                         self.release_probe_slot(generation);
-                    } else {
-                        return Err(self.rejection(None));
                     }
-                }
+                    ProbeSlot::Stale => {} // look again
+                    ProbeSlot::Full => return Err(self.rejection(None)),
+                },
             }
             (generation, state) = self.load();
         }
@@ -351,12 +357,11 @@ impl CircuitBreaker {
         BreakerStatus {
             name: self.name.clone(),
             state,
-            consecutive_failures: match state {
+            consecutive_failures: if state.admits_all() {
+                Tagged(self.failures.load(Ordering::Acquire)).value_in(generation)
+            } else {
                 // While open: the run of failures that opened it.
-                CircuitState::Open | CircuitState::HalfOpen | CircuitState::ForcedOpen => {
-                    Tagged(self.failures.load(Ordering::Acquire)).value()
-                }
-                _ => Tagged(self.failures.load(Ordering::Acquire)).value_in(generation),
+                self.opened_with.load(Ordering::Acquire)
             },
             window_calls: totals.calls,
             window_failures: totals.failures,
@@ -450,6 +455,12 @@ impl CircuitBreaker {
         (w.generation(), CircuitState::from_bits(w.value()))
     }
 
+    #[cfg(loom)]
+    fn now_nanos(&self) -> u64 {
+        loom_clock()
+    }
+
+    #[cfg(not(loom))]
     fn now_nanos(&self) -> u64 {
         let since = Instant::now().saturating_duration_since(self.epoch);
         u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
@@ -490,13 +501,19 @@ impl CircuitBreaker {
                 return false;
             }
             let now = self.now_nanos();
+            // The run of consecutive failures this generation ends with (the
+            // one that reached the threshold, even if a success landed since).
+            let consecutive = match cause {
+                TransitionCause::FailureThreshold { failures } => failures,
+                _ => Tagged(self.failures.load(Ordering::Acquire)).value_in(generation),
+            };
+            if from.admits_all() && !to.admits_all() {
+                self.opened_with.store(consecutive, Ordering::Release);
+            }
             let totals = self.window.as_ref().map(|w| w.totals(now));
             (failures, calls) = match totals {
                 Some(t) => (t.failures, t.calls),
-                None => (
-                    Tagged(self.failures.load(Ordering::Acquire)).value_in(generation),
-                    0,
-                ),
+                None => (consecutive, 0),
             };
             match (from, to) {
                 (_, CircuitState::Open) => {
@@ -545,11 +562,22 @@ impl CircuitBreaker {
     }
 }
 
+/// The breaker's clock under loom, which cannot model tokio's: a counter that
+/// moves 1 ns per read, so the order of clock reads is the order of the
+/// interleaving loom explores, and with a `recovery_timeout` of 1 ns an open
+/// breaker is due at the next read. (`tests/loom.rs` relies on this.)
+#[cfg(loom)]
+fn loom_clock() -> u64 {
+    static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NOW.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 mod record;
+use record::ProbeSlot;
 
 #[cfg(test)]
 mod policy_tests;

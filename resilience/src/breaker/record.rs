@@ -1,9 +1,8 @@
 //! Recording outcomes: what a finished call does to the counters, and the
 //! half-open probe slots.
 
-use std::sync::atomic::Ordering;
-
 use super::{CircuitBreaker, CircuitState, Outcome, Sample, Tagged, Totals, TransitionCause};
+use crate::sync::Ordering;
 
 impl CircuitBreaker {
     /// A call admitted while closed (or disabled) finished.
@@ -171,21 +170,29 @@ impl CircuitBreaker {
     }
 
     /// Takes one of the half-open generation's probe slots, if one is free.
-    pub(super) fn take_probe_slot(&self, generation: u32) -> bool {
+    ///
+    /// Never overwrites the counter of a later generation: a caller that read
+    /// the state before the breaker re-opened and turned half-open again
+    /// would otherwise reset the new generation's count and let more than
+    /// `half_open_max_calls` probes in.
+    pub(super) fn take_probe_slot(&self, generation: u32) -> ProbeSlot {
         let max = self.config.half_open_max_calls().get();
-        let mut current = self.probes.load(Ordering::Relaxed);
+        let mut current = self.probes.load(Ordering::Acquire);
         loop {
+            if newer(Tagged(current).generation(), generation) {
+                return ProbeSlot::Stale;
+            }
             let in_flight = Tagged(current).value_in(generation);
             if in_flight >= max {
-                return false;
+                return ProbeSlot::Full;
             }
             match self.probes.compare_exchange_weak(
                 current,
                 Tagged::new(generation, in_flight + 1).0,
                 Ordering::AcqRel,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => return true,
+                Ok(_) => return ProbeSlot::Taken,
                 Err(actual) => current = actual,
             }
         }
@@ -210,4 +217,18 @@ impl CircuitBreaker {
             }
         }
     }
+}
+
+/// What [`CircuitBreaker::take_probe_slot`] got.
+pub(super) enum ProbeSlot {
+    Taken,
+    /// `half_open_max_calls` probes are in flight.
+    Full,
+    /// A later generation has begun since the caller read the state.
+    Stale,
+}
+
+/// Whether generation `a` comes after `b` (generations wrap around).
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }

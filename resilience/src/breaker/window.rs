@@ -5,11 +5,11 @@
 //! new slot, subtracting the evicted one); the time window is
 //! [`TimeBuckets`] with three counters (calls, failures, slow calls).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::config::Window;
 use crate::buckets::TimeBuckets;
+use crate::sync::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 /// Totals of a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

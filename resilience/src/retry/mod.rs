@@ -145,7 +145,10 @@ impl<'a> RetryState<'a> {
             policy,
             attempt: 1,
             delays: policy.backoff.delays(),
-            deadline: policy.max_elapsed.map(|d| Instant::now() + d),
+            // A deadline past the end of the clock is no deadline.
+            deadline: policy
+                .max_elapsed
+                .and_then(|d| Instant::now().checked_add(d)),
             budget: None,
         }
     }
@@ -201,7 +204,12 @@ impl<'a> RetryState<'a> {
             None => computed,
         };
         if let Some(deadline) = self.deadline {
-            if Instant::now() + delay >= deadline {
+            // A delay past the end of the clock (a huge `retry_after` hint)
+            // certainly ends past the deadline.
+            if Instant::now()
+                .checked_add(delay)
+                .is_none_or(|end| end >= deadline)
+            {
                 tracing::debug!(
                     target: "resilience",
                     retry = self.name,
