@@ -2,6 +2,7 @@
 //! is reported and skipped; it never breaks the breaker or the call.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::Transition;
@@ -12,6 +13,8 @@ pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Listeners {
     list: RwLock<Vec<Listener>>,
+    /// Whether `list` has ever had a listener: spares the lock when not.
+    any: AtomicBool,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -27,10 +30,14 @@ impl Listeners {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(listener);
+        self.any.store(true, Ordering::Release);
     }
 
     /// Calls every listener; a panicking one is logged and the rest still run.
     pub(crate) fn notify(&self, transition: &Transition) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
         let list = self.list.read().unwrap_or_else(PoisonError::into_inner);
         for listener in list.iter() {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| listener(transition))) {

@@ -466,6 +466,11 @@ impl CircuitBreaker {
         u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds since the breaker was created (for timing calls).
+    pub(crate) fn now_micros(&self) -> u64 {
+        self.now_nanos() / 1000
+    }
+
     fn rejection(&self, retry_after: Option<Duration>) -> Error {
         crate::metrics::call(&self.name, "rejected", None);
         tracing::debug!(
@@ -500,7 +505,13 @@ impl CircuitBreaker {
             if self.load() != (generation, from) {
                 return false;
             }
-            let now = self.now_nanos();
+            // The clock is read only when it matters: to open, or to total a
+            // time window.
+            let now = if to == CircuitState::Open || self.window.is_some() {
+                self.now_nanos()
+            } else {
+                0
+            };
             // The run of consecutive failures this generation ends with (the
             // one that reached the threshold, even if a success landed since).
             let consecutive = match cause {

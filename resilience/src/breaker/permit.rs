@@ -1,6 +1,6 @@
 //! The guard an admitted call holds, and the outcomes it can record.
 
-use tokio::time::Instant;
+use std::time::Duration;
 
 use super::CircuitBreaker;
 
@@ -33,50 +33,74 @@ impl Outcome {
 /// recorded outcome (the call's future was cancelled) records nothing and frees
 /// its half-open probe slot. An outcome recorded after the breaker has moved to
 /// a later generation (it was reset, or other calls opened or closed it) is
-/// ignored. When the breaker has a `slow_call` threshold, the permit notes when
-/// the call started and [`record`](Permit::record) measures it.
+/// ignored. When the breaker has a `slow_call` threshold (or the `metrics`
+/// feature is on), the permit notes when the call started and
+/// [`record`](Permit::record) measures it, to the microsecond (durations are
+/// measured modulo 35 minutes: a call that long is slow by any threshold
+/// shorter than that).
+///
+/// A permit is two words, so that moving it through a future costs nothing.
 #[derive(Debug)]
 #[must_use = "a permit records nothing unless `record` is called"]
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     generation: u32,
-    probe: bool,
-    started: Option<Instant>,
+    /// Bit 31: a half-open probe. Bits 0-30: when the call started, in
+    /// microseconds after the breaker's epoch modulo 2^31, or 0 when the call
+    /// is not timed.
+    meta: u32,
 }
+
+const PROBE: u32 = 1 << 31;
+const STARTED: u32 = PROBE - 1;
 
 impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32, probe: bool) -> Self {
         // The clock is read only when slow calls or durations are measured.
         let started = if cfg!(feature = "metrics") || breaker.config.slow_call().is_some() {
-            Some(Instant::now())
+            // Stored plus one, so that 0 can mean "not timed".
+            ((breaker.now_micros() as u32).wrapping_add(1) & STARTED).max(1)
         } else {
-            None
+            0
         };
         Permit {
             breaker,
             generation,
-            probe,
-            started,
+            meta: started | if probe { PROBE } else { 0 },
         }
     }
 
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.probe
+        self.meta & PROBE != 0
+    }
+
+    /// How long the call has been running, if it is timed.
+    fn elapsed(&self) -> Option<Duration> {
+        let started = self.meta & STARTED;
+        (started != 0).then(|| {
+            let now = (self.breaker.now_micros() as u32).wrapping_add(1);
+            Duration::from_micros(u64::from(now.wrapping_sub(started) & STARTED))
+        })
     }
 
     /// Whether the call has taken longer than the breaker's `slow_call`.
     pub fn is_slow(&self) -> bool {
-        match (self.started, self.breaker.config.slow_call()) {
-            (Some(started), Some(limit)) => started.elapsed() > limit,
+        match (self.elapsed(), self.breaker.config.slow_call()) {
+            (Some(elapsed), Some(limit)) => elapsed > limit,
             _ => false,
         }
     }
 
     /// Records the call's outcome and gives the permit back.
-    #[inline]
+    #[inline(always)]
     pub fn record(self, outcome: Outcome) {
+        if self.meta == 0 && outcome == Outcome::Success && self.breaker.window.is_none() {
+            // The hot path: a closed-state success, not timed, no window.
+            self.breaker.on_closed_success(self.generation);
+            return;
+        }
         let label = match outcome {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
@@ -90,9 +114,9 @@ impl<'a> Permit<'a> {
         self.record_labelled(Outcome::Failure, "timeout");
     }
 
-    #[inline]
+    #[inline(never)]
     fn record_labelled(self, outcome: Outcome, label: &'static str) {
-        crate::metrics::call(&self.breaker.name, label, self.started.map(|s| s.elapsed()));
+        crate::metrics::call(&self.breaker.name, label, self.elapsed());
         let slow = outcome != Outcome::Ignored && self.is_slow();
         if slow {
             tracing::debug!(
@@ -102,7 +126,7 @@ impl<'a> Permit<'a> {
                 self.breaker.name()
             );
         }
-        if self.probe {
+        if self.is_probe() {
             self.breaker.on_probe(self.generation, outcome, slow);
             // `self` drops here and frees the probe slot.
         } else {
@@ -115,8 +139,16 @@ impl<'a> Permit<'a> {
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.probe {
+        if self.meta & PROBE != 0 {
             self.breaker.release_probe_slot(self.generation);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_permit_is_two_words() {
+        assert_eq!(std::mem::size_of::<super::Permit<'_>>(), 16);
     }
 }

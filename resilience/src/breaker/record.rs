@@ -29,8 +29,8 @@ impl CircuitBreaker {
         }
     }
 
-    #[inline]
-    fn on_closed_success(&self, generation: u32) {
+    #[inline(always)]
+    pub(super) fn on_closed_success(&self, generation: u32) {
         let f = Tagged(self.failures.load(Ordering::Relaxed));
         if f.value_in(generation) == 0 {
             return; // the hot path: nothing pending, nothing written

@@ -2,7 +2,9 @@
 //! the bounds that keep them from growing the registry without end.
 //!
 //! The policy: a breaker created by a dynamic call site is evicted when it has
-//! not been looked up for `idle` (default 10 minutes), or, when there are more
+//! not been looked up for `idle` (default 10 minutes; measured between
+//! sweeps, which run at most every `idle / 2`, so a lookup never reads the
+//! clock), or, when there are more
 //! than `max` of them (default 100,000), the least recently used go first,
 //! down to half of `max` (so sweeps stay rare: amortised, each new name
 //! visits two entries). Only breakers nobody can tell apart from a new one
@@ -60,15 +62,14 @@ impl Registry {
         config: &BreakerConfig,
         on_create: impl FnOnce(&CircuitBreaker),
     ) -> Arc<CircuitBreaker> {
-        let now = self.dynamic.now();
         if let Some(named) = self.named.get(name) {
-            if named.last_used.load(Ordering::Relaxed) != now {
-                named.last_used.store(now, Ordering::Relaxed);
+            if !named.used.load(Ordering::Relaxed) {
+                named.used.store(true, Ordering::Relaxed);
             }
             check_config(&named, config);
             return named.breaker.clone();
         }
-        self.maybe_evict(now);
+        self.maybe_evict(self.dynamic.now());
         self.breaker_slow(name, config, on_create, true)
     }
 
@@ -93,6 +94,7 @@ impl Registry {
     /// due; this is for tests and operators.)
     pub fn evict_idle(&self) -> usize {
         let now = self.dynamic.now();
+        self.note_use(now);
         let idle = self.dynamic.idle_secs.load(Ordering::Relaxed);
         self.evict_where(|named| {
             now.saturating_sub(named.last_used.load(Ordering::Relaxed)) >= idle
@@ -122,7 +124,18 @@ impl Registry {
 
     /// Evicts the least recently used evictable breakers until at most
     /// `target` dynamic ones are left (or none may go).
+    /// Turns "looked up since the last sweep" into "last seen in use now".
+    fn note_use(&self, now: u64) {
+        for entry in self.named.iter() {
+            let named = entry.value();
+            if named.used.swap(false, Ordering::Relaxed) {
+                named.last_used.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn evict_least_recently_used(&self, target: usize) {
+        self.note_use(self.dynamic.now());
         let mut candidates: Vec<(u64, Arc<str>)> = self
             .named
             .iter()
