@@ -68,6 +68,10 @@ pub struct BreakerConfig {
     half_open_max_calls: NonZeroU32,
 }
 
+/// The largest count window (one byte per call, allocated once per breaker);
+/// the attribute enforces the same limit.
+pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
+
 const fn nz(n: u32) -> NonZeroU32 {
     match NonZeroU32::new(n) {
         Some(n) => n,
@@ -320,10 +324,19 @@ impl BreakerConfigBuilder {
 
     /// Counts failures (and calls) in a window instead of consecutively.
     pub fn window(mut self, window: Window) -> Self {
-        if let Window::Time(d) = window {
-            if self.positive("window", d).is_none() {
+        match window {
+            Window::Time(d) => {
+                if self.positive("window", d).is_none() {
+                    return self;
+                }
+            }
+            Window::Calls(n) if n.get() > MAX_COUNT_WINDOW => {
+                self.errors.push(format!(
+                    "a `window` of {n} calls is too large (one byte per call): at most {MAX_COUNT_WINDOW}, or use a time window"
+                ));
                 return self;
             }
+            Window::Calls(_) => {}
         }
         self.config.window = Some(window);
         self
@@ -585,6 +598,19 @@ mod tests {
                 .contains("must not be below `recovery_timeout`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn huge_count_windows_are_refused() {
+        let err = BreakerConfig::builder()
+            .window(Window::Calls(NonZeroU32::MAX))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert!(BreakerConfig::builder()
+            .window(Window::Calls(nz(MAX_COUNT_WINDOW)))
+            .build()
+            .is_ok());
     }
 
     #[test]
