@@ -14,46 +14,9 @@ use crate::layers::Kind;
 /// Pieces attribute arguments are made of: every key, near misses, every
 /// kind of value, and stray punctuation.
 fn arg_piece() -> impl Strategy<Value = String> {
-    let keys = [
-        "name",
-        "failure_threshold",
-        "recovery_timeout",
-        "success_threshold",
-        "half_open_max_calls",
-        "window",
-        "failure_rate",
-        "min_calls",
-        "slow_call",
-        "slow_call_rate",
-        "recovery_timeout_max",
-        "failure_if",
-        "ignore_if",
-        "failure_on",
-        "on_open",
-        "on_close",
-        "on_half_open",
-        "max_attempts",
-        "backoff",
-        "delay",
-        "max_delay",
-        "multiplier",
-        "jitter",
-        "max_elapsed",
-        "retry_if",
-        "retry_on",
-        "retry_after",
-        "on_retry",
-        "budget",
-        "fallback",
-        "timeout",
-        "bulkhead",
-        "max_concurrent",
-        "max_wait",
-        "max_attempt",
-        "colour",
-        "r#type",
-        "self",
-    ];
+    // Every key of every attribute, plus near misses and odd identifiers.
+    let mut keys = crate::layers::all_keys();
+    keys.extend(["max_attempt", "colour", "r#type", "self"]);
     let values = [
         "0",
         "1",

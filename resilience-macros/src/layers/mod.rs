@@ -166,6 +166,18 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
     Attr { kind, span, layers }
 }
 
+/// Every key any attribute takes (for the property tests).
+#[cfg(test)]
+pub(crate) fn all_keys() -> Vec<&'static str> {
+    breaker::KEYS
+        .iter()
+        .chain(retry::KEYS)
+        .chain(guard::BULKHEAD_KEYS)
+        .chain(&["timeout", "bulkhead", "fallback"])
+        .copied()
+        .collect()
+}
+
 /// For a key of another attribute (`max_attempts` on `#[circuit_breaker]`),
 /// where it belongs.
 fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
