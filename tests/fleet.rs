@@ -339,3 +339,54 @@ async fn a_change_after_the_fleet_key_vanished_still_propagates() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_across_the_fleet_trip_every_instance_together() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let instances: Vec<&'static Registry> = (0..3).map(|_| instance()).collect();
+    // Locally a breaker would need 100 failures; the fleet needs 6 in all.
+    let cfg = BreakerConfig::builder()
+        .failure_threshold(100)
+        .fleet_threshold(6)
+        .recovery_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut fleet_config = fast();
+    fleet_config.failure_flush = Duration::from_millis(10);
+    let mut fleets = Vec::new();
+    for r in &instances {
+        r.breaker("shared-load", &cfg);
+        let fleet = r
+            .share_via_redis_with(&server.url(), "counting", fleet_config.clone())
+            .unwrap();
+        eventually("connected", || fleet.is_connected()).await;
+        fleets.push(fleet);
+    }
+    // Two failures on each instance: none of them could trip alone.
+    for r in &instances[..2] {
+        let b = r.get("shared-load").unwrap();
+        for _ in 0..2 {
+            b.try_acquire().unwrap().record(Outcome::Failure);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for r in &instances {
+        assert_eq!(
+            state(r, "shared-load"),
+            CircuitState::Closed,
+            "4 of 6 so far"
+        );
+    }
+    let b = instances[2].get("shared-load").unwrap();
+    for _ in 0..2 {
+        b.try_acquire().unwrap().record(Outcome::Failure);
+    }
+    for r in &instances {
+        eventually("every instance opens", || {
+            state(r, "shared-load") == CircuitState::Open
+        })
+        .await;
+    }
+}

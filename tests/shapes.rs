@@ -23,6 +23,11 @@ pub async fn public_free_fn(x: u32) -> Result<u32, MyError> {
     Ok(x + 1)
 }
 
+#[circuit_breaker(name = "shapes-fleet", failure_threshold = 50, fleet_threshold = 20)]
+async fn fleet_counted() -> MyResult<()> {
+    Ok(())
+}
+
 #[retry]
 async fn private_free_fn() -> MyResult<()> {
     Ok(())
@@ -163,6 +168,9 @@ fn assert_send<T: Send>(t: T) -> T {
 async fn every_shape_runs() {
     assert_eq!(assert_send(public_free_fn(1)).await.unwrap(), 2);
     private_free_fn().await.unwrap();
+    fleet_counted().await.unwrap();
+    let config = *resilience::registry().get("shapes-fleet").unwrap().config();
+    assert_eq!(config.fleet_threshold().map(|n| n.get()), Some(20));
     assert_eq!(assert_send(anyhow_alias("abc")).await.unwrap(), 3);
     assert_eq!(io_alias().await.unwrap(), 1);
     assert_eq!(generic(1, "x").await.unwrap(), "1x");

@@ -96,6 +96,9 @@ fn breaker_config(b: &Breaker) -> TokenStream {
         let max = duration(max);
         config = quote!(#config.__with_recovery_timeout_max(#max));
     }
+    if let Some(n) = b.fleet_threshold {
+        config = quote!(#config.__with_fleet_threshold(#n));
+    }
     config
 }
 

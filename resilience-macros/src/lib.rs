@@ -49,6 +49,7 @@ use crate::layers::Kind;
 /// | `recovery_timeout` | `60` (s) | time open before a probe; seconds (`60`, `1.5`) or `"250ms"`, `"30s"`, `"2m"`, `"1h"` (> 0) |
 /// | `success_threshold` | `1` | probe successes that close the circuit (≥ 1) |
 /// | `half_open_max_calls` | `1` | probes in flight at once while half-open (≥ 1) |
+/// | `fleet_threshold` | none | with the `redis` feature and a shared registry: open on every instance once the fleet counted this many failures in 10 s (≥ 1) |
 ///
 /// While the circuit is open, the body does not run and the function returns
 /// `Err(E::from(resilience::Error::CircuitOpen { .. }))`, so the error type `E`

@@ -23,6 +23,7 @@ pub(crate) const KEYS: &[&str] = &[
     "slow_call",
     "slow_call_rate",
     "recovery_timeout_max",
+    "fleet_threshold",
     "failure_if",
     "ignore_if",
     "failure_on",
@@ -71,6 +72,7 @@ pub(crate) struct Breaker {
     pub(crate) slow_call: Option<Duration>,
     pub(crate) slow_call_rate: Option<f64>,
     pub(crate) recovery_timeout_max: Option<Duration>,
+    pub(crate) fleet_threshold: Option<u32>,
     pub(crate) failure: FailureRule,
     pub(crate) ignore_if: Option<Expr>,
     pub(crate) on_open: Option<Expr>,
@@ -209,6 +211,9 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
         slow_call,
         slow_call_rate,
         recovery_timeout_max: recovery_timeout_max.map(|(_, d)| d),
+        fleet_threshold: args
+            .get("fleet_threshold")
+            .and_then(|a| ok(value::count(a), errors)),
         failure,
         ignore_if: args.get("ignore_if").map(|a| a.value.clone()),
         on_open: args.get("on_open").map(|a| a.value.clone()),

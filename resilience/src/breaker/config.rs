@@ -64,6 +64,7 @@ pub struct BreakerConfig {
     slow_call_rate: Option<f64>,
     recovery_timeout: Duration,
     recovery_timeout_max: Option<Duration>,
+    fleet_threshold: Option<NonZeroU32>,
     success_threshold: NonZeroU32,
     half_open_max_calls: NonZeroU32,
 }
@@ -91,6 +92,7 @@ impl BreakerConfig {
         slow_call_rate: None,
         recovery_timeout: Duration::from_secs(60),
         recovery_timeout_max: None,
+        fleet_threshold: None,
         success_threshold: nz(1),
         half_open_max_calls: nz(1),
     };
@@ -164,6 +166,12 @@ impl BreakerConfig {
     }
 
     #[doc(hidden)]
+    pub const fn __with_fleet_threshold(mut self, failures: u32) -> Self {
+        self.fleet_threshold = Some(nz(failures));
+        self
+    }
+
+    #[doc(hidden)]
     pub const fn __with_recovery_timeout_max(mut self, max: Duration) -> Self {
         self.recovery_timeout_max = Some(max);
         self
@@ -203,6 +211,14 @@ impl BreakerConfig {
     /// How long the circuit stays open before a probe is let through.
     pub const fn recovery_timeout(&self) -> Duration {
         self.recovery_timeout
+    }
+
+    /// When set, every breaker of this name across the fleet (feature
+    /// `redis`) opens once the fleet as a whole counted this many failures
+    /// within the fleet's failure window (10 s by default), however few each
+    /// instance saw.
+    pub const fn fleet_threshold(&self) -> Option<NonZeroU32> {
+        self.fleet_threshold
     }
 
     /// When set, each re-open after a failed probe doubles the open time, up
@@ -263,6 +279,9 @@ impl fmt::Display for BreakerConfig {
         write!(f, ", recovery_timeout = {:?}", self.recovery_timeout)?;
         if let Some(max) = self.recovery_timeout_max {
             write!(f, ", recovery_timeout_max = {max:?}")?;
+        }
+        if let Some(n) = self.fleet_threshold {
+            write!(f, ", fleet_threshold = {n}")?;
         }
         write!(
             f,
@@ -375,6 +394,15 @@ impl BreakerConfigBuilder {
     pub fn recovery_timeout(mut self, d: Duration) -> Self {
         if let Some(d) = self.positive("recovery_timeout", d) {
             self.config.recovery_timeout = d;
+        }
+        self
+    }
+
+    /// Opens the breaker on every instance once the fleet counted this many
+    /// failures in its failure window (feature `redis`; at least 1).
+    pub fn fleet_threshold(mut self, n: u32) -> Self {
+        if let Some(n) = self.count("fleet_threshold", n) {
+            self.config.fleet_threshold = Some(n);
         }
         self
     }

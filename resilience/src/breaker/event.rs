@@ -52,6 +52,12 @@ pub enum TransitionCause {
     Disabled,
     /// Another instance of the fleet changed the breaker (feature `redis`).
     Fleet,
+    /// The fleet as a whole counted `fleet_threshold` failures in its
+    /// failure window (feature `redis`).
+    FleetFailures {
+        /// Failures the fleet counted in the window.
+        failures: u32,
+    },
 }
 
 impl fmt::Display for TransitionCause {
@@ -78,6 +84,9 @@ impl fmt::Display for TransitionCause {
             TransitionCause::ForcedOpen => f.write_str("forced open"),
             TransitionCause::Disabled => f.write_str("disabled"),
             TransitionCause::Fleet => f.write_str("changed by another instance of the fleet"),
+            TransitionCause::FleetFailures { failures } => {
+                write!(f, "{failures} failures across the fleet")
+            }
         }
     }
 }

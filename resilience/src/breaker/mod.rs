@@ -178,6 +178,8 @@ pub struct CircuitBreaker {
     fleet_gated: AtomicBool,
     /// `generation + 1` of the open state this instance may probe (0: none).
     probe_grant: AtomicU64,
+    /// Failures not yet reported to the fleet (only with `fleet_threshold`).
+    fleet_failures: AtomicU32,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -220,6 +222,7 @@ impl CircuitBreaker {
             registry_listeners,
             fleet_gated: AtomicBool::new(false),
             probe_grant: AtomicU64::new(0),
+            fleet_failures: AtomicU32::new(0),
         }
     }
 
@@ -412,6 +415,25 @@ impl CircuitBreaker {
             && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
             && self.now_nanos() >= self.open_until.load(Ordering::Acquire);
         waiting.then_some(generation)
+    }
+
+    /// Takes the failures counted since the last call (for `fleet_threshold`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn take_fleet_failures(&self) -> u32 {
+        self.fleet_failures.swap(0, Ordering::AcqRel)
+    }
+
+    /// Opens a closed breaker because the fleet counted `failures`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn open_for_fleet_failures(&self, failures: u32) -> bool {
+        let (generation, state) = self.load();
+        state == CircuitState::Closed
+            && self.transition_from(
+                generation,
+                CircuitState::Closed,
+                CircuitState::Open,
+                TransitionCause::FleetFailures { failures },
+            )
     }
 
     /// Lets this instance probe the open state of `generation`.

@@ -44,7 +44,16 @@ impl CircuitBreaker {
         );
     }
 
+    /// Counts a failure for the fleet, when the fleet counts failures.
+    #[inline]
+    fn count_for_fleet(&self) {
+        if self.config.fleet_threshold().is_some() {
+            self.fleet_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn on_closed_failure(&self, generation: u32) {
+        self.count_for_fleet();
         let mut current = self.failures.load(Ordering::Relaxed);
         loop {
             let (g, state) = self.load();
@@ -84,6 +93,9 @@ impl CircuitBreaker {
             failure: self.effective(outcome, slow) == Outcome::Failure,
             slow,
         };
+        if sample.failure {
+            self.count_for_fleet();
+        }
         let totals = window.record(sample, self.now_nanos());
         if state == CircuitState::Closed {
             if let Some(cause) = self.trip_cause(totals) {

@@ -22,6 +22,7 @@
 //! | `{ns}:resilience:breaker:{name}` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
 //! | `{ns}:resilience:probe:{name}` | the probe lease (`SET NX PX`) |
 //! | `{ns}:resilience:events` | pub/sub channel of state changes |
+//! | `{ns}:resilience:failures:{name}:{second}` | failures counted in that second (for `fleet_threshold`) |
 //!
 //! # How
 //!
@@ -34,6 +35,13 @@
 //! - Fleet-wide probe: when an open breaker's time is up, instances race for
 //!   a short lease; only the winner lets a probe through, the others keep
 //!   rejecting until it publishes closed or open (or the lease expires).
+//! - Fleet failure counting (`fleet_threshold = 20` on the attribute, or
+//!   [`BreakerConfigBuilder::fleet_threshold`](crate::BreakerConfigBuilder::fleet_threshold)):
+//!   failures are counted locally (one atomic add on the failure path only)
+//!   and sent in batches every 100 ms into 1-second buckets in Redis; once the
+//!   fleet's failures in the last 10 s reach the threshold, the instance that
+//!   sees it opens the breaker and every other instance follows. Ten
+//!   instances each seeing a few failures trip together.
 //! - Redis down: breakers keep working locally (probing on their own), one
 //!   warning is logged, the task reconnects with backoff and resyncs.
 //! - Messages are versioned and validated; a malformed or foreign payload is
@@ -65,6 +73,11 @@ pub struct FleetConfig {
     pub lease_poll: Duration,
     /// How often one instance asks for the same breaker's lease (default 200 ms).
     pub lease_retry: Duration,
+    /// The window in which the fleet's failures are counted for
+    /// `fleet_threshold` (default 10 s, in 1 s buckets).
+    pub failure_window: Duration,
+    /// How often the failures counted here are sent to the fleet (default 100 ms).
+    pub failure_flush: Duration,
 }
 
 impl Default for FleetConfig {
@@ -73,6 +86,8 @@ impl Default for FleetConfig {
             lease: Duration::from_secs(5),
             lease_poll: Duration::from_millis(50),
             lease_retry: Duration::from_millis(200),
+            failure_window: Duration::from_secs(10),
+            failure_flush: Duration::from_millis(100),
         }
     }
 }

@@ -50,6 +50,20 @@ if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250
 return gen
 "#;
 
+/// Adds this instance's failures to the current second's bucket and returns
+/// the fleet's failures over the window (in whole seconds, Redis time).
+const COUNT_FAILURES: &str = r#"
+local now = tonumber(redis.call('TIME')[1])
+local window = tonumber(ARGV[2])
+redis.call('INCRBY', KEYS[1] .. now, ARGV[1])
+redis.call('EXPIRE', KEYS[1] .. now, window + 2)
+local sum = 0
+for i = 0, window - 1 do
+  sum = sum + tonumber(redis.call('GET', KEYS[1] .. (now - i)) or '0')
+end
+return sum
+"#;
+
 struct Keys<'a>(&'a str);
 
 impl Keys<'_> {
@@ -61,6 +75,10 @@ impl Keys<'_> {
     }
     fn channel(&self) -> String {
         format!("{}:resilience:events", self.0)
+    }
+    /// The prefix of a breaker's failure buckets (the second is appended).
+    fn failures(&self, name: &str) -> String {
+        format!("{}:resilience:failures:{name}:", self.0)
     }
     fn breaker_pattern(&self) -> String {
         format!("{}:resilience:breaker:*", self.0)
@@ -79,6 +97,8 @@ pub(crate) struct Task {
     open: HashSet<Arc<str>>,
     /// When this instance last asked for each breaker's lease.
     asked: HashMap<Arc<str>, Instant>,
+    /// Breakers with a `fleet_threshold`: their failures are sent to the fleet.
+    counted: HashSet<Arc<str>>,
 }
 
 enum End {
@@ -103,6 +123,7 @@ impl Task {
             seen: HashMap::new(),
             open: HashSet::new(),
             asked: HashMap::new(),
+            counted: HashSet::new(),
         }
     }
 
@@ -177,6 +198,8 @@ impl Task {
         let mut messages = pubsub.on_message();
         let mut tick = tokio::time::interval(self.inner.config.lease_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(self.inner.config.failure_flush);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let result = tokio::select! {
                 msg = messages.next() => match msg {
@@ -188,10 +211,14 @@ impl Task {
                 },
                 local = self.rx.recv() => match local {
                     Some(Local::Changed(name)) => self.publish(&mut conn, &name).await,
-                    Some(Local::Created(name)) => self.fetch(&mut conn, &name).await.map(drop),
+                    Some(Local::Created(name)) => {
+                        self.note_counted(&name);
+                        self.fetch(&mut conn, &name).await.map(drop)
+                    }
                     None => return End::Shutdown,
                 },
                 _ = tick.tick() => self.leases(&mut conn).await,
+                _ = flush.tick() => self.count_failures(&mut conn).await,
                 () = self.inner.stop.notified() => return End::Shutdown,
             };
             if let Err(e) = result {
@@ -226,6 +253,7 @@ impl Task {
             }
         }
         for breaker in self.registry.named_breakers() {
+            self.note_counted(breaker.name_arc());
             let here = breaker.state();
             let there = fleet.get(breaker.name()).copied();
             let publish = match here {
@@ -361,6 +389,48 @@ impl Task {
             .invoke_async(conn)
             .await?;
         self.seen.insert(name.to_string(), gen);
+        Ok(())
+    }
+
+    fn note_counted(&mut self, name: &Arc<str>) {
+        let counted = self
+            .registry
+            .get(name)
+            .is_some_and(|b| b.config().fleet_threshold().is_some());
+        if counted {
+            self.counted.insert(name.clone());
+        }
+    }
+
+    /// Sends the failures counted here since the last flush and opens a
+    /// breaker whose fleet-wide count reached its `fleet_threshold`.
+    async fn count_failures(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let window = self.inner.config.failure_window.as_secs().max(1);
+        let names: Vec<Arc<str>> = self.counted.iter().cloned().collect();
+        for name in names {
+            let Some(breaker) = self.registry.get(&name) else {
+                self.counted.remove(&name);
+                continue;
+            };
+            let failures = breaker.take_fleet_failures();
+            let Some(threshold) = breaker.config().fleet_threshold() else {
+                continue;
+            };
+            if failures == 0 {
+                continue;
+            }
+            let total: u64 = Script::new(COUNT_FAILURES)
+                .key(Keys(&self.inner.namespace).failures(&name))
+                .arg(failures)
+                .arg(window)
+                .invoke_async(conn)
+                .await?;
+            if total >= u64::from(threshold.get()) {
+                let total = u32::try_from(total).unwrap_or(u32::MAX);
+                // The transition is logged and published like any other.
+                breaker.open_for_fleet_failures(total);
+            }
+        }
         Ok(())
     }
 
