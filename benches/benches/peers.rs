@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::hint::black_box;
+use std::num::NonZeroU32;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -37,7 +38,7 @@ use backon::{ExponentialBuilder, Retryable};
 use failsafe::futures::CircuitBreaker as _;
 use resilience::{
     circuit_breaker, registry, resilient, retry, BreakerConfig, CircuitBreaker, CircuitState,
-    Outcome,
+    Outcome, Window,
 };
 use tower::{Service, ServiceExt};
 use tower_resilience::circuitbreaker::{
@@ -340,6 +341,36 @@ async fn ours_api(breaker: &CircuitBreaker, fail: bool) -> Result<u64, BenchErro
     let result = upstream(fail).await;
     permit.record(Outcome::of(&result));
     result
+}
+
+fn window_breaker(window: Window) -> CircuitBreaker {
+    let config = BreakerConfig::builder()
+        .failure_rate(0.5)
+        .window(window)
+        .recovery_timeout(HOUR)
+        .build()
+        .expect("valid breaker config");
+    CircuitBreaker::new("bench-window", config)
+}
+
+#[circuit_breaker(
+    name = "bench-count-window",
+    failure_rate = 0.5,
+    window = 100,
+    recovery_timeout = "1h"
+)]
+async fn macro_count_window(fail: bool) -> Result<u64, BenchError> {
+    upstream(fail).await
+}
+
+#[circuit_breaker(
+    name = "bench-time-window",
+    failure_rate = 0.5,
+    window = "60s",
+    recovery_timeout = "1h"
+)]
+async fn macro_time_window(fail: bool) -> Result<u64, BenchError> {
+    upstream(fail).await
 }
 
 #[circuit_breaker(name = "bench-closed", failure_threshold = 5, recovery_timeout = "1h")]
@@ -793,6 +824,8 @@ const CLOSED: &str = "closed, success";
 const FAILURE: &str = "closed, failure recorded (alternating fail/ok)";
 const OPEN: &str = "open, rejection";
 const HALF_OPEN: &str = "half-open cycle (per cycle)";
+const WINDOW_CALLS: &str = "closed success, failure rate over the last 100 calls";
+const WINDOW_TIME: &str = "closed success, failure rate over the last 60 s";
 const RETRY: &str = "retry, first attempt succeeds";
 const BREAKER_RETRY: &str = "breaker + retry, success";
 const DYNAMIC: &str = "breaker named at run time, success";
@@ -1072,17 +1105,45 @@ fn main() {
         t.note("2 calls");
     }
 
-    // ---------------------------------------------------------------------
-    // TODO(issue 8, later): TIME-WINDOW AND COUNT-WINDOW POLICY ROWS GO HERE.
-    // Ours: `BreakerConfig::builder().window(Window::Calls(n))` or
-    // `.window(Window::Time(d))` with `.failure_rate(r)`, and the same through
-    // the attribute's window keys. Same harness, same four breaker rows
-    // (closed success, failure recorded, open rejection, half-open cycle).
-    // The peers' equivalents: recloser (its count-based ring, as above),
-    // tower-resilience (`SlidingWindowType::CountBased` / `TimeBased`),
-    // failsafe (`success_rate_over_time_window`) and circuitbreaker-rs
-    // (`TimeBasedPolicy`).
-    // ---------------------------------------------------------------------
+    // ---- window policies, closed success ----
+    // A failure rate over the last 100 calls, and over the last 60 s: every
+    // call writes into the window (O(1), no allocation), unlike the
+    // consecutive mode whose success path only reads. recloser's ring is the
+    // peer's count window; the others' windows are not measured here.
+    {
+        let count = window_breaker(Window::Calls(NonZeroU32::new(100).unwrap()));
+        let m = measure(OURS_API, CALLS, |_| {
+            ok(&black_box(run(ours_api(&count, black_box(false)))))
+        });
+        t.add(WINDOW_CALLS, OURS_API, Who::Ours, m);
+        t.note("failure_rate = 0.5 over the last 100 calls");
+        let m = measure(OURS_MACRO, CALLS, |_| {
+            ok(&black_box(run(macro_count_window(black_box(false)))))
+        });
+        t.add(WINDOW_CALLS, OURS_MACRO, Who::Ours, m);
+        let rc = recloser_breaker(
+            recloser::Recloser::custom()
+                .error_rate(0.5)
+                .closed_len(100)
+                .open_wait(HOUR),
+        );
+        let m = measure(RECLOSER, CALLS, |_| {
+            ok(&black_box(run(rc.call(upstream(black_box(false))))))
+        });
+        t.add(WINDOW_CALLS, RECLOSER, Who::Peer, m);
+        t.note("error rate 0.5 over a ring of 100 calls");
+
+        let time = window_breaker(Window::Time(Duration::from_secs(60)));
+        let m = measure(OURS_API, CALLS, |_| {
+            ok(&black_box(run(ours_api(&time, black_box(false)))))
+        });
+        t.add(WINDOW_TIME, OURS_API, Who::Ours, m);
+        t.note("failure_rate = 0.5 over the last 60 s (20 buckets; reads the clock)");
+        let m = measure(OURS_MACRO, CALLS, |_| {
+            ok(&black_box(run(macro_time_window(black_box(false)))))
+        });
+        t.add(WINDOW_TIME, OURS_MACRO, Who::Ours, m);
+    }
 
     // ---- retry, first attempt succeeds ----
     // 3 attempts, exponential from 100 ms; the first attempt succeeds, so no

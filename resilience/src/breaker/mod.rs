@@ -529,11 +529,12 @@ impl CircuitBreaker {
             }
             // The clock is read only when it matters: to open, or to total a
             // time window.
-            let now = if to == CircuitState::Open || self.window.is_some() {
-                self.now_nanos()
-            } else {
-                0
-            };
+            let now =
+                if to == CircuitState::Open || self.window.as_ref().is_some_and(|w| w.is_timed()) {
+                    self.now_nanos()
+                } else {
+                    0
+                };
             // The run of consecutive failures this generation ends with (the
             // one that reached the threshold, even if a success landed since).
             let consecutive = match cause {

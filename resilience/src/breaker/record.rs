@@ -96,7 +96,13 @@ impl CircuitBreaker {
         if sample.failure {
             self.count_for_fleet();
         }
-        let totals = window.record(sample, self.now_nanos());
+        // Only a time window needs the clock.
+        let now = if window.is_timed() {
+            self.now_nanos()
+        } else {
+            0
+        };
+        let totals = window.record(sample, now);
         if state == CircuitState::Closed {
             if let Some(cause) = self.trip_cause(totals) {
                 self.transition_from(generation, CircuitState::Closed, CircuitState::Open, cause);

@@ -50,6 +50,11 @@ impl Outcomes {
         }
     }
 
+    /// Whether this window counts time (and so needs the clock).
+    pub(crate) fn is_timed(&self) -> bool {
+        matches!(self, Outcomes::Time(_))
+    }
+
     /// Adds a sample at `now_nanos` and returns the window's totals after it.
     pub(crate) fn record(&self, sample: Sample, now_nanos: u64) -> Totals {
         match self {
