@@ -196,13 +196,13 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if number.is_empty() {
         return Err(format!("`\"{t}\"` is not a duration; {EXPECTED_DURATION}"));
     }
-    let scale: f64 = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" | "sec" | "secs" => 1.0,
-        "m" | "min" | "mins" => 60.0,
-        "h" | "hr" | "hrs" => 3600.0,
+    let nanos_per_unit: u64 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" | "sec" | "secs" => 1_000_000_000,
+        "m" | "min" | "mins" => 60_000_000_000,
+        "h" | "hr" | "hrs" => 3_600_000_000_000,
         "" => {
             return Err(format!(
                 "`\"{t}\"` has no unit; write `\"{t}s\"`, or `{t}` without quotes for seconds"
@@ -219,14 +219,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     if let Ok(whole) = number.parse::<u64>() {
-        let nanos_per_unit: u64 = match unit {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" | "sec" | "secs" => 1_000_000_000,
-            "m" | "min" | "mins" => 60_000_000_000,
-            _ => 3_600_000_000_000,
-        };
         let nanos = u128::from(whole) * u128::from(nanos_per_unit);
         let secs =
             u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("`\"{t}\"` is too large"))?;
@@ -235,7 +227,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("`{number}` in `\"{t}\"` is not a number; {EXPECTED_DURATION}"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`\"{t}\"` is too large"))
+    Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9)
+        .map_err(|_| format!("`\"{t}\"` is too large"))
 }
 
 /// One of a fixed set of strings: `backoff = "exponential"`.

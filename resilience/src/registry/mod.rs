@@ -193,7 +193,10 @@ impl Registry {
         on_create: impl FnOnce(&CircuitBreaker),
     ) -> Arc<CircuitBreaker> {
         if let Some(named) = self.named.get(name) {
-            named.dynamic.store(false, Ordering::Relaxed);
+            // Pinned: no longer evictable (written once, not on every lookup).
+            if named.dynamic.load(Ordering::Relaxed) {
+                named.dynamic.store(false, Ordering::Relaxed);
+            }
             check_config(&named, config);
             return named.breaker.clone();
         }
