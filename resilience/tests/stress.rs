@@ -55,9 +55,9 @@ struct Tally {
     probe_failures: AtomicU64,
     /// Failures (and timeouts) of calls admitted while closed.
     closed_failures: AtomicU64,
-    /// Probes held right now (id, `half_open_exits` before `try_acquire`),
+    /// Probes held right now (id, the generation that admitted them),
     /// added after admission and removed before the outcome is recorded.
-    live_probes: Mutex<Vec<(u64, u64)>>,
+    live_probes: Mutex<Vec<(u64, u32)>>,
     max_live_probes: AtomicU32,
     /// Transitions out of half-open, counted by the listener.
     half_open_exits: AtomicU64,
@@ -144,31 +144,17 @@ fn roll(rng: &mut fastrand::Rng, call: u64) -> u8 {
 }
 
 /// Checks, when a probe is admitted, that at most `max` probes of its
-/// half-open period are in flight.
+/// half-open period (its generation) are in flight.
 ///
 /// The breaker lets a new half-open period admit `max` probes even while
 /// probes of an earlier period (whose outcomes no longer count) are still
-/// held, so a plain count of held probes may exceed `max` legitimately. When
-/// it does, the check waits for the listeners to report every transition,
-/// then counts only the held probes of which no transition out of half-open
-/// happened since before they were requested: those were certainly in the
-/// same period as the new probe when it was admitted.
-async fn probe_admitted(tally: &Tally, id: u64, exits_before: u64, max: u32) {
-    let held = {
-        let mut live = tally.live_probes.lock().unwrap();
-        live.push((id, exits_before));
-        tally.max_live_probes.fetch_max(live.len() as u32, SeqCst);
-        if live.len() <= max as usize {
-            return;
-        }
-        live.clone()
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let exits = tally.half_open_exits.load(SeqCst);
-    let same_period = held
-        .iter()
-        .filter(|(other, before)| *other == id || *before == exits)
-        .count();
+/// held, so a plain count of held probes may exceed `max` legitimately; the
+/// permits' generations tell the periods apart exactly, with no timing.
+fn probe_admitted(tally: &Tally, id: u64, generation: u32, max: u32) {
+    let mut live = tally.live_probes.lock().unwrap();
+    live.push((id, generation));
+    tally.max_live_probes.fetch_max(live.len() as u32, SeqCst);
+    let same_period = live.iter().filter(|(_, g)| *g == generation).count();
     assert!(
         same_period <= max as usize,
         "{same_period} probes of one half-open period in flight, at most {max} allowed"
@@ -181,7 +167,6 @@ async fn raw_calls(b: Arc<CircuitBreaker>, tally: Arc<Tally>, seed: u64) {
     let max = b.config().half_open_max_calls().get();
     let mut rng = fastrand::Rng::with_seed(seed);
     for i in 0..CALLS {
-        let exits_before = tally.half_open_exits.load(SeqCst);
         match b.try_acquire() {
             Err(Error::CircuitOpen { .. }) => {
                 tally.rejected.fetch_add(1, SeqCst);
@@ -192,7 +177,7 @@ async fn raw_calls(b: Arc<CircuitBreaker>, tally: Arc<Tally>, seed: u64) {
                 let id = (seed << 32) | i;
                 if probe {
                     tally.probes.fetch_add(1, SeqCst);
-                    probe_admitted(&tally, id, exits_before, max).await;
+                    probe_admitted(&tally, id, permit.generation(), max);
                 }
                 if rng.u8(..) < 24 {
                     tokio::task::yield_now().await; // a call in flight across an await

@@ -71,6 +71,13 @@ impl<'a> Permit<'a> {
         }
     }
 
+    /// The breaker generation that admitted this call: every transition
+    /// starts a new one, so two permits of one generation were admitted in
+    /// the same period (the same half-open period, for probes).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
         self.meta & PROBE != 0
