@@ -506,3 +506,63 @@ fn counter(breaker: &str, metric: &str, labels: &[(&str, &str)]) -> u64 {
         .find(|(name, labels, _)| name == metric && *labels == want)
         .map_or(0, |e| e.2)
 }
+
+/// Three threads fail calls through one consecutive-count breaker at once.
+/// Every round, the circuit opens once and reports exactly the threshold:
+/// failures that land past it (another thread's, before the state changed)
+/// never change the count that opened it.
+#[test]
+fn the_count_that_opened_a_circuit_is_exactly_the_threshold() {
+    const THREADS: u32 = 3;
+    const THRESHOLD: u32 = 300;
+    const ROUNDS: u32 = 300;
+    bounded(|| {
+        let config = BreakerConfig::builder()
+            .failure_threshold(THRESHOLD)
+            .recovery_timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let breaker = Arc::new(CircuitBreaker::new("overshoot", config));
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        {
+            let reported = reported.clone();
+            breaker.on_transition(move |t| {
+                if t.to == CircuitState::Open {
+                    reported.lock().unwrap().push(t.failures);
+                }
+            });
+        }
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS as usize));
+        for round in 0..ROUNDS {
+            breaker.reset();
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (breaker, barrier) = (breaker.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        for _ in 0..THRESHOLD {
+                            if let Ok(permit) = breaker.try_acquire() {
+                                permit.record(Outcome::Failure);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(breaker.state(), CircuitState::Open, "round {round}");
+            let status = breaker.status();
+            assert_eq!(
+                status.consecutive_failures, THRESHOLD,
+                "round {round}: status shows the count that opened the circuit"
+            );
+            let reported = std::mem::take(&mut *reported.lock().unwrap());
+            assert_eq!(
+                reported,
+                [THRESHOLD],
+                "round {round}: one opening, reporting exactly the threshold"
+            );
+        }
+    });
+}

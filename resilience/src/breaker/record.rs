@@ -68,7 +68,11 @@ impl CircuitBreaker {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    if count >= self.config.failure_threshold().get() {
+                    // Only the failure that reached the threshold opens the
+                    // circuit: it reports exactly the count that opened it.
+                    // Failures that land past it (other threads, before the
+                    // state changed) find the transition already asked for.
+                    if count == self.config.failure_threshold().get() {
                         self.transition_from(
                             generation,
                             CircuitState::Closed,
