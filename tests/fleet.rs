@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -386,6 +387,167 @@ async fn failures_across_the_fleet_trip_every_instance_together() {
     for r in &instances {
         eventually("every instance opens", || {
             state(r, "shared-load") == CircuitState::Open
+        })
+        .await;
+    }
+}
+
+/// A breaker that only the fleet's count opens: locally it would take 100.
+fn fleet_counted(fleet_threshold: u32, recovery: Duration) -> BreakerConfig {
+    BreakerConfig::builder()
+        .failure_threshold(100)
+        .fleet_threshold(fleet_threshold)
+        .recovery_timeout(recovery)
+        .build()
+        .unwrap()
+}
+
+/// `n` instances sharing `name` with `cfg`, their failures flushed every 10 ms.
+async fn counting_fleet(
+    server: &RedisServer,
+    ns: &str,
+    name: &str,
+    cfg: &BreakerConfig,
+    n: usize,
+) -> (Vec<&'static Registry>, Vec<Fleet>) {
+    let mut fleet_config = fast();
+    fleet_config.failure_flush = Duration::from_millis(10);
+    let mut instances = Vec::new();
+    let mut fleets = Vec::new();
+    for _ in 0..n {
+        let r = instance();
+        r.breaker(name, cfg);
+        let fleet = r
+            .share_via_redis_with(&server.url(), ns, fleet_config.clone())
+            .unwrap();
+        assert!(fleet.ready().await, "synced with the fleet");
+        instances.push(r);
+        fleets.push(fleet);
+    }
+    (instances, fleets)
+}
+
+fn fail(registry: &Registry, name: &str, times: u32) {
+    let b = registry.get(name).unwrap();
+    for _ in 0..times {
+        b.try_acquire().unwrap().record(Outcome::Failure);
+    }
+}
+
+fn succeed(registry: &Registry, name: &str) {
+    let b = registry.get(name).unwrap();
+    b.try_acquire().unwrap().record(Outcome::Success);
+}
+
+/// Several flushes of every instance, so that whatever was counted reached
+/// Redis and was read back.
+async fn flushed() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_counted_before_an_opening_never_count_again_after_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cfg = fleet_counted(5, Duration::from_millis(300));
+    let (instances, _fleets) = counting_fleet(&server, "recount", "reports", &cfg, 2).await;
+    let (a, b) = (instances[0], instances[1]);
+    fail(a, "reports", 3);
+    fail(b, "reports", 2);
+    for r in [a, b] {
+        eventually("5 failures across the fleet open both", || {
+            state(r, "reports") == CircuitState::Open
+        })
+        .await;
+    }
+    // After the recovery timeout the probe succeeds and every instance closes.
+    eventually("the fleet probes and closes", || {
+        for r in [a, b] {
+            if let Ok(permit) = r.get("reports").unwrap().try_acquire() {
+                permit.record(Outcome::Success);
+            }
+        }
+        state(a, "reports") == CircuitState::Closed && state(b, "reports") == CircuitState::Closed
+    })
+    .await;
+    // The successes of the loop above reach the fleet first.
+    flushed().await;
+    // One failure: 1 of 5 in this closed period, not 6.
+    fail(a, "reports", 1);
+    flushed().await;
+    for r in [a, b] {
+        assert_eq!(state(r, "reports"), CircuitState::Closed, "1 failure of 5");
+    }
+    // The count of this period still works: 4 more open it again.
+    fail(b, "reports", 4);
+    for r in [a, b] {
+        eventually("5 failures of this period open both", || {
+            state(r, "reports") == CircuitState::Open
+        })
+        .await;
+    }
+}
+
+/// The fleet's consecutive rule reads like the local one: a success on any
+/// instance breaks the fleet's run of failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_anywhere_breaks_the_fleets_run_of_failures() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cfg = fleet_counted(5, Duration::from_secs(60));
+    let (instances, _fleets) = counting_fleet(&server, "run", "ledger", &cfg, 2).await;
+    let (a, b) = (instances[0], instances[1]);
+    fail(a, "ledger", 4);
+    flushed().await;
+    succeed(b, "ledger");
+    flushed().await;
+    fail(a, "ledger", 1);
+    fail(b, "ledger", 3);
+    flushed().await;
+    for r in [a, b] {
+        assert_eq!(
+            state(r, "ledger"),
+            CircuitState::Closed,
+            "4 failures since the success, not 8"
+        );
+    }
+    fail(b, "ledger", 1);
+    for r in [a, b] {
+        eventually("5 failures in a row across the fleet open both", || {
+            state(r, "ledger") == CircuitState::Open
+        })
+        .await;
+    }
+}
+
+/// A windowed breaker keeps the window's semantics across the fleet: its
+/// failures count for the fleet's window, whatever succeeded in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_fleet_count_is_not_cleared_by_successes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cfg = BreakerConfig::builder()
+        .window(resilience::Window::Calls(NonZeroU32::new(1000).unwrap()))
+        .failure_threshold(100)
+        .fleet_threshold(5)
+        .recovery_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (instances, _fleets) = counting_fleet(&server, "windowed", "search", &cfg, 2).await;
+    let (a, b) = (instances[0], instances[1]);
+    fail(a, "search", 4);
+    flushed().await;
+    succeed(b, "search");
+    succeed(a, "search");
+    flushed().await;
+    assert_eq!(state(a, "search"), CircuitState::Closed, "4 of 5");
+    fail(b, "search", 1);
+    for r in [a, b] {
+        eventually("5 failures in the fleet's window open both", || {
+            state(r, "search") == CircuitState::Open
         })
         .await;
     }

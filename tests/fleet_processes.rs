@@ -46,10 +46,21 @@ struct Node {
 impl Node {
     /// Starts a node and waits until it reports `ready <instance-id>`.
     fn start(label: &'static str, url: &str) -> (Node, String) {
+        Self::start_with(label, url, NAMESPACE, &[])
+    }
+
+    /// [`start`](Self::start) in `namespace`, with extra arguments.
+    fn start_with(
+        label: &'static str,
+        url: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> (Node, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fleet_node"))
-            .args([url, NAMESPACE, BREAKER])
+            .args([url, namespace, BREAKER])
             .arg(THRESHOLD.to_string())
             .arg(RECOVERY.as_millis().to_string())
+            .args(extra)
             .env("RUST_LOG", "resilience=debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -272,6 +283,41 @@ fn two_processes_share_a_breaker_through_redis() {
         b.ask("state") == "open"
     });
 
+    a.quit();
+    b.quit();
+}
+
+/// An instance that joins while the fleet has the breaker open, and creates
+/// its breaker only on its first call (as an annotated call site does),
+/// rejects that first call: it never reaches the dependency the fleet has
+/// given up on.
+#[test]
+fn a_late_joiner_rejects_its_first_call_while_the_fleet_is_open() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let namespace = "late-joiner";
+    let (mut a, _) = Node::start_with("A", &url, namespace, &[]);
+    for _ in 0..THRESHOLD {
+        assert_eq!(a.ask("fail"), "failed");
+    }
+    assert_eq!(a.ask("state"), "open");
+    let (mut b, _) = Node::start_with("B", &url, namespace, &["lazy"]);
+    assert_eq!(b.ask("state"), "absent", "B has not called yet");
+    assert_eq!(
+        b.ask("call"),
+        "rejected",
+        "B's first call must not reach the dependency"
+    );
+    assert_eq!(b.ask("state"), "open");
+    // Once the fleet's open time is up, the fleet recovers through one probe.
+    thread::sleep(RECOVERY);
+    eventually("the fleet closes after one probe", || {
+        a.ask("call");
+        b.ask("call");
+        a.ask("state") == "closed" && b.ask("state") == "closed"
+    });
     a.quit();
     b.quit();
 }

@@ -2,25 +2,30 @@
 //! the multi-process test of fleet-wide breakers (`tests/fleet_processes.rs`).
 //!
 //! ```text
-//! fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms>
+//! fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]
 //! ```
 //!
 //! It creates the breaker `<breaker>` in the global [`resilience::registry()`]
 //! (consecutive-failure rule, `<failure-threshold>` failures, open for
 //! `<recovery-timeout-ms>` ms), shares the registry through Redis under
 //! `<namespace>` with a fast [`FleetConfig`] (lease 2 s, lease poll 10 ms,
-//! lease retry 20 ms), prints `ready <instance-id>` once connected, then
+//! lease retry 20 ms), prints `ready <instance-id>` once connected and synced
+//! ([`Fleet::ready`](resilience::Fleet::ready)), then
 //! answers every command read on stdin with exactly one line on stdout:
 //!
 //! | command | answer |
 //! |---|---|
 //! | `call` | one successful call: `ok`, `probe-ok` if it was the half-open probe, or `rejected` |
 //! | `fail` | one failing call: `failed`, `probe-failed`, or `rejected` |
-//! | `state` | `closed`, `open`, `half_open`, `forced_open` or `disabled` |
+//! | `state` | `closed`, `open`, `half_open`, `forced_open` or `disabled` (`absent` before a lazy breaker's first call) |
 //! | `connected` | `true` or `false`: whether the fleet sync is connected to Redis |
 //! | `id` | this instance's id in the fleet |
 //! | `quit` | `bye`, then the process stops the sync and exits |
 //! | anything else | `error <why>` |
+//!
+//! With `lazy`, the breaker is not created at start-up but by the first
+//! `call` or `fail`, after the node joined the fleet (as an annotated call
+//! site creates its breaker on its first call).
 //!
 //! Cargo names the binary after this file; integration tests of this package
 //! reach it as `env!("CARGO_BIN_EXE_fleet_node")`.
@@ -37,8 +42,7 @@ use std::time::{Duration, Instant};
 
 use resilience::{registry, BreakerConfig, CircuitBreaker, Error, FleetConfig, Outcome};
 
-const USAGE: &str =
-    "usage: fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms>";
+const USAGE: &str = "usage: fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]";
 
 /// The command-line arguments.
 struct Args {
@@ -46,10 +50,18 @@ struct Args {
     namespace: String,
     breaker: String,
     config: BreakerConfig,
+    /// Create the breaker on its first call, not at start-up.
+    lazy: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let lazy = match args.get(5).map(String::as_str) {
+        None => false,
+        Some("lazy") if args.len() == 6 => true,
+        Some(other) => return Err(format!("unexpected argument {other:?} (only `lazy`)")),
+    };
+    args.truncate(5);
     let [url, namespace, breaker, threshold, recovery_ms] = <[String; 5]>::try_from(args)
         .map_err(|args| format!("expected 5 arguments, got {}", args.len()))?;
     let threshold: u32 = threshold
@@ -68,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
         namespace,
         breaker,
         config,
+        lazy,
     })
 }
 
@@ -122,7 +135,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let breaker = registry().breaker(&args.breaker, &args.config);
+    // The breaker, created on first use (at once unless `lazy`).
+    let breaker = || registry().breaker(&args.breaker, &args.config);
+    if !args.lazy {
+        breaker();
+    }
     let fleet = {
         // `share_via_redis_with` spawns the sync on the current runtime.
         let _entered = runtime.enter();
@@ -137,6 +154,9 @@ fn main() -> ExitCode {
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // Synced with the fleet, or Redis was unreachable at the first attempt
+    // (then wait below until the sync connects).
+    runtime.block_on(fleet.ready());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !fleet.is_connected() {
         if Instant::now() >= deadline {
@@ -171,14 +191,17 @@ fn main() -> ExitCode {
                 format!("error `{command}` takes no argument (got {extra:?})")
             }
             (Some("call"), None) => {
-                one_call(&breaker, Outcome::Success, ["ok", "probe-ok", "rejected"])
+                one_call(&breaker(), Outcome::Success, ["ok", "probe-ok", "rejected"])
             }
             (Some("fail"), None) => one_call(
-                &breaker,
+                &breaker(),
                 Outcome::Failure,
                 ["failed", "probe-failed", "rejected"],
             ),
-            (Some("state"), None) => breaker.state().as_str().to_owned(),
+            (Some("state"), None) => registry()
+                .get(&args.breaker)
+                .map_or("absent", |b| b.state().as_str())
+                .to_owned(),
             (Some("connected"), None) => fleet.is_connected().to_string(),
             (Some("id"), None) => fleet.instance_id().to_owned(),
             (Some("quit"), None) => {

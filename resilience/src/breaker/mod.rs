@@ -178,8 +178,11 @@ pub struct CircuitBreaker {
     fleet_gated: AtomicBool,
     /// `generation + 1` of the open state this instance may probe (0: none).
     probe_grant: AtomicU64,
-    /// Failures not yet reported to the fleet (only with `fleet_threshold`).
-    fleet_failures: AtomicU32,
+    /// Failures not yet reported to the fleet (only with `fleet_threshold`):
+    /// `Tagged(generation, FLEET_SUCCESS bit | failures since the last
+    /// success)`, see `fleet.rs`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fleet_report: AtomicU64,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -222,7 +225,7 @@ impl CircuitBreaker {
             registry_listeners,
             fleet_gated: AtomicBool::new(false),
             probe_grant: AtomicU64::new(0),
-            fleet_failures: AtomicU32::new(0),
+            fleet_report: AtomicU64::new(0),
         }
     }
 
@@ -393,84 +396,6 @@ impl CircuitBreaker {
                 .is_none_or(|w| w.totals(self.now_nanos()).failures == 0)
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn name_arc(&self) -> &Arc<str> {
-        &self.name
-    }
-
-    /// Whether an open breaker whose time is up must wait for the fleet's
-    /// probe lease before probing (feature `redis`, while connected).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn set_fleet_gated(&self, gated: bool) {
-        self.fleet_gated.store(gated, Ordering::Release);
-    }
-
-    /// The generation of an open state whose time is up and that waits for
-    /// the fleet's probe lease, if this breaker is in that state.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn waiting_for_probe_grant(&self) -> Option<u32> {
-        let (generation, state) = self.load();
-        let waiting = state == CircuitState::Open
-            && self.fleet_gated.load(Ordering::Acquire)
-            && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
-            && self.now_nanos() >= self.open_until.load(Ordering::Acquire);
-        waiting.then_some(generation)
-    }
-
-    /// Takes the failures counted since the last call (for `fleet_threshold`).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn take_fleet_failures(&self) -> u32 {
-        self.fleet_failures.swap(0, Ordering::AcqRel)
-    }
-
-    /// Opens a closed breaker because the fleet counted `failures`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn open_for_fleet_failures(&self, failures: u32) -> bool {
-        let (generation, state) = self.load();
-        state == CircuitState::Closed
-            && self.transition_from(
-                generation,
-                CircuitState::Closed,
-                CircuitState::Open,
-                TransitionCause::FleetFailures { failures },
-            )
-    }
-
-    /// Lets this instance probe the open state of `generation`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn grant_probe(&self, generation: u32) {
-        self.probe_grant
-            .store(u64::from(generation) + 1, Ordering::Release);
-    }
-
-    /// Applies a state decided elsewhere in the fleet; `open_for` is how long
-    /// an open breaker stays open from now. Returns whether anything changed.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn apply_fleet(&self, to: CircuitState, open_for: Option<Duration>) -> bool {
-        loop {
-            let (generation, from) = self.load();
-            if let (CircuitState::Open, Some(open_for)) = (to, open_for) {
-                let until = self.now_nanos().saturating_add(duration_nanos(open_for));
-                if from == CircuitState::Open {
-                    // Already open: adopt the fleet's time.
-                    self.open_until.store(until, Ordering::Release);
-                    return false;
-                }
-                if self.transition_from(generation, from, to, TransitionCause::Fleet) {
-                    self.open_until.store(until, Ordering::Release);
-                    return true;
-                }
-                continue;
-            }
-            if from == to {
-                return false;
-            }
-            if self.transition_from(generation, from, to, TransitionCause::Fleet) {
-                return true;
-            }
-        }
-    }
-
     #[inline]
     fn load(&self) -> (u32, CircuitState) {
         let w = Tagged(self.word.load(Ordering::Acquire));
@@ -610,6 +535,8 @@ fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+#[cfg(feature = "redis")]
+mod fleet;
 mod record;
 use record::ProbeSlot;
 

@@ -4,6 +4,12 @@
 use super::{CircuitBreaker, CircuitState, Outcome, Sample, Tagged, Totals, TransitionCause};
 use crate::sync::Ordering;
 
+/// In `fleet_report`: a success was recorded since the last report (and the
+/// failures beside it came after it).
+pub(super) const FLEET_SUCCESS: u32 = 1 << 31;
+/// In `fleet_report`: failures since the last success (or report).
+pub(super) const FLEET_FAILURES: u32 = FLEET_SUCCESS - 1;
+
 impl CircuitBreaker {
     /// A call admitted while closed (or disabled) finished.
     #[inline]
@@ -32,6 +38,9 @@ impl CircuitBreaker {
     #[inline(always)]
     pub(super) fn on_closed_success(&self, generation: u32) {
         let f = Tagged(self.failures.load(Ordering::Relaxed));
+        if self.config.fleet_threshold().is_some() {
+            self.fleet_success(generation);
+        }
         if f.value_in(generation) == 0 {
             return; // the hot path: nothing pending, nothing written
         }
@@ -44,16 +53,53 @@ impl CircuitBreaker {
         );
     }
 
-    /// Counts a failure for the fleet, when the fleet counts failures.
+    /// Counts a failure of `generation` for the fleet, when the fleet counts
+    /// failures. A count left from an older generation is dropped: failures
+    /// recorded before a transition never count toward the next opening.
     #[inline]
-    fn count_for_fleet(&self) {
-        if self.config.fleet_threshold().is_some() {
-            self.fleet_failures.fetch_add(1, Ordering::Relaxed);
+    fn count_for_fleet(&self, generation: u32) {
+        if self.config.fleet_threshold().is_none() {
+            return;
+        }
+        let mut current = self.fleet_report.load(Ordering::Relaxed);
+        loop {
+            let t = Tagged(current);
+            let value = t.value_in(generation);
+            let failures = (value & FLEET_FAILURES).saturating_add(1).min(FLEET_FAILURES);
+            let next = Tagged::new(generation, (value & FLEET_SUCCESS) | failures);
+            match self.fleet_report.compare_exchange_weak(
+                current,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
         }
     }
 
+    /// A success of `generation`, for a fleet that counts consecutive
+    /// failures: it breaks the fleet's run. (Windowed breakers never get
+    /// here: they keep the window's semantics, where a success clears
+    /// nothing.) Writes only when there is something to change, so a run of
+    /// successes writes once per report.
+    #[cold]
+    fn fleet_success(&self, generation: u32) {
+        let current = self.fleet_report.load(Ordering::Relaxed);
+        if Tagged(current).value_in(generation) == FLEET_SUCCESS {
+            return;
+        }
+        let _ = self.fleet_report.compare_exchange(
+            current,
+            Tagged::new(generation, FLEET_SUCCESS).0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
     fn on_closed_failure(&self, generation: u32) {
-        self.count_for_fleet();
+        self.count_for_fleet(generation);
         let mut current = self.failures.load(Ordering::Relaxed);
         loop {
             let (g, state) = self.load();
@@ -98,7 +144,7 @@ impl CircuitBreaker {
             slow,
         };
         if sample.failure {
-            self.count_for_fleet();
+            self.count_for_fleet(generation);
         }
         // Only a time window needs the clock.
         let now = if window.is_timed() {

@@ -42,6 +42,8 @@ pub(crate) struct Announcement {
     pub(crate) state: CircuitState,
     /// For open breakers: how long until a probe may run, from now.
     pub(crate) open_for: Option<Duration>,
+    /// For open breakers: when a probe may run, in ms since the Unix epoch.
+    pub(crate) until_unix_ms: Option<u64>,
     pub(crate) fleet_gen: u64,
 }
 
@@ -133,6 +135,7 @@ impl Message {
             breaker: self.breaker,
             state,
             open_for,
+            until_unix_ms: open_for.and(self.until_unix_ms),
             fleet_gen: self.fleet_gen,
         })
     }

@@ -7,6 +7,8 @@
 //!
 //! // Once at start-up, inside the tokio runtime:
 //! let fleet = registry().share_via_redis("redis://127.0.0.1:6379", "checkout")?;
+//! // Before serving traffic: read the fleet's state of every breaker.
+//! fleet.ready().await;
 //! # drop(fleet); Ok(()) }
 //! ```
 //!
@@ -22,7 +24,8 @@
 //! | `{ns}:resilience:breaker:{name}` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
 //! | `{ns}:resilience:probe:{name}` | the probe lease (`SET NX PX`) |
 //! | `{ns}:resilience:events` | pub/sub channel of state changes |
-//! | `{ns}:resilience:failures:{name}:{second}` | failures counted in that second (for `fleet_threshold`) |
+//! | `{ns}:resilience:failures:{name}:epoch` | the current failure count's epoch: `{fleet_gen}:{run}` (for `fleet_threshold`) |
+//! | `{ns}:resilience:failures:{name}:{fleet_gen}:{run}:{second}` | failures of that epoch counted in that second |
 //!
 //! # How
 //!
@@ -31,17 +34,42 @@
 //! - A background task publishes local transitions (one Lua script: bump the
 //!   breaker's fleet sequence, store, publish, release our lease) and applies
 //!   the fleet's transitions to local breakers, in fleet-sequence order.
-//! - An instance that starts (or reconnects) reads the fleet's state first.
+//! - An instance that starts (or reconnects) reads the fleet's state first,
+//!   of every name, whether or not it has a breaker of that name yet; a
+//!   breaker created later (by its first call, typically) starts in the
+//!   fleet's state, before anyone can call it. So once
+//!   [`Fleet::ready`] has returned `true`, and while Redis is reachable, an
+//!   instance never admits a call that the fleet's state rejects, however
+//!   and whenever its breaker is created. Such a breaker starts open (or
+//!   forced open, or disabled) without reporting a transition: it was never
+//!   in another state; a `tracing` event says why. An open state whose time
+//!   is up starts open too, and waits for the fleet's probe like the other
+//!   instances.
 //! - Fleet-wide probe: when an open breaker's time is up, instances race for
 //!   a short lease; only the winner lets a probe through, the others keep
 //!   rejecting until it publishes closed or open (or the lease expires).
 //! - Fleet failure counting (`fleet_threshold = 20` on the attribute, or
 //!   [`BreakerConfigBuilder::fleet_threshold`](crate::BreakerConfigBuilder::fleet_threshold)):
-//!   failures are counted locally (one atomic add on the failure path only)
+//!   failures are counted locally (one atomic operation on the failure path)
 //!   and sent in batches every 100 ms into 1-second buckets in Redis; once the
 //!   fleet's failures in the last 10 s reach the threshold, the instance that
 //!   sees it opens the breaker and every other instance follows. Ten
-//!   instances each seeing a few failures trip together.
+//!   instances each seeing a few failures trip together. The fleet's rule
+//!   reads like the local one:
+//!   - Every state change starts a new count: failures recorded before a
+//!     transition (on any instance) never count toward the next opening.
+//!     Failures sent while the fleet has not yet heard of a transition made
+//!     here, or that belong to an older state, are dropped.
+//!   - Consecutive rule (no `window`): a success on any instance breaks the
+//!     fleet's run, as a local success breaks the local one. Instances report
+//!     in batches, so the fleet orders a success and another instance's
+//!     failures as they reach Redis (within one flush interval). So that
+//!     its successes count, an instance sends one report per flush interval
+//!     in which it recorded a success or a failure (at most 10 commands a
+//!     second by default, per breaker with `fleet_threshold`); breakers
+//!     without `fleet_threshold` send none.
+//!   - Windowed rule (`window = …`): the window's semantics; a success
+//!     clears nothing, the fleet counts the failures of its last 10 s.
 //! - Redis down: breakers keep working locally (probing on their own), one
 //!   warning is logged, the task reconnects with backoff and resyncs.
 //! - Messages are versioned and validated; a malformed or foreign payload is
@@ -53,13 +81,14 @@ mod message;
 mod redact;
 mod sync;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
-use crate::{Registry, TransitionCause};
+use crate::{CircuitBreaker, CircuitState, Registry, TransitionCause};
 use sync::{Local, Task};
 
 /// Tuning of the fleet sync; [`FleetConfig::default`] suits most services.
@@ -115,6 +144,25 @@ pub enum FleetError {
     AlreadyShared,
 }
 
+/// What this instance knows of one breaker's fleet state: the last change
+/// it read or heard of, whether or not the breaker exists here yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// The fleet sequence of that change.
+    pub(crate) gen: u64,
+    pub(crate) state: CircuitState,
+    /// Until when an open breaker stays open (ms since the Unix epoch).
+    pub(crate) until_unix_ms: Option<u64>,
+}
+
+/// How far the first sync has come (see [`Fleet::ready`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    Connecting,
+    Synced,
+    Unreachable,
+}
+
 /// The shared state of one fleet sync.
 pub(crate) struct FleetInner {
     instance: String,
@@ -124,9 +172,74 @@ pub(crate) struct FleetInner {
     stop: Notify,
     /// When the last bad-message warning was logged (ms since the Unix epoch).
     last_bad_warning: AtomicU64,
+    /// The fleet state of every name this instance has read or heard of,
+    /// created here or not: a breaker created later starts from it.
+    known: Mutex<HashMap<Arc<str>, Known>>,
+    readiness: watch::Sender<Readiness>,
 }
 
 impl FleetInner {
+    /// What is known of `name`'s fleet state.
+    pub(crate) fn known(&self, name: &str) -> Option<Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied()
+    }
+
+    /// The fleet sequence last seen for `name` (0: none).
+    pub(crate) fn known_gen(&self, name: &str) -> u64 {
+        self.known(name).map_or(0, |k| k.gen)
+    }
+
+    /// Notes a change of `name`'s fleet state; returns `false` (and notes
+    /// nothing) if it is not newer than what is known.
+    pub(crate) fn learn(&self, name: &Arc<str>, known: Known) -> bool {
+        let mut map = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(name) {
+            Some(k) if k.gen >= known.gen => false,
+            Some(k) => {
+                *k = known;
+                true
+            }
+            None => {
+                map.insert(name.clone(), known);
+                true
+            }
+        }
+    }
+
+    /// Puts a breaker being created into the fleet's state: what would
+    /// reject a call in the fleet rejects its first call here too.
+    fn seed(&self, breaker: &CircuitBreaker) {
+        let connected = self.connected.load(Ordering::Acquire);
+        breaker.set_fleet_gated(connected);
+        if !connected {
+            return; // Redis unreachable: local-only, as documented
+        }
+        let Some(known) = self.known(breaker.name()) else {
+            return;
+        };
+        let open_for = known.until_unix_ms.map_or(Duration::ZERO, |until| {
+            Duration::from_millis(until.saturating_sub(message::unix_ms_now()))
+        });
+        // An open state whose time is up starts open too: the instance that
+        // holds the fleet's probe lease probes, the others wait for it.
+        breaker.start_in_fleet_state(known.state, open_for);
+    }
+
+    fn set_readiness(&self, readiness: Readiness) {
+        self.readiness.send_if_modified(|r| {
+            // Once synced, a later loss is `is_connected`'s business.
+            let change = *r != readiness && *r != Readiness::Synced;
+            if change {
+                *r = readiness;
+            }
+            change
+        });
+    }
+
     /// One warning per 10 s at most for bad messages; the rest are debug.
     fn warn_bad_message(&self, why: &str) {
         let now = message::unix_ms_now();
@@ -172,6 +285,34 @@ impl Fleet {
     /// Whether the sync is connected to Redis right now.
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Waits until the first sync with the fleet is done: `true` once this
+    /// instance has read the fleet's state of every breaker (from then on, no
+    /// call is admitted that the fleet rejects), `false` if the first
+    /// attempt to reach Redis failed (breakers work locally; the sync keeps
+    /// reconnecting in the background).
+    ///
+    /// [`share_via_redis`](Registry::share_via_redis) returns at once and
+    /// never makes calls wait; await this at start-up, before serving
+    /// traffic, so that an instance joining a fleet whose breaker is open
+    /// never calls the dependency the fleet has given up on:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), resilience::FleetError> {
+    /// let fleet = resilience::registry().share_via_redis("redis://127.0.0.1:6379", "checkout")?;
+    /// if !fleet.ready().await {
+    ///     eprintln!("Redis unreachable: breakers work locally for now");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn ready(&self) -> bool {
+        let mut rx = self.inner.readiness.subscribe();
+        let synced = match rx.wait_for(|r| *r != Readiness::Connecting).await {
+            Ok(r) => *r == Readiness::Synced,
+            Err(_) => false, // the sync ended
+        };
+        synced
     }
 
     /// Stops the sync and waits for its task to end.
@@ -248,6 +389,8 @@ impl Registry {
             connected: AtomicBool::new(false),
             stop: Notify::new(),
             last_bad_warning: AtomicU64::new(0),
+            known: Mutex::default(),
+            readiness: watch::Sender::new(Readiness::Connecting),
         });
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         {
@@ -263,7 +406,7 @@ impl Registry {
         {
             let inner = inner.clone();
             self.on_named_breaker_created(move |breaker| {
-                breaker.set_fleet_gated(inner.connected.load(Ordering::Acquire));
+                inner.seed(breaker);
                 let _ = tx.send(Local::Created(breaker.name_arc().clone()));
             });
         }

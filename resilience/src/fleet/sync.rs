@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::message::{state_from_str, unix_ms_now, Message};
 use super::redact::{redact, scrub};
-use super::FleetInner;
+use super::{FleetInner, Known, Readiness};
 use crate::{CircuitBreaker, CircuitState, Registry};
 
 /// What the local side tells the task.
@@ -50,16 +50,43 @@ if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250
 return gen
 "#;
 
-/// Adds this instance's failures to the current second's bucket and returns
-/// the fleet's failures over the window (in whole seconds, Redis time).
+/// Adds this instance's failures to the fleet's count and returns the
+/// fleet's failures over the window (in whole seconds, Redis time), or -1
+/// when the failures are stale.
+///
+/// The count belongs to one *epoch*: the breaker's fleet sequence (so every
+/// published transition starts a new count, and failures counted before it
+/// never count toward the next opening) and, for the consecutive rule, a run
+/// number that every reported success bumps (a success anywhere breaks the
+/// fleet's run). Failures reported against an older sequence than the
+/// breaker's, or while the fleet has it anything but closed (a closing that
+/// is not published yet), are stale: they are dropped.
+///
+/// KEYS[1]: the breaker's hash; KEYS[2]: the prefix of its failure keys.
+/// ARGV: failures, window in seconds, the fleet sequence this instance knows
+/// (0: none), `1` if a success came before these failures.
 const COUNT_FAILURES: &str = r#"
-local now = tonumber(redis.call('TIME')[1])
+local gen, state = unpack(redis.call('HMGET', KEYS[1], 'fleet_gen', 'state'))
+if gen and (gen ~= ARGV[3] or state ~= 'closed') then return -1 end
+gen = gen or '0'
 local window = tonumber(ARGV[2])
-redis.call('INCRBY', KEYS[1] .. now, ARGV[1])
-redis.call('EXPIRE', KEYS[1] .. now, window + 2)
+local run = 0
+local epoch = redis.call('GET', KEYS[2] .. 'epoch')
+if epoch then
+  local g, r = string.match(epoch, '^(%d+):(%d+)$')
+  if g == gen then run = tonumber(r) end
+end
+if ARGV[4] == '1' then run = run + 1 end
+redis.call('SET', KEYS[2] .. 'epoch', gen .. ':' .. run, 'EX', window + 2)
+local prefix = KEYS[2] .. gen .. ':' .. run .. ':'
+local now = tonumber(redis.call('TIME')[1])
+if tonumber(ARGV[1]) > 0 then
+  redis.call('INCRBY', prefix .. now, ARGV[1])
+  redis.call('EXPIRE', prefix .. now, window + 2)
+end
 local sum = 0
 for i = 0, window - 1 do
-  sum = sum + tonumber(redis.call('GET', KEYS[1] .. (now - i)) or '0')
+  sum = sum + tonumber(redis.call('GET', prefix .. (now - i)) or '0')
 end
 return sum
 "#;
@@ -76,7 +103,8 @@ impl Keys<'_> {
     fn channel(&self) -> String {
         format!("{}:resilience:events", self.0)
     }
-    /// The prefix of a breaker's failure buckets (the second is appended).
+    /// The prefix of a breaker's failure keys: `epoch` (the current epoch),
+    /// and one bucket per epoch and second.
     fn failures(&self, name: &str) -> String {
         format!("{}:resilience:failures:{name}:", self.0)
     }
@@ -91,8 +119,6 @@ pub(crate) struct Task {
     pub(crate) client: redis::Client,
     pub(crate) url: String,
     pub(crate) rx: UnboundedReceiver<Local>,
-    /// The last fleet sequence applied per breaker.
-    seen: HashMap<String, u64>,
     /// Breakers open here: the ones that may need a probe lease.
     open: HashSet<Arc<str>>,
     /// When this instance last asked for each breaker's lease.
@@ -120,7 +146,6 @@ impl Task {
             client,
             url,
             rx,
-            seen: HashMap::new(),
             open: HashSet::new(),
             asked: HashMap::new(),
             counted: HashSet::new(),
@@ -139,6 +164,7 @@ impl Task {
                 End::Shutdown => return,
                 End::Lost(why) => why,
             };
+            self.inner.set_readiness(Readiness::Unreachable);
             if warned {
                 tracing::debug!(target: "resilience", "fleet sync: still no Redis: {why}");
             } else {
@@ -190,6 +216,7 @@ impl Task {
             return End::Lost(scrub(&e.to_string(), &self.url));
         }
         self.set_connected(true);
+        self.inner.set_readiness(Readiness::Synced);
         if std::mem::take(warned) {
             tracing::info!(target: "resilience", "fleet sync reconnected to Redis and resynced");
         }
@@ -210,11 +237,7 @@ impl Task {
                     None => return End::Lost("subscription closed".to_owned()),
                 },
                 local = self.rx.recv() => match local {
-                    Some(Local::Changed(name)) => self.publish(&mut conn, &name).await,
-                    Some(Local::Created(name)) => {
-                        self.note_counted(&name);
-                        self.fetch(&mut conn, &name).await.map(drop)
-                    }
+                    Some(local) => self.on_local(&mut conn, local).await,
                     None => return End::Shutdown,
                 },
                 _ = tick.tick() => self.leases(&mut conn).await,
@@ -270,9 +293,11 @@ impl Task {
         Ok(())
     }
 
-    /// Reads one breaker's fleet state, applies it here unless it is closed
-    /// (the state every breaker starts in) or an open state whose time is
-    /// up, and returns it.
+    /// Reads one breaker's fleet state, notes it (a breaker created here
+    /// later starts from it), applies it here unless it is closed (the state
+    /// every breaker starts in) or not newer than what was applied, and
+    /// returns it. An open state whose time is up is applied as open: the
+    /// instance holding the fleet's probe lease probes, the others wait.
     async fn fetch(
         &mut self,
         conn: &mut MultiplexedConnection,
@@ -287,14 +312,21 @@ impl Task {
         ) else {
             return Ok(None);
         };
-        let open_for = fields
+        let until_unix_ms = fields
             .get("until_unix_ms")
-            .and_then(|u| u.parse::<u64>().ok())
-            .map(|until| Duration::from_millis(until.saturating_sub(unix_ms_now())));
-        let stale_open = state == CircuitState::Open && open_for.is_none_or(|d| d.is_zero());
-        if let Some(breaker) = self.registry.get(name) {
-            if state != CircuitState::Closed && !stale_open {
-                self.apply(&breaker, state, open_for, gen);
+            .and_then(|u| u.parse::<u64>().ok());
+        let known = Known {
+            gen,
+            state,
+            until_unix_ms,
+        };
+        let name: Arc<str> = Arc::from(name);
+        if !self.inner.learn(&name, known) {
+            return Ok(Some(state)); // already applied
+        }
+        if let Some(breaker) = self.registry.get(&name) {
+            if state != CircuitState::Closed {
+                self.apply(&breaker, known);
             }
         }
         Ok(Some(state))
@@ -308,34 +340,32 @@ impl Task {
                 return;
             }
         };
-        if announcement.instance == self.inner.instance {
-            self.seen
-                .insert(announcement.breaker, announcement.fleet_gen);
-            return;
-        }
-        let Some(breaker) = self.registry.get(&announcement.breaker) else {
-            return; // not used here yet: read on creation
+        let name: Arc<str> = Arc::from(announcement.breaker);
+        let known = Known {
+            gen: announcement.fleet_gen,
+            state: announcement.state,
+            until_unix_ms: announcement.until_unix_ms,
         };
-        self.apply(
-            &breaker,
-            announcement.state,
-            announcement.open_for,
-            announcement.fleet_gen,
-        );
+        if !self.inner.learn(&name, known) || announcement.instance == self.inner.instance {
+            return; // older than what we applied, or our own
+        }
+        // Not used here yet: noted, and a breaker created later starts from it.
+        let Some(breaker) = self.registry.get(&name) else {
+            return;
+        };
+        self.apply(&breaker, known);
     }
 
-    fn apply(
-        &mut self,
-        breaker: &CircuitBreaker,
-        state: CircuitState,
-        open_for: Option<Duration>,
-        gen: u64,
-    ) {
-        let seen = self.seen.entry(breaker.name().to_owned()).or_insert(0);
-        if gen <= *seen {
-            return; // older than what we applied
-        }
-        *seen = gen;
+    /// Applies a fleet state that [`FleetInner::learn`] found newer.
+    fn apply(&mut self, breaker: &CircuitBreaker, known: Known) {
+        let state = known.state;
+        let open_for = known
+            .until_unix_ms
+            .map(|until| Duration::from_millis(until.saturating_sub(unix_ms_now())));
+        let open_for = match state {
+            CircuitState::Open => Some(open_for.unwrap_or(Duration::ZERO)),
+            _ => open_for,
+        };
         if breaker.apply_fleet(state, open_for) {
             tracing::debug!(
                 target: "resilience",
@@ -371,12 +401,13 @@ impl Task {
         } else {
             self.open.remove(&**name);
         }
-        let until = match (state, status.retry_after) {
-            (CircuitState::Open, Some(wait)) => (unix_ms_now()
-                .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)))
-            .to_string(),
-            _ => String::new(),
+        let until_unix_ms = match (state, status.retry_after) {
+            (CircuitState::Open, Some(wait)) => Some(
+                unix_ms_now().saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            ),
+            _ => None,
         };
+        let until = until_unix_ms.map(|u| u.to_string()).unwrap_or_default();
         let keys = Keys(&self.inner.namespace);
         let gen: u64 = Script::new(PUBLISH)
             .key(keys.breaker(name))
@@ -388,8 +419,29 @@ impl Task {
             .arg(&**name)
             .invoke_async(conn)
             .await?;
-        self.seen.insert(name.to_string(), gen);
+        self.inner.learn(
+            name,
+            Known {
+                gen,
+                state,
+                until_unix_ms,
+            },
+        );
         Ok(())
+    }
+
+    async fn on_local(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        local: Local,
+    ) -> redis::RedisResult<()> {
+        match local {
+            Local::Changed(name) => self.publish(conn, &name).await,
+            Local::Created(name) => {
+                self.note_counted(&name);
+                self.fetch(conn, &name).await.map(drop)
+            }
+        }
     }
 
     fn note_counted(&mut self, name: &Arc<str>) {
@@ -405,6 +457,11 @@ impl Task {
     /// Sends the failures counted here since the last flush and opens a
     /// breaker whose fleet-wide count reached its `fleet_threshold`.
     async fn count_failures(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        // Publish local transitions first: failures of a period that began
+        // here count only once the fleet knows the period began.
+        while let Ok(local) = self.rx.try_recv() {
+            self.on_local(conn, local).await?;
+        }
         let window = self.inner.config.failure_window.as_secs().max(1);
         let names: Vec<Arc<str>> = self.counted.iter().cloned().collect();
         for name in names {
@@ -412,20 +469,29 @@ impl Task {
                 self.counted.remove(&name);
                 continue;
             };
-            let failures = breaker.take_fleet_failures();
+            let report = breaker.take_fleet_report();
             let Some(threshold) = breaker.config().fleet_threshold() else {
                 continue;
             };
-            if failures == 0 {
+            if report.failures == 0 && !report.success {
                 continue;
             }
-            let total: u64 = Script::new(COUNT_FAILURES)
-                .key(Keys(&self.inner.namespace).failures(&name))
-                .arg(failures)
+            let keys = Keys(&self.inner.namespace);
+            let total: i64 = Script::new(COUNT_FAILURES)
+                .key(keys.breaker(&name))
+                .key(keys.failures(&name))
+                .arg(report.failures)
                 .arg(window)
+                .arg(self.inner.known_gen(&name))
+                .arg(if report.success { "1" } else { "0" })
                 .invoke_async(conn)
                 .await?;
-            if total >= u64::from(threshold.get()) {
+            // Negative: counted before a transition this instance has not
+            // heard of yet; dropped.
+            let Ok(total) = u64::try_from(total) else {
+                continue;
+            };
+            if report.failures > 0 && total >= u64::from(threshold.get()) {
                 let total = u32::try_from(total).unwrap_or(u32::MAX);
                 // The transition is logged and published like any other.
                 breaker.open_for_fleet_failures(total);
