@@ -150,12 +150,20 @@ async fn without_a_name_each_function_has_its_own_breaker() {
     assert_eq!(private_two().await, Ok(()));
     let snapshot = registry().snapshot();
     let mine = snapshot
-        .breakers
-        .iter()
-        .find(|s| s.name.ends_with("::private_one"))
-        .expect("private breakers show in the snapshot");
+        .breaker("circuit_breaker::private_one")
+        .expect("private breakers show in the snapshot, named `module::function`");
     assert_eq!(mine.state, CircuitState::Open);
-    assert!(registry().get(&mine.name).is_none(), "but are not shared");
+    assert_eq!(
+        snapshot
+            .breaker("circuit_breaker::private_two")
+            .map(|s| s.state),
+        Some(CircuitState::Closed)
+    );
+    assert_eq!(
+        registry().get(&mine.name).map(|b| b.state()),
+        Some(CircuitState::Open),
+        "and are found by that name"
+    );
 }
 
 static PANICS: AtomicU32 = AtomicU32::new(0);

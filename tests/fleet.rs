@@ -552,3 +552,40 @@ async fn a_windowed_fleet_count_is_not_cleared_by_successes() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_breakers_are_never_shared() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (instance(), instance());
+    let cfg = config(1, Duration::from_secs(30));
+    // What a `#[circuit_breaker]` without `name` uses, on two instances.
+    let private_a = a.private_breaker("app::Api::fetch", &cfg);
+    let private_b = b.private_breaker("app::Api::fetch", &cfg);
+    a.breaker("private-marker", &cfg);
+    b.breaker("private-marker", &cfg);
+    let _fa = join(&server, a, "private").await;
+    let _fb = join(&server, b, "private").await;
+
+    private_a.try_acquire().unwrap().record(Outcome::Failure);
+    assert_eq!(private_a.state(), CircuitState::Open);
+    // A named breaker tripped afterwards: once b sees it, b would have seen
+    // the private one too.
+    trip(a, "private-marker");
+    eventually("b sees the named breaker open", || {
+        state(b, "private-marker") == CircuitState::Open
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(private_b.state(), CircuitState::Closed);
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(
+        keys.iter().all(|k| !k.contains("app::Api::fetch")),
+        "{keys:?}"
+    );
+}

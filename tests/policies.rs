@@ -70,6 +70,15 @@ fn transition(
         cause,
         failures,
         calls,
+        error: None,
+    }
+}
+
+/// The transition, caused by a call that returned `error`.
+fn caused_by(transition: Transition, error: &str) -> Transition {
+    Transition {
+        error: Some(error.into()),
+        ..transition
     }
 }
 
@@ -164,16 +173,19 @@ async fn failures_count_within_a_rolling_time_window() {
     assert_eq!(TIME_WINDOW_RUNS.load(Ordering::SeqCst), 13);
     assert_eq!(
         *TIME_WINDOW_OPENED.lock().unwrap(),
-        [transition(
-            NAME,
-            Closed,
-            Open,
-            TransitionCause::FailuresInWindow {
-                failures: 5,
-                calls: 5
-            },
-            5,
-            5
+        [caused_by(
+            transition(
+                NAME,
+                Closed,
+                Open,
+                TransitionCause::FailuresInWindow {
+                    failures: 5,
+                    calls: 5,
+                },
+                5,
+                5,
+            ),
+            "upstream timed out"
         )]
     );
     assert!(rejected(time_window(Ok(())).await, NAME).is_some());
@@ -223,16 +235,19 @@ async fn failure_rate_over_the_last_calls_waits_for_the_default_min_calls() {
     assert_eq!(state(NAME), Open);
     assert_eq!(
         *RATE_OPENED.lock().unwrap(),
-        [transition(
-            NAME,
-            Closed,
-            Open,
-            TransitionCause::FailureRate {
-                failures: 5,
-                calls: 10
-            },
-            5,
-            10
+        [caused_by(
+            transition(
+                NAME,
+                Closed,
+                Open,
+                TransitionCause::FailureRate {
+                    failures: 5,
+                    calls: 10,
+                },
+                5,
+                10,
+            ),
+            "upstream timed out"
         )]
     );
     assert!(rejected(rate_over_calls(Ok(())).await, NAME).is_some());
@@ -660,13 +675,16 @@ async fn on_open_on_half_open_and_on_close_receive_each_transition() {
         log(),
         [(
             "on_open",
-            transition(
-                NAME,
-                Closed,
-                Open,
-                TransitionCause::FailureThreshold { failures: 2 },
-                2,
-                0
+            caused_by(
+                transition(
+                    NAME,
+                    Closed,
+                    Open,
+                    TransitionCause::FailureThreshold { failures: 2 },
+                    2,
+                    0,
+                ),
+                "upstream unavailable (503)"
             )
         )]
     );
@@ -692,7 +710,10 @@ async fn on_open_on_half_open_and_on_close_receive_each_transition() {
             ),
             (
                 "on_open",
-                transition(NAME, HalfOpen, Open, TransitionCause::ProbeFailed, 0, 0)
+                caused_by(
+                    transition(NAME, HalfOpen, Open, TransitionCause::ProbeFailed, 0, 0),
+                    "upstream timed out"
+                )
             ),
         ]
     );

@@ -160,6 +160,46 @@ trait WithDefault {
 
 impl WithDefault for Memory {}
 
+/// Unnamed breakers on methods: named after `Self` (read in the body, as a
+/// `static` cannot name it), in generic impls, trait impls and defaults.
+pub struct View<'a, T> {
+    item: &'a T,
+}
+
+impl<'a, T> View<'a, T>
+where
+    T: Display + Sync,
+{
+    #[circuit_breaker(failure_threshold = 2)]
+    pub async fn show(&self) -> Result<String, MyError> {
+        Ok(self.item.to_string())
+    }
+
+    #[resilient(max_attempts = 2, delay = "1ms", timeout = 1)]
+    async fn show_twice(&mut self, times: usize) -> Result<String, MyError> {
+        Ok(self.item.to_string().repeat(times))
+    }
+}
+
+trait Pinged {
+    #[allow(async_fn_in_trait)]
+    #[circuit_breaker]
+    async fn ping(&self) -> Result<u8, MyError> {
+        Ok(1)
+    }
+}
+
+impl Pinged for Memory {}
+
+fn opened(t: &resilience::Transition) {
+    drop(t.name.clone());
+}
+
+#[circuit_breaker(name = "shapes-callbacks", on_open = opened, on_close = |t| drop(t.clone()))]
+async fn with_callbacks() -> MyResult<()> {
+    Ok(())
+}
+
 fn assert_send<T: Send>(t: T) -> T {
     t
 }
@@ -200,4 +240,15 @@ async fn every_shape_runs() {
     assert_eq!(assert_send(Memory.get("k")).await.unwrap(), "K");
     assert_eq!(Memory.provided().await.unwrap(), 42);
     assert_eq!(Memory.defaulted().await.unwrap(), 8);
+
+    let item = 7u8;
+    let mut view = View { item: &item };
+    assert_eq!(assert_send(view.show()).await.unwrap(), "7");
+    assert_eq!(view.show_twice(2).await.unwrap(), "77");
+    assert_eq!(Memory.ping().await.unwrap(), 1);
+    with_callbacks().await.unwrap();
+    let registry = resilience::registry();
+    assert!(registry.get("shapes::View::show").is_some());
+    assert!(registry.get("shapes::View::show_twice").is_some());
+    assert!(registry.get("shapes::Memory::ping").is_some());
 }

@@ -10,10 +10,17 @@
 //! async fn get(&self, id: String) -> Result<T, E> {
 //!     let flags = Flags::new();           // what inner layers tell outer ones
 //!     let convert = converter();          // resilience::Error -> E, checked once
+//!     #[distributed_slice(CALL_SITES)]    // the link-time manifest: one
+//!     static SITE_0: CallSite = CallSite::__new(CircuitBreaker, "circuit_breaker",
+//!         Static("unifi"), &[("name", "\"unifi\"")], module_path!(), "get", file!(), line!());
 //!     static BREAKER_0: StaticBreaker = StaticBreaker::named("unifi", CONFIG);
+//!     // (without `name`: `StaticBreaker::unnamed(module_path!(), "get", CONFIG, &SITE_0)`
+//!     // and `BREAKER_0.get_for(type_name::<Self>)`, named `module::Type::get`)
+//!     #[distributed_slice(CALL_SITES)]    // entry per layer
+//!     static SITE_1: CallSite = CallSite::__new(Retry, "retry", Static("unifi"), ..);
 //!     static POLICY_1: RetryPolicy = RetryPolicy::__from_macro(3, BACKOFF);
 //!     let breaker_0 = BREAKER_0.get();
-//!     let result = breaker_call(breaker_0, &flags, async {
+//!     let result = breaker_call_described(breaker_0, &flags, async {
 //!         let mut state = RetryState::new("unifi", &POLICY_1);
 //!         loop {
 //!             flags.reset();
@@ -102,25 +109,54 @@ fn breaker_config(b: &Breaker) -> TokenStream {
     config
 }
 
-/// The function that attaches `on_open` / `on_close` / `on_half_open`.
-fn breaker_hooks(b: &Breaker, item: &Ident) -> TokenStream {
-    let breaker = hidden("__resilience_breaker");
-    let hooks = [
-        (&b.on_open, quote!(Open)),
-        (&b.on_close, quote!(Closed)),
-        (&b.on_half_open, quote!(HalfOpen)),
-    ]
-    .into_iter()
-    .filter_map(|(callback, state)| {
-        let callback = callback.as_ref()?;
-        Some(quote! {
-            ::resilience::__private::on_state(#breaker, ::resilience::CircuitState::#state, #callback);
-        })
-    });
-    quote! {
-        fn #item(#breaker: &::resilience::CircuitBreaker) {
-            #(#hooks)*
+/// The manifest entry of one layer (`resilience::manifest::CallSite`), added
+/// to the link-time list, and the `static` holding it.
+fn call_site(
+    item: &Ident,
+    attr: &Attr,
+    layer: &Layer,
+    name: TokenStream,
+    fn_name: &str,
+) -> TokenStream {
+    let private = quote!(::resilience::__private);
+    let kind = match layer {
+        Layer::Breaker(_) => quote!(CircuitBreaker),
+        Layer::Retry(_) => quote!(Retry),
+        Layer::Timeout(_) => quote!(Timeout),
+        Layer::Bulkhead(_) => quote!(Bulkhead),
+        Layer::Fallback(_) => quote!(Fallback),
+    };
+    let attribute = attr.kind.name();
+    let keys = attr
+        .keys_of(layer)
+        .into_iter()
+        .map(|(k, v)| quote!((#k, #v)));
+    let callbacks = match layer {
+        Layer::Breaker(b) if b.has_callbacks() => {
+            let [open, close, half_open] =
+                [&b.on_open, &b.on_close, &b.on_half_open].map(|callback| match callback {
+                    // Spanned at the callback: one that is not a
+                    // `fn(&Transition)` is reported under it.
+                    Some(f) => quote_spanned!(f.span()=> #private::callback(#f)),
+                    None => quote!(::core::option::Option::None),
+                });
+            Some(quote!(.__callbacks(#open, #close, #half_open)))
         }
+        _ => None,
+    };
+    quote! {
+        #[#private::linkme::distributed_slice(#private::CALL_SITES)]
+        #[linkme(crate = #private::linkme)]
+        static #item: #private::CallSite = #private::CallSite::__new(
+            #private::SiteKind::#kind,
+            #attribute,
+            #name,
+            &[#(#keys),*],
+            ::core::module_path!(),
+            #fn_name,
+            ::core::file!(),
+            ::core::line!(),
+        )#callbacks;
     }
 }
 
@@ -191,8 +227,14 @@ fn retry_policy(r: &Retry) -> TokenStream {
 /// The whole function, its body replaced by the layered one.
 pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -> TokenStream {
     let outer = attrs[0].kind;
-    let layers: Vec<&Layer> = attrs.iter().flat_map(|a| &a.layers).collect();
+    let sites: Vec<(&Attr, &Layer)> = attrs
+        .iter()
+        .flat_map(|a| a.layers.iter().map(move |l| (a, l)))
+        .collect();
+    let layers: Vec<&Layer> = sites.iter().map(|(_, l)| *l).collect();
     let fn_name = func.sig.ident.to_string();
+    let site_name = quote!(::resilience::__private::SiteName);
+    let default_name = quote!(#site_name::Default);
     let site = quote!(::core::concat!(::core::module_path!(), "::", #fn_name));
     let names = Names {
         flags: hidden("__resilience_flags"),
@@ -227,52 +269,76 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
 
     // The name retries report under: the breaker's, when it has a static one.
     let mut retry_label = site.clone();
+    // The same, as a `manifest::Name`.
+    let mut retry_name = default_name.clone();
     let mut wrappers: Vec<Box<dyn Fn(TokenStream) -> TokenStream>> = Vec::new();
 
-    for (i, layer) in layers.iter().enumerate() {
+    for (i, (attr, layer)) in sites.iter().enumerate() {
+        // This layer's entry in the link-time manifest.
+        let site_item = format_ident!("__RESILIENCE_SITE_{}", i);
+        let manifest_name = match layer {
+            Layer::Breaker(b) => match &b.name {
+                BreakerName::Static(lit) => quote!(#site_name::Static(#lit)),
+                BreakerName::Dynamic(expr) => {
+                    let source = crate::source::text(quote!(#expr));
+                    quote!(#site_name::Dynamic(#source))
+                }
+                BreakerName::Private => default_name.clone(),
+            },
+            Layer::Retry(_) => retry_name.clone(),
+            Layer::Bulkhead(b) => match &b.name {
+                Some(lit) => quote!(#site_name::Static(#lit)),
+                None => default_name.clone(),
+            },
+            Layer::Timeout(_) | Layer::Fallback(_) => default_name.clone(),
+        };
+        prelude.extend(call_site(&site_item, attr, layer, manifest_name, &fn_name));
         match layer {
             Layer::Breaker(b) => {
                 let config = breaker_config(b);
                 let var = hidden(&format!("__resilience_breaker_{i}"));
                 let cell = format_ident!("__RESILIENCE_BREAKER_{}", i);
-                let hooks_item = format_ident!("__resilience_hooks_{}", i);
-                let hooks = b.has_callbacks().then(|| breaker_hooks(b, &hooks_item));
-                let with_hooks = hooks.as_ref().map(|_| quote!(.hooks(#hooks_item)));
                 let breaker_ref = match &b.name {
+                    // The callbacks of a static name are the registry's to
+                    // attach (from the manifest), when it creates the breaker.
                     BreakerName::Static(lit) => {
                         retry_label = quote!(#lit);
+                        retry_name = quote!(#site_name::Static(#lit));
                         prelude.extend(quote! {
-                            #hooks
                             static #cell: ::resilience::__private::StaticBreaker =
-                                ::resilience::__private::StaticBreaker::named(#lit, #config)#with_hooks;
+                                ::resilience::__private::StaticBreaker::named(#lit, #config);
                             let #var: &::resilience::CircuitBreaker = #cell.get();
                         });
                         quote!(#var)
                     }
+                    // Named after the function, and after `Self` in a method
+                    // (read on first use: a `static` cannot name `Self`).
                     BreakerName::Private => {
+                        let get = match func.sig.receiver() {
+                            Some(_) => quote!(get_for(::core::any::type_name::<Self>)),
+                            None => quote!(get()),
+                        };
                         prelude.extend(quote! {
-                            #hooks
                             static #cell: ::resilience::__private::StaticBreaker =
-                                ::resilience::__private::StaticBreaker::private(#site, #config)#with_hooks;
-                            let #var: &::resilience::CircuitBreaker = #cell.get();
+                                ::resilience::__private::StaticBreaker::unnamed(
+                                    ::core::module_path!(), #fn_name, #config, &#site_item,
+                                );
+                            let #var: &::resilience::CircuitBreaker = #cell.#get;
                         });
                         quote!(#var)
                     }
                     BreakerName::Dynamic(expr) => {
                         let config_item = format_ident!("__RESILIENCE_CONFIG_{}", i);
-                        let hooks_arg = match &hooks {
-                            Some(_) => quote!(::core::option::Option::Some(
-                                #hooks_item as ::resilience::__private::Hooks
-                            )),
-                            None => quote!(::core::option::Option::None),
+                        let site_arg = match b.has_callbacks() {
+                            true => quote!(::core::option::Option::Some(&#site_item)),
+                            false => quote!(::core::option::Option::None),
                         };
                         prelude.extend(quote! {
-                            #hooks
                             const #config_item: ::resilience::BreakerConfig = #config;
                             let #var = ::resilience::__private::dynamic_breaker(
                                 ::core::convert::AsRef::<str>::as_ref(&(#expr)),
                                 &#config_item,
-                                #hooks_arg,
+                                #site_arg,
                             );
                         });
                         quote!(&*#var)
@@ -280,9 +346,20 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
                 };
                 let classify = classify(b);
                 let (flags, convert) = (flags.clone(), convert.clone());
+                // The error's text for the transition it may cause, where
+                // its type implements `Display` (autoref specialisation,
+                // resolved here where the type is known).
+                let error = hidden("__resilience_error");
+                let describe = quote! {
+                    |#error| {
+                        #[allow(unused_imports)]
+                        use ::resilience::__private::{DescribeDisplay as _, DescribeNothing as _};
+                        (&&::resilience::__private::Describe(#error)).describe()
+                    }
+                };
                 wrappers.push(Box::new(move |inner| {
-                    quote!(::resilience::__private::breaker_call(
-                        #breaker_ref, &#flags, #inner, #classify, #convert,
+                    quote!(::resilience::__private::breaker_call_described(
+                        #breaker_ref, &#flags, #inner, #classify, #describe, #convert,
                     ))
                 }));
             }

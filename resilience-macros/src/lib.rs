@@ -17,6 +17,7 @@ mod func;
 #[cfg(test)]
 mod fuzz_tests;
 mod layers;
+mod source;
 mod value;
 
 use proc_macro::TokenStream;
@@ -44,12 +45,13 @@ use crate::layers::Kind;
 ///
 /// | key | default | meaning |
 /// |---|---|---|
-/// | `name` | the function's path | `"literal"`: one breaker shared by every call site with that name, resolved once per call site. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(..)`): looked up per call, one breaker per value. Without `name`, the breaker belongs to this function alone. |
+/// | `name` | `module::Type::method`, or `module::function` (see [Names](#names)) | `"literal"`: one breaker shared by every call site with that name, resolved once per call site. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(..)`): looked up per call, one breaker per value. Without `name`, the breaker belongs to this function alone. |
 /// | `failure_threshold` | `5` | consecutive failures that open the circuit (≥ 1) |
 /// | `recovery_timeout` | `60` (s) | time open before a probe; seconds (`60`, `1.5`) or `"250ms"`, `"30s"`, `"2m"`, `"1h"` (> 0) |
 /// | `success_threshold` | `1` | probe successes that close the circuit (≥ 1) |
 /// | `half_open_max_calls` | `1` | probes in flight at once while half-open (≥ 1) |
 /// | `fleet_threshold` | none | with the `redis` feature and a shared registry: open on every instance once the fleet counted this many failures in 10 s (≥ 1) |
+/// | `on_open`, `on_close`, `on_half_open` | none | a `fn(&resilience::Transition)` (a path or a closure that captures nothing), called when the breaker enters that state (see [Callbacks](#callbacks)) |
 ///
 /// While the circuit is open, the body does not run and the function returns
 /// `Err(E::from(resilience::Error::CircuitOpen { .. }))`, so the error type `E`
@@ -79,6 +81,44 @@ use crate::layers::Kind;
 ///
 /// Stacked with other resilience attributes, the first one written is the
 /// outermost layer: see [`retry`](macro@retry).
+///
+/// # Names
+///
+/// Without `name`, each annotated function has a breaker of its own, named
+/// so that a person tells two of them apart in logs, metrics and
+/// `registry().snapshot()`:
+///
+/// - a method with a receiver (`self`, `&self`, `&mut self`,
+///   `self: Arc<Self>`, …) is named `module::Type::method`
+///   (`my_crate::adapters::ReportsApi::fetch_report`), `Type` being `Self`
+///   without its path, generic arguments or references (`&Api<u32>` →
+///   `Api`). It is read once, on the first call. A generic `impl<T> Api<T>`
+///   has one breaker for every `T` (one call site, one breaker), named
+///   `module::Api::method`; a default method of a trait is named after the
+///   first type that calls it;
+/// - a free function, and an associated function without a receiver, is named
+///   `module::function`: the attribute cannot see the `impl` block around it.
+///
+/// That name finds the breaker: `registry().get(name)`, `reset(name)`,
+/// `force_open(name)`, and `registry().configure(name, config)` before the
+/// first call replaces the attribute's literals. Such a breaker is never
+/// shared through a fleet (feature `redis`). If two call sites still come to
+/// the same default name (two trait impls of one type that both annotate
+/// `fetch`), they are two breakers all the same: the one called second is
+/// named `name#2` (then `#3`, …) and a `tracing` warning says so, once. Give
+/// them a `name` to choose.
+///
+/// # Callbacks
+///
+/// The callbacks declared for a literal `name` belong to that breaker from
+/// the start: when the breaker is created (by any call site,
+/// `registry().breaker(..)` or `registry().configure(..)`), the callbacks of
+/// every call site declaring that name are attached, each once, before any
+/// call can trip it. So `on_open = alert` written on one of several functions
+/// sharing `name = "inventory"` fires even if another of them opens the
+/// circuit first. (They are found in the link-time list of call sites,
+/// `resilience::manifest`.) A dynamic name's call site attaches its callbacks
+/// to each breaker it creates; an unnamed call site to its own breaker.
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::CircuitBreaker, args, item)

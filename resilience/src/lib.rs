@@ -52,6 +52,8 @@
 //!   the [`Snapshot`].
 //! - [`RetryPolicy`], [`Backoff`], [`RetryBudget`], [`Bulkhead`].
 //! - [`Error`]: what a layer itself produces.
+//! - [`manifest`]: every annotated call site of the program (kind, name, keys,
+//!   location, callbacks), listed at link time, before anything runs.
 //! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
 //!   `serde`), fleet-wide breakers through Redis (feature `redis`, see
 //!   `Registry::share_via_redis`).
@@ -67,6 +69,7 @@ mod bulkhead;
 mod error;
 #[cfg(feature = "redis")]
 pub mod fleet;
+pub mod manifest;
 pub mod metrics;
 mod registry;
 mod retry;

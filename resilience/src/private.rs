@@ -15,11 +15,17 @@ use std::num::NonZeroU32;
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::bulkhead::Bulkhead;
+pub use crate::manifest::{CallSite, Kind as SiteKind, Name as SiteName};
 use crate::registry::registry;
 use crate::retry::RetryBudget;
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 use crate::Error;
 pub use crate::{CircuitState, Outcome, Transition};
+
+/// The link-time list of call sites (see [`crate::manifest`]).
+pub use crate::manifest::__CALL_SITES as CALL_SITES;
+/// The `linkme` crate the manifest entries are declared with.
+pub use linkme;
 
 /// The `Result` a function under a resilience attribute returns, seen through
 /// a trait so that aliases (`anyhow::Result<T>`, `io::Result<T>`) work.
@@ -287,16 +293,33 @@ pub fn on_retry<E: ?Sized, F: FnOnce(u32, &E, Duration)>(
     f(attempt, error, delay);
 }
 
-/// Callbacks a call site attaches to its breaker (`on_open = …`).
-pub type Hooks = fn(&CircuitBreaker);
+/// A call site's callback (`on_open = alert`), checked to be a
+/// `fn(&resilience::Transition)` (a path or a non-capturing closure).
+#[inline(always)]
+pub const fn callback(f: fn(&Transition)) -> Option<fn(&Transition)> {
+    Some(f)
+}
+
+/// How a [`StaticBreaker`] finds its breaker.
+#[derive(Debug)]
+enum BreakerSite {
+    /// `name = "unifi"`: the registry's breaker of that name. Its callbacks
+    /// come from the manifest, attached by the registry when it creates it.
+    Static(&'static str),
+    /// No `name`: a breaker of this call site alone, named after the function
+    /// (`module::function`, or `module::Type::function` for a method).
+    Unnamed {
+        module: &'static str,
+        function: &'static str,
+        site: &'static CallSite,
+    },
+}
 
 /// A breaker resolved once per call site and cached in a `static`.
 #[derive(Debug)]
 pub struct StaticBreaker {
-    name: &'static str,
-    shared: bool,
+    name: BreakerSite,
     config: BreakerConfig,
-    hooks: Option<Hooks>,
     cell: OnceLock<Arc<CircuitBreaker>>,
 }
 
@@ -304,67 +327,121 @@ impl StaticBreaker {
     /// The breaker named `name` in the process-wide registry.
     pub const fn named(name: &'static str, config: BreakerConfig) -> Self {
         StaticBreaker {
-            name,
-            shared: true,
+            name: BreakerSite::Static(name),
             config,
-            hooks: None,
             cell: OnceLock::new(),
         }
     }
 
-    /// A breaker of this call site alone (an attribute without `name`).
-    pub const fn private(name: &'static str, config: BreakerConfig) -> Self {
+    /// A breaker of this call site alone (an attribute without `name`) in
+    /// `module`'s `function`, with the callbacks of `site`.
+    pub const fn unnamed(
+        module: &'static str,
+        function: &'static str,
+        config: BreakerConfig,
+        site: &'static CallSite,
+    ) -> Self {
         StaticBreaker {
-            name,
-            shared: false,
+            name: BreakerSite::Unnamed {
+                module,
+                function,
+                site,
+            },
             config,
-            hooks: None,
             cell: OnceLock::new(),
         }
     }
 
-    /// Attaches this call site's callbacks when it first resolves the breaker.
-    pub const fn hooks(mut self, hooks: Hooks) -> Self {
-        self.hooks = Some(hooks);
-        self
-    }
-
-    /// The breaker, created or looked up on first use.
+    /// The breaker, created or looked up on first use. An unnamed one is
+    /// named `module::function`.
     #[inline]
     pub fn get(&self) -> &CircuitBreaker {
         match self.cell.get() {
             Some(b) => b,
-            None => self.init(),
+            None => self.init(None),
+        }
+    }
+
+    /// [`get`](Self::get) for a method: an unnamed breaker is named
+    /// `module::Type::function`, `Type` read from `self_type` (the
+    /// `type_name` of `Self`) on first use only.
+    #[inline]
+    pub fn get_for(&self, self_type: fn() -> &'static str) -> &CircuitBreaker {
+        match self.cell.get() {
+            Some(b) => b,
+            None => self.init(Some(self_type)),
         }
     }
 
     #[cold]
-    fn init(&self) -> &CircuitBreaker {
-        self.cell.get_or_init(|| {
-            let breaker = if self.shared {
-                registry().breaker(self.name, &self.config)
-            } else {
-                registry().private_breaker(self.name, &self.config)
-            };
-            if let Some(hooks) = self.hooks {
-                hooks(&breaker);
+    #[inline(never)]
+    fn init(&self, self_type: Option<fn() -> &'static str>) -> &CircuitBreaker {
+        self.cell.get_or_init(|| match &self.name {
+            BreakerSite::Static(name) => registry().breaker(name, &self.config),
+            BreakerSite::Unnamed {
+                module,
+                function,
+                site,
+            } => {
+                let name = match self_type {
+                    Some(ty) => format!("{module}::{}::{function}", short_type_name(ty())),
+                    None => format!("{module}::{function}"),
+                };
+                registry().unnamed_breaker(&name, &self.config, |b| site.attach_callbacks(b))
             }
-            breaker
         })
     }
 }
 
+/// `Self`'s name as a person writes it in a breaker's name: the last path
+/// segment, without generic arguments or references (`&mut app::Api<u32>` ->
+/// `Api`); a tuple or slice keeps its shape (`(A, B)`, `[Item]`).
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut s = full.trim();
+    loop {
+        let before = s;
+        for prefix in ["&", "mut ", "*const ", "*mut ", "dyn "] {
+            s = s.strip_prefix(prefix).unwrap_or(s).trim_start();
+        }
+        if s == before {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    // Where the current path segment starts in `out`.
+    let mut segment = 0;
+    let mut depth = 0u32;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            ':' if chars.peek() == Some(&':') => {
+                chars.next();
+                out.truncate(segment);
+            }
+            c if c.is_alphanumeric() || c == '_' => out.push(c),
+            c => {
+                out.push(c);
+                segment = out.len();
+            }
+        }
+    }
+    out
+}
+
 /// The breaker named by a runtime expression (`name = self.name.as_str()`);
-/// `hooks` are attached when this lookup creates it.
+/// the callbacks of `site` are attached when this lookup creates it.
 #[inline]
 pub fn dynamic_breaker(
     name: &str,
     config: &BreakerConfig,
-    hooks: Option<Hooks>,
+    site: Option<&'static CallSite>,
 ) -> Arc<CircuitBreaker> {
     registry().dynamic_breaker(name, config, |b| {
-        if let Some(hooks) = hooks {
-            hooks(b);
+        if let Some(site) = site {
+            site.attach_callbacks(b);
         }
     })
 }
@@ -373,16 +450,6 @@ pub fn dynamic_breaker(
 #[inline(always)]
 pub fn every_error_fails<E>(_: &E) -> Outcome {
     Outcome::Failure
-}
-
-/// Calls `f` with the transition if it entered `to`: the body of the hooks
-/// the macros generate for `on_open`, `on_close` and `on_half_open`.
-pub fn on_state(breaker: &CircuitBreaker, to: CircuitState, f: fn(&crate::Transition)) {
-    breaker.on_transition(move |t| {
-        if t.to == to {
-            f(t);
-        }
-    });
 }
 
 /// A bulkhead resolved once per call site and cached in a `static`.
@@ -457,6 +524,24 @@ where
     R: ResultLike,
     C: FnOnce(&R::Error) -> Outcome,
 {
+    breaker_call_described(breaker, flags, call, classify, undescribed, convert).await
+}
+
+/// [`breaker_call`], where `describe` gives the error's text to the
+/// transition the outcome may cause (see [`Describe`]).
+pub async fn breaker_call_described<R, F, C>(
+    breaker: &CircuitBreaker,
+    flags: &Flags,
+    call: F,
+    classify: C,
+    describe: Describer<R::Error>,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    C: FnOnce(&R::Error) -> Outcome,
+{
     let permit = match breaker.try_acquire() {
         Ok(permit) => permit,
         Err(e) => {
@@ -466,14 +551,15 @@ where
     };
     match (CatchUnwind { inner: call }).await {
         Ok(result) => {
-            let outcome = match result.error() {
-                None => Outcome::Success,
-                Some(error) => classify(error),
+            let (outcome, error) = match result.error() {
+                None => (Outcome::Success, None),
+                Some(error) => (classify(error), describe(error)),
             };
-            if outcome == Outcome::Failure && flags.timed_out() {
-                permit.record_timeout();
-            } else {
-                permit.record(outcome);
+            match (outcome == Outcome::Failure && flags.timed_out(), error) {
+                (true, Some(error)) => permit.record_timeout_error(error),
+                (true, None) => permit.record_timeout(),
+                (false, Some(error)) => permit.record_error(outcome, error),
+                (false, None) => permit.record(outcome),
             }
             match outcome {
                 Outcome::Failure if breaker.state() == CircuitState::Open => flags.set_stop_retry(),
@@ -491,6 +577,44 @@ where
             permit.record(Outcome::Failure);
             std::panic::resume_unwind(panic)
         }
+    }
+}
+
+/// Gives an error's `Display` text, when its type has one.
+pub type Describer<E> = for<'e> fn(&'e E) -> Option<&'e dyn std::fmt::Display>;
+
+/// The describer of errors without a `Display` (or of unknown type).
+pub fn undescribed<E>(_: &E) -> Option<&dyn std::fmt::Display> {
+    None
+}
+
+/// Autoref specialisation, resolved where the error type is known (the
+/// expansion): `(&&Describe(error)).describe()` is `Some(error)` when the
+/// type implements `Display`, else `None`.
+#[derive(Debug)]
+pub struct Describe<'a, T: ?Sized>(pub &'a T);
+
+/// Chosen first, when `T: Display`.
+pub trait DescribeDisplay<'a> {
+    /// The error as `Display`.
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display>;
+}
+
+impl<'a, T: std::fmt::Display + 'a> DescribeDisplay<'a> for &Describe<'a, T> {
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display> {
+        Some(self.0)
+    }
+}
+
+/// The fallback, for types without `Display`.
+pub trait DescribeNothing<'a> {
+    /// Nothing.
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display>;
+}
+
+impl<'a, T: ?Sized> DescribeNothing<'a> for Describe<'a, T> {
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display> {
+        None
     }
 }
 

@@ -63,7 +63,7 @@ pub(crate) enum Layer {
 }
 
 impl Layer {
-    fn what(&self) -> &'static str {
+    pub(crate) fn what(&self) -> &'static str {
         match self {
             Layer::Fallback(_) => "fallback",
             Layer::Breaker(_) => "circuit breaker",
@@ -74,11 +74,61 @@ impl Layer {
     }
 }
 
-/// One attribute's layers, outermost first, with the span of the attribute.
+/// One attribute's layers, outermost first, with the span of the attribute
+/// and the keys written in it (for the manifest).
 pub(crate) struct Attr {
     pub(crate) kind: Kind,
     pub(crate) span: Span,
     pub(crate) layers: Vec<Layer>,
+    /// `(key, value's source text)`, in the order written.
+    pub(crate) keys: Vec<(String, String)>,
+}
+
+impl Attr {
+    /// The keys of this attribute that configure `layer`: a `#[resilient]`'s
+    /// keys are split among its layers, `fallback` goes to the fallback.
+    pub(crate) fn keys_of(&self, layer: &Layer) -> Vec<(String, String)> {
+        self.keys
+            .iter()
+            .filter(|(key, _)| key_layer(self.kind, key) == layer.what())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Which layer of a `kind` attribute `key` configures (as [`Layer::what`]).
+fn key_layer(kind: Kind, key: &str) -> &'static str {
+    if key == "fallback" {
+        return "fallback";
+    }
+    match kind {
+        Kind::CircuitBreaker => "circuit breaker",
+        Kind::Retry => "retry",
+        Kind::Bulkhead => "bulkhead",
+        Kind::Timeout => "timeout",
+        Kind::Resilient => {
+            if breaker::KEYS.contains(&key) {
+                "circuit breaker"
+            } else if retry::KEYS.contains(&key) {
+                "retry"
+            } else if key == "timeout" {
+                "timeout"
+            } else {
+                "bulkhead"
+            }
+        }
+    }
+}
+
+/// The keys written in `args`, each with its value's source text.
+fn written(args: &Args) -> Vec<(String, String)> {
+    args.args
+        .iter()
+        .map(|a| {
+            let value = quote::ToTokens::to_token_stream(&a.value);
+            (a.key.to_string(), crate::source::text(value))
+        })
+        .collect()
 }
 
 /// Parses and validates the arguments of one attribute. Problems go to
@@ -93,6 +143,7 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
         keys.iter().copied().chain(["fallback"]).collect()
     };
     let mut layers = Vec::new();
+    let mut keys = Vec::new();
     match kind {
         Kind::CircuitBreaker => {
             let args = Args::parse(
@@ -102,6 +153,7 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 elsewhere,
                 errors,
             );
+            keys = written(&args);
             layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
             layers.push(Layer::Breaker(Box::new(breaker::parse(&args, errors))));
         }
@@ -113,6 +165,7 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 elsewhere,
                 errors,
             );
+            keys = written(&args);
             layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
             layers.push(Layer::Retry(Box::new(retry::parse(&args, errors))));
         }
@@ -124,11 +177,12 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 elsewhere,
                 errors,
             );
+            keys = written(&args);
             layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
             layers.push(Layer::Bulkhead(guard::bulkhead(&args, "name", errors)));
         }
         Kind::Resilient => {
-            let keys: Vec<&str> = breaker::KEYS
+            let allowed: Vec<&str> = breaker::KEYS
                 .iter()
                 .chain(retry::KEYS)
                 .chain(&[
@@ -140,7 +194,8 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 ])
                 .copied()
                 .collect();
-            let args = Args::parse(tokens, &keys, kind.name(), |_| None, errors);
+            let args = Args::parse(tokens, &allowed, kind.name(), |_| None, errors);
+            keys = written(&args);
             layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
             layers.push(Layer::Breaker(Box::new(breaker::parse(&args, errors))));
             layers.push(Layer::Retry(Box::new(retry::parse(&args, errors))));
@@ -161,9 +216,19 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 }
             }
         }
-        Kind::Timeout => layers.extend(guard::timeout(span, tokens, errors).map(Layer::Timeout)),
+        Kind::Timeout => {
+            if !tokens.is_empty() {
+                keys.push(("timeout".to_owned(), crate::source::text(tokens.clone())));
+            }
+            layers.extend(guard::timeout(span, tokens, errors).map(Layer::Timeout));
+        }
     }
-    Attr { kind, span, layers }
+    Attr {
+        kind,
+        span,
+        layers,
+        keys,
+    }
 }
 
 /// Every key any attribute takes (for the property tests).

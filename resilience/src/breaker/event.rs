@@ -107,6 +107,22 @@ pub struct Transition {
     pub failures: u32,
     /// Calls in the window when it happened (0 without a window).
     pub calls: u32,
+    /// The `Display` text of the error returned by the call that caused the
+    /// transition (the failure that opened the circuit, the probe that
+    /// failed), when its outcome was recorded with the error: the attribute
+    /// macros always do for error types that implement `Display`; by hand,
+    /// see [`Permit::record_error`](super::Permit::record_error). `None` for
+    /// transitions no error caused (a recovery timeout, successful probes,
+    /// a slow call, manual control, the fleet).
+    pub error: Option<Arc<str>>,
+}
+
+impl Transition {
+    /// The error text of the call that caused the transition, if any
+    /// (see [`error`](Self#structfield.error)).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
 }
 
 impl Transition {

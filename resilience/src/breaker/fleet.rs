@@ -68,6 +68,7 @@ impl CircuitBreaker {
                 CircuitState::Closed,
                 CircuitState::Open,
                 TransitionCause::FleetFailures { failures },
+                None,
             )
     }
 
@@ -89,7 +90,7 @@ impl CircuitBreaker {
                     self.open_until.store(until, Ordering::Release);
                     return false;
                 }
-                if self.transition_from(generation, from, to, TransitionCause::Fleet) {
+                if self.transition_from(generation, from, to, TransitionCause::Fleet, None) {
                     self.open_until.store(until, Ordering::Release);
                     return true;
                 }
@@ -98,7 +99,7 @@ impl CircuitBreaker {
             if from == to {
                 return false;
             }
-            if self.transition_from(generation, from, to, TransitionCause::Fleet) {
+            if self.transition_from(generation, from, to, TransitionCause::Fleet, None) {
                 return true;
             }
         }

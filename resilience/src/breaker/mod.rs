@@ -47,6 +47,10 @@ use window::{Outcomes, Sample, Totals};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
 
+/// The error of the call whose outcome is being recorded, if it returned one
+/// (carried by the transition it may cause).
+type Cause<'a> = Option<&'a dyn std::fmt::Display>;
+
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -300,6 +304,7 @@ impl CircuitBreaker {
                         CircuitState::Open,
                         CircuitState::HalfOpen,
                         TransitionCause::RecoveryTimeoutElapsed,
+                        None,
                     );
                 }
                 CircuitState::HalfOpen => match self.take_probe_slot(generation) {
@@ -339,7 +344,7 @@ impl CircuitBreaker {
     fn force(&self, to: CircuitState, cause: TransitionCause) {
         loop {
             let (generation, state) = self.load();
-            if self.transition_from(generation, state, to, cause) {
+            if self.transition_from(generation, state, to, cause, None) {
                 return;
             }
         }
@@ -434,14 +439,15 @@ impl CircuitBreaker {
     }
 
     /// Moves from `(generation, from)` to `to` if the breaker is still there;
-    /// reports the transition to `tracing` and the listeners. Returns whether
-    /// it happened.
+    /// reports the transition to `tracing` and the listeners, with the error
+    /// of the call that caused it, if any. Returns whether it happened.
     fn transition_from(
         &self,
         generation: u32,
         from: CircuitState,
         to: CircuitState,
         cause: TransitionCause,
+        error: Cause<'_>,
     ) -> bool {
         let (failures, calls);
         {
@@ -509,6 +515,7 @@ impl CircuitBreaker {
                 cause,
                 failures,
                 calls,
+                error: error.map(|e| Arc::from(e.to_string())),
             };
             transition.emit();
             crate::metrics::transition(&self.name, from, to);

@@ -1,8 +1,9 @@
 //! The guard an admitted call holds, and the outcomes it can record.
 
+use std::fmt;
 use std::time::Duration;
 
-use super::CircuitBreaker;
+use super::{Cause, CircuitBreaker};
 
 /// What a call admitted by a breaker amounted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,16 +114,49 @@ impl<'a> Permit<'a> {
             Outcome::Failure => "failure",
             Outcome::Ignored => "ignored",
         };
-        self.record_labelled(outcome, label);
+        self.record_labelled(outcome, label, None);
+    }
+
+    /// Records the outcome of a call that returned `error` (classified as
+    /// `outcome`: a failure, or an error that counts as a success or is
+    /// ignored) and gives the permit back. If this outcome changes the
+    /// breaker's state, the [`Transition`](crate::Transition) carries the
+    /// error's text, so an `on_open` listener can log why:
+    ///
+    /// ```
+    /// use resilience::{BreakerConfig, CircuitBreaker, Outcome};
+    ///
+    /// let config = BreakerConfig::builder().failure_threshold(1).build()?;
+    /// let breaker = CircuitBreaker::new("ledger", config);
+    /// breaker.on_transition(|t| assert_eq!(t.error(), Some("connection refused")));
+    /// let result: Result<(), &str> = Err("connection refused");
+    /// if let Err(e) = &result {
+    ///     breaker.try_acquire()?.record_error(Outcome::Failure, e);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_error(self, outcome: Outcome, error: &dyn fmt::Display) {
+        let label = match outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Ignored => "ignored",
+        };
+        self.record_labelled(outcome, label, Some(error));
     }
 
     /// Records a failure caused by a timeout (reported as `outcome="timeout"`).
     pub fn record_timeout(self) {
-        self.record_labelled(Outcome::Failure, "timeout");
+        self.record_labelled(Outcome::Failure, "timeout", None);
+    }
+
+    /// [`record_timeout`](Self::record_timeout), with the error the call
+    /// returned (see [`record_error`](Self::record_error)).
+    pub fn record_timeout_error(self, error: &dyn fmt::Display) {
+        self.record_labelled(Outcome::Failure, "timeout", Some(error));
     }
 
     #[inline(never)]
-    fn record_labelled(self, outcome: Outcome, label: &'static str) {
+    fn record_labelled(self, outcome: Outcome, label: &'static str, error: Cause<'_>) {
         crate::metrics::call(&self.breaker.name, label, self.elapsed());
         let slow = outcome != Outcome::Ignored && self.is_slow();
         if slow {
@@ -134,11 +168,12 @@ impl<'a> Permit<'a> {
             );
         }
         if self.is_probe() {
-            self.breaker.on_probe(self.generation, outcome, slow);
+            self.breaker.on_probe(self.generation, outcome, slow, error);
             // `self` drops here and frees the probe slot.
         } else {
             // Nothing to release: `Drop` does nothing for closed-state permits.
-            self.breaker.on_closed(self.generation, outcome, slow);
+            self.breaker
+                .on_closed(self.generation, outcome, slow, error);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Recording outcomes: what a finished call does to the counters, and the
 //! half-open probe slots.
 
-use super::{CircuitBreaker, CircuitState, Outcome, Sample, Tagged, Totals, TransitionCause};
+use super::{
+    Cause, CircuitBreaker, CircuitState, Outcome, Sample, Tagged, Totals, TransitionCause,
+};
 use crate::sync::Ordering;
 
 /// In `fleet_report`: a success was recorded since the last report (and the
@@ -13,15 +15,21 @@ pub(super) const FLEET_FAILURES: u32 = FLEET_SUCCESS - 1;
 impl CircuitBreaker {
     /// A call admitted while closed (or disabled) finished.
     #[inline]
-    pub(super) fn on_closed(&self, generation: u32, outcome: Outcome, slow: bool) {
+    pub(super) fn on_closed(
+        &self,
+        generation: u32,
+        outcome: Outcome,
+        slow: bool,
+        error: Cause<'_>,
+    ) {
         if self.window.is_none() {
             match self.effective(outcome, slow) {
                 Outcome::Success => self.on_closed_success(generation),
-                Outcome::Failure => self.on_closed_failure(generation),
+                Outcome::Failure => self.on_closed_failure(generation, error),
                 Outcome::Ignored => {}
             }
         } else if outcome != Outcome::Ignored {
-            self.on_windowed(generation, outcome, slow);
+            self.on_windowed(generation, outcome, slow, error);
         }
     }
 
@@ -65,7 +73,9 @@ impl CircuitBreaker {
         loop {
             let t = Tagged(current);
             let value = t.value_in(generation);
-            let failures = (value & FLEET_FAILURES).saturating_add(1).min(FLEET_FAILURES);
+            let failures = (value & FLEET_FAILURES)
+                .saturating_add(1)
+                .min(FLEET_FAILURES);
             let next = Tagged::new(generation, (value & FLEET_SUCCESS) | failures);
             match self.fleet_report.compare_exchange_weak(
                 current,
@@ -98,7 +108,7 @@ impl CircuitBreaker {
         );
     }
 
-    fn on_closed_failure(&self, generation: u32) {
+    fn on_closed_failure(&self, generation: u32, error: Cause<'_>) {
         self.count_for_fleet(generation);
         let mut current = self.failures.load(Ordering::Relaxed);
         loop {
@@ -124,6 +134,7 @@ impl CircuitBreaker {
                             CircuitState::Closed,
                             CircuitState::Open,
                             TransitionCause::FailureThreshold { failures: count },
+                            error,
                         );
                     }
                     return;
@@ -133,7 +144,7 @@ impl CircuitBreaker {
         }
     }
 
-    fn on_windowed(&self, generation: u32, outcome: Outcome, slow: bool) {
+    fn on_windowed(&self, generation: u32, outcome: Outcome, slow: bool, error: Cause<'_>) {
         let (g, state) = self.load();
         if g != generation || !state.admits_all() {
             return;
@@ -155,7 +166,13 @@ impl CircuitBreaker {
         let totals = window.record(sample, now);
         if state == CircuitState::Closed {
             if let Some(cause) = self.trip_cause(totals) {
-                self.transition_from(generation, CircuitState::Closed, CircuitState::Open, cause);
+                self.transition_from(
+                    generation,
+                    CircuitState::Closed,
+                    CircuitState::Open,
+                    cause,
+                    error,
+                );
             }
         }
     }
@@ -193,7 +210,7 @@ impl CircuitBreaker {
     }
 
     /// A half-open probe finished. A slow probe is a failed probe.
-    pub(super) fn on_probe(&self, generation: u32, outcome: Outcome, slow: bool) {
+    pub(super) fn on_probe(&self, generation: u32, outcome: Outcome, slow: bool, error: Cause<'_>) {
         match (outcome, slow) {
             (Outcome::Ignored, _) => {}
             (Outcome::Success, false) => self.on_probe_success(generation),
@@ -203,6 +220,7 @@ impl CircuitBreaker {
                     CircuitState::HalfOpen,
                     CircuitState::Open,
                     TransitionCause::ProbeFailed,
+                    error,
                 );
             }
         }
@@ -228,6 +246,7 @@ impl CircuitBreaker {
                             CircuitState::HalfOpen,
                             CircuitState::Closed,
                             TransitionCause::ProbesSucceeded { successes: count },
+                            None,
                         );
                     }
                     return;

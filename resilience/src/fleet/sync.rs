@@ -324,7 +324,7 @@ impl Task {
         if !self.inner.learn(&name, known) {
             return Ok(Some(state)); // already applied
         }
-        if let Some(breaker) = self.registry.get(&name) {
+        if let Some(breaker) = self.registry.shared(&name) {
             if state != CircuitState::Closed {
                 self.apply(&breaker, known);
             }
@@ -350,7 +350,7 @@ impl Task {
             return; // older than what we applied, or our own
         }
         // Not used here yet: noted, and a breaker created later starts from it.
-        let Some(breaker) = self.registry.get(&name) else {
+        let Some(breaker) = self.registry.shared(&name) else {
             return;
         };
         self.apply(&breaker, known);
@@ -387,7 +387,7 @@ impl Task {
         conn: &mut MultiplexedConnection,
         name: &Arc<str>,
     ) -> redis::RedisResult<()> {
-        let Some(breaker) = self.registry.get(name) else {
+        let Some(breaker) = self.registry.shared(name) else {
             return Ok(());
         };
         let status = breaker.status();
@@ -465,7 +465,7 @@ impl Task {
         let window = self.inner.config.failure_window.as_secs().max(1);
         let names: Vec<Arc<str>> = self.counted.iter().cloned().collect();
         for name in names {
-            let Some(breaker) = self.registry.get(&name) else {
+            let Some(breaker) = self.registry.shared(&name) else {
                 self.counted.remove(&name);
                 continue;
             };
@@ -506,7 +506,7 @@ impl Task {
         let now = Instant::now();
         let names: Vec<Arc<str>> = self.open.iter().cloned().collect();
         for name in names {
-            let Some(breaker) = self.registry.get(&name) else {
+            let Some(breaker) = self.registry.shared(&name) else {
                 self.open.remove(&name);
                 continue;
             };

@@ -40,6 +40,8 @@ enum Origin {
     /// The first call site to ask for the name. Later call sites whose
     /// configuration differs are warned about once per distinct configuration.
     CallSite { warned: Mutex<Vec<BreakerConfig>> },
+    /// An unnamed call site: the breaker is its alone.
+    Unnamed,
 }
 
 #[derive(Debug)]
@@ -54,11 +56,16 @@ struct Named {
     /// For dynamic breakers: looked up since the last sweep. A flag, not a
     /// time, so that a lookup never reads the clock.
     used: AtomicBool,
+    /// The breaker of an unnamed call site (or reserved for one by
+    /// `configure`): found by name, never shared through a fleet.
+    private: AtomicBool,
+    /// An unnamed call site owns it: another one with the same default name
+    /// gets a name of its own.
+    claimed: AtomicBool,
 }
 
-/// Named, shared circuit breakers, plus the private breakers of unnamed call
-/// sites (listed for [`snapshot`](Registry::snapshot) and
-/// [`reset_all`](Registry::reset_all) only).
+/// Named, shared circuit breakers, and the private breakers of unnamed call
+/// sites (found by their default names, never shared with a fleet).
 ///
 /// Most code uses the process-wide [`registry()`]; a separate `Registry` is
 /// useful to isolate tests.
@@ -66,7 +73,6 @@ pub struct Registry {
     /// foldhash: several times faster than SipHash on short names, and
     /// still seeded per process.
     named: DashMap<Arc<str>, Named, foldhash::fast::RandomState>,
-    private: Mutex<Vec<Arc<CircuitBreaker>>>,
     listeners: Arc<Listeners>,
     bulkheads: DashMap<Arc<str>, Arc<Bulkhead>>,
     budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
@@ -83,7 +89,6 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             named: DashMap::with_hasher(foldhash::fast::RandomState::default()),
-            private: Mutex::default(),
             listeners: Arc::default(),
             bulkheads: DashMap::new(),
             budgets: DashMap::new(),
@@ -140,13 +145,30 @@ impl Registry {
         Self::default()
     }
 
-    /// The breaker named `name`, if one exists.
+    /// The breaker named `name`, if one exists: a named one, or the private
+    /// breaker of an unnamed call site by its default name
+    /// (`my_crate::adapters::ReportsApi::fetch_report`).
     pub fn get(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
         self.named.get(name).map(|n| n.breaker.clone())
     }
 
+    /// The breaker named `name` if it may be shared with a fleet: not the
+    /// private breaker of an unnamed call site. (The fleet's lookups by name
+    /// belong here rather than on [`get`](Self::get), which finds those too.)
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn shared(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
+        self.named
+            .get(name)
+            .filter(|n| !n.private.load(Ordering::Acquire))
+            .map(|n| n.breaker.clone())
+    }
+
     /// Creates the breaker `name` with `config`, before any call site does;
     /// this configuration wins over every call site's.
+    ///
+    /// `name` may be the default name of an unnamed call site
+    /// (`my_crate::adapters::ReportsApi::fetch_report`): that call site then
+    /// uses this breaker, which stays private to it.
     ///
     /// # Errors
     ///
@@ -162,9 +184,19 @@ impl Registry {
                 existing: e.get().breaker.clone(),
             }),
             Entry::Vacant(e) => {
-                let breaker = self.create(name, config);
-                self.notify_created(&breaker);
-                e.insert(Named::new(breaker.clone(), Origin::Configured, false));
+                // Reserved for the unnamed call site whose default name this is.
+                let private = crate::manifest::is_default_breaker_name(&name);
+                let breaker = if private {
+                    self.create_private(name, config)
+                } else {
+                    self.create(name, config)
+                };
+                let named = Named::new(breaker.clone(), Origin::Configured, false);
+                named.private.store(private, Ordering::Release);
+                e.insert(named);
+                if !private {
+                    self.notify_created(&breaker);
+                }
                 Ok(breaker)
             }
         }
@@ -215,6 +247,8 @@ impl Registry {
         let mut created = false;
         let named = self.named.entry(Arc::from(name)).or_insert_with(|| {
             let breaker = self.create(Arc::from(name), *config);
+            // Before anyone can reach it: the fleet puts it in the fleet's state.
+            self.notify_created(&breaker);
             on_create(&breaker);
             created = true;
             let origin = Origin::CallSite {
@@ -230,16 +264,23 @@ impl Registry {
         check_config(&named, config);
         let breaker = named.breaker.clone();
         drop(named);
-        if created {
-            if dynamic {
-                self.dynamic.count.fetch_add(1, Ordering::Relaxed);
-            }
-            self.notify_created(&breaker);
+        if created && dynamic {
+            self.dynamic.count.fetch_add(1, Ordering::Relaxed);
         }
         breaker
     }
 
+    /// A breaker for `name`, with the callbacks that call sites declare for
+    /// that name (`#[circuit_breaker(name = "..", on_open = ..)]`) attached
+    /// before anyone can use it.
     fn create(&self, name: Arc<str>, config: BreakerConfig) -> Arc<CircuitBreaker> {
+        let breaker = self.create_private(name, config);
+        crate::manifest::attach_declared_callbacks(&breaker);
+        breaker
+    }
+
+    /// A breaker for an unnamed call site: only its own callbacks apply.
+    fn create_private(&self, name: Arc<str>, config: BreakerConfig) -> Arc<CircuitBreaker> {
         Arc::new(CircuitBreaker::with_listeners(
             name,
             config,
@@ -254,7 +295,10 @@ impl Registry {
         }
     }
 
-    /// Calls `listener` with every named breaker created from now on.
+    /// Calls `listener` with every named breaker created from now on, before
+    /// the breaker is reachable by anyone (so before its first call). It runs
+    /// while the registry creates the breaker: it must not call back into the
+    /// registry.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn on_named_breaker_created(
         &self,
@@ -266,9 +310,15 @@ impl Registry {
             .push(Arc::new(listener));
     }
 
-    /// Every named breaker.
+    /// Every named breaker (those a fleet shares): not the private breakers
+    /// of unnamed call sites.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn named_breakers(&self) -> Vec<Arc<CircuitBreaker>> {
-        self.named.iter().map(|n| n.breaker.clone()).collect()
+        self.named
+            .iter()
+            .filter(|n| !n.private.load(Ordering::Acquire))
+            .map(|n| n.breaker.clone())
+            .collect()
     }
 
     /// Calls `listener` on every transition of every breaker of this registry,
@@ -305,15 +355,75 @@ impl Registry {
         self.get(name).map(|b| b.reset()).is_some()
     }
 
-    /// Registers a breaker private to one call site (an attribute without
-    /// `name`), so that it shows in snapshots and `reset_all`.
+    /// A new breaker private to one call site (what an attribute without
+    /// `name` uses), registered under `name` so that [`get`](Self::get),
+    /// [`reset`](Self::reset), [`force_open`](Self::force_open) and the
+    /// snapshot find it. It is never shared with a fleet.
+    ///
+    /// If [`configure`](Self::configure) created `name` and no call site took
+    /// it yet, that breaker is returned: its configuration wins over
+    /// `config`. If `name` is taken otherwise (another call site with the
+    /// same default name, or a named breaker), the new breaker is named
+    /// `name#2` (or `#3`, …: the first one free) and a `tracing` warning says
+    /// so, once.
     pub fn private_breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
-        let breaker = self.create(Arc::from(name), *config);
-        self.private
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(breaker.clone());
-        breaker
+        self.unnamed_breaker(name, config, |_| {})
+    }
+
+    /// [`private_breaker`](Self::private_breaker), running `on_create` on the
+    /// breaker when this call takes it (the call site's callbacks).
+    pub(crate) fn unnamed_breaker(
+        &self,
+        name: &str,
+        config: &BreakerConfig,
+        on_create: impl FnOnce(&CircuitBreaker),
+    ) -> Arc<CircuitBreaker> {
+        let mut on_create = Some(on_create);
+        for n in 1u32.. {
+            let candidate: Arc<str> = if n == 1 {
+                Arc::from(name)
+            } else {
+                Arc::from(format!("{name}#{n}"))
+            };
+            // The callbacks are attached under the map's lock: before anyone
+            // can reach the breaker by its name.
+            let breaker = match self.named.entry(candidate.clone()) {
+                Entry::Vacant(e) => {
+                    let breaker = self.create_private(candidate, *config);
+                    if let Some(on_create) = on_create.take() {
+                        on_create(&breaker);
+                    }
+                    let named = Named::new(breaker.clone(), Origin::Unnamed, false);
+                    named.private.store(true, Ordering::Release);
+                    named.claimed.store(true, Ordering::Relaxed);
+                    e.insert(named);
+                    breaker
+                }
+                Entry::Occupied(e) => {
+                    let named = e.get();
+                    let free = matches!(named.origin, Origin::Configured)
+                        && !named.claimed.swap(true, Ordering::AcqRel);
+                    if !free {
+                        continue;
+                    }
+                    named.private.store(true, Ordering::Release);
+                    if let Some(on_create) = on_create.take() {
+                        on_create(&named.breaker);
+                    }
+                    named.breaker.clone()
+                }
+            };
+            if n > 1 {
+                tracing::warn!(
+                    target: "resilience",
+                    breaker = breaker.name(),
+                    "two circuit breakers without `name` have the default name `{name}`; this one is `{}`. Give them names (`name = \"..\"`) to choose them",
+                    breaker.name(),
+                );
+            }
+            return breaker;
+        }
+        unreachable!("u32 names ran out")
     }
 
     /// Closes every breaker and forgets its failures (for tests).
@@ -396,15 +506,7 @@ impl Registry {
     }
 
     fn all(&self) -> Vec<Arc<CircuitBreaker>> {
-        let mut all = self.named_breakers();
-        all.extend(
-            self.private
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
-        all
+        self.named.iter().map(|n| n.breaker.clone()).collect()
     }
 }
 
@@ -416,6 +518,8 @@ impl Named {
             dynamic: AtomicBool::new(dynamic),
             last_used: AtomicU64::new(0),
             used: AtomicBool::new(false),
+            private: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
         }
     }
 }

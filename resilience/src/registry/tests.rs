@@ -88,7 +88,20 @@ mod basics {
         for b in [&private, &named] {
             b.try_acquire().unwrap().record(Outcome::Failure);
         }
-        assert!(reg.get("m::f").is_none(), "private breakers are not shared");
+        assert!(
+            Arc::ptr_eq(&reg.get("m::f").unwrap(), &private),
+            "private breakers are found by name"
+        );
+        assert!(
+            reg.shared("m::f").is_none(),
+            "but never shared with a fleet"
+        );
+        let shared: Vec<_> = reg
+            .named_breakers()
+            .iter()
+            .map(|b| b.name().to_owned())
+            .collect();
+        assert_eq!(shared, ["b"]);
         let snap = reg.snapshot().breakers;
         assert_eq!(
             snap.iter().map(|s| (&*s.name, s.state)).collect::<Vec<_>>(),
@@ -101,6 +114,61 @@ mod basics {
             .breakers
             .iter()
             .all(|s| s.state == CircuitState::Closed));
+    }
+}
+
+mod unnamed {
+    use super::super::*;
+
+    fn cfg(failures: u32) -> BreakerConfig {
+        BreakerConfig::builder()
+            .failure_threshold(failures)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_default_name_taken_twice_gives_two_breakers() {
+        let reg = Registry::new();
+        let first = reg.private_breaker("m::T::f", &cfg(1));
+        let second = reg.private_breaker("m::T::f", &cfg(1));
+        let third = reg.private_breaker("m::T::f", &cfg(1));
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            [first.name(), second.name(), third.name()],
+            ["m::T::f", "m::T::f#2", "m::T::f#3"]
+        );
+        assert!(Arc::ptr_eq(&reg.get("m::T::f#2").unwrap(), &second));
+        // A named breaker with that name is not taken over either.
+        reg.breaker("n::g", &cfg(1));
+        assert_eq!(reg.private_breaker("n::g", &cfg(1)).name(), "n::g#2");
+        assert!(reg.shared("n::g").is_some() && reg.shared("n::g#2").is_none());
+    }
+
+    #[test]
+    fn a_configured_name_is_taken_by_the_first_unnamed_call_site_only() {
+        let reg = Registry::new();
+        let configured = reg.configure("m::f", cfg(7)).unwrap();
+        let taken = reg.private_breaker("m::f", &cfg(1));
+        assert!(Arc::ptr_eq(&configured, &taken));
+        assert_eq!(taken.config().failure_threshold().get(), 7);
+        assert!(reg.shared("m::f").is_none(), "private once taken");
+        assert_eq!(reg.private_breaker("m::f", &cfg(1)).name(), "m::f#2");
+    }
+
+    #[test]
+    fn short_type_names() {
+        use crate::__private::short_type_name as short;
+        assert_eq!(short("app::adapters::ReportsApi"), "ReportsApi");
+        assert_eq!(short("app::Api<u32>"), "Api");
+        assert_eq!(short("app::Api<alloc::string::String, app::X<u8>>"), "Api");
+        assert_eq!(short("&app::Service"), "Service");
+        assert_eq!(short("&mut app::Service"), "Service");
+        assert_eq!(short("*const app::Service"), "Service");
+        assert_eq!(short("dyn app::Store"), "Store");
+        assert_eq!(short("Plain"), "Plain");
+        assert_eq!(short("(app::A, app::B<u8>)"), "(A, B)");
+        assert_eq!(short("[app::Item]"), "[Item]");
     }
 }
 
