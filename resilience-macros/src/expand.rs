@@ -38,22 +38,13 @@
 //! }
 //! ```
 
-use std::time::Duration;
-
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::func::{FallbackArg, Func};
-use crate::layers::{
-    Attr, Breaker, BreakerName, FailureRule, Kind, Layer, Retry, RetryRule, WindowArg,
-};
-
-/// `::core::time::Duration::new(s, n)`, usable in `const` items.
-fn duration(d: Duration) -> TokenStream {
-    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-    quote!(::core::time::Duration::new(#secs, #nanos))
-}
+use crate::layers::{Attr, Breaker, BreakerName, FailureRule, Kind, Layer, Retry, RetryRule};
+use crate::spec_tokens::{breaker_config, bulkhead_values, retry_policy, timeout_after};
 
 /// A local only the expansion can name.
 fn hidden(name: &str) -> Ident {
@@ -64,49 +55,6 @@ fn hidden(name: &str) -> Ident {
 struct Names {
     flags: Ident,
     convert: Ident,
-}
-
-fn breaker_config(b: &Breaker) -> TokenStream {
-    let Breaker {
-        failure_threshold,
-        success_threshold,
-        half_open_max_calls,
-        ..
-    } = b;
-    let recovery = duration(b.recovery_timeout);
-    let mut config = quote! {
-        ::resilience::BreakerConfig::__from_macro(
-            #failure_threshold, #recovery, #success_threshold, #half_open_max_calls,
-        )
-    };
-    match &b.window {
-        Some(WindowArg::Calls(n)) => config = quote!(#config.__with_count_window(#n)),
-        Some(WindowArg::Time(d)) => {
-            let d = duration(*d);
-            config = quote!(#config.__with_time_window(#d));
-        }
-        None => {}
-    }
-    let min_calls = b.min_calls;
-    if let Some(rate) = b.failure_rate {
-        config = quote!(#config.__with_failure_rate(#rate, #min_calls));
-    }
-    if let Some(slow) = b.slow_call {
-        let slow = duration(slow);
-        let rate = match b.slow_call_rate {
-            Some(r) => quote!(::core::option::Option::Some(#r)),
-            None => quote!(::core::option::Option::None),
-        };
-        config = quote!(#config.__with_slow_call(#slow, #rate, #min_calls));
-    }
-    if let Some(max) = b.recovery_timeout_max {
-        let max = duration(max);
-        config = quote!(#config.__with_recovery_timeout_max(#max));
-    }
-    if let Some(n) = b.fleet_threshold {
-        config = quote!(#config.__with_fleet_threshold(#n));
-    }
-    config
 }
 
 /// The manifest entry of one layer (`resilience::manifest::CallSite`), added
@@ -191,39 +139,6 @@ fn classify(b: &Breaker) -> TokenStream {
     }
 }
 
-fn retry_policy(r: &Retry) -> TokenStream {
-    let max_attempts = r.max_attempts;
-    let kind = match r.backoff {
-        "fixed" => quote!(Fixed),
-        "linear" => quote!(Linear),
-        _ => quote!(Exponential),
-    };
-    let delay = duration(r.delay);
-    let mut backoff = quote!(::resilience::Backoff::new(::resilience::BackoffKind::#kind, #delay));
-    if let Some(max) = r.max_delay {
-        let max = duration(max);
-        backoff = quote!(#backoff.max_delay(#max));
-    }
-    if let Some(m) = r.multiplier {
-        backoff = quote!(#backoff.multiplier(#m));
-    }
-    let jitter = match r.jitter {
-        "full" => Some(quote!(Full)),
-        "equal" => Some(quote!(Equal)),
-        "decorrelated" => Some(quote!(Decorrelated)),
-        _ => None,
-    };
-    if let Some(j) = jitter {
-        backoff = quote!(#backoff.jitter(::resilience::Jitter::#j));
-    }
-    let mut policy = quote!(::resilience::RetryPolicy::__from_macro(#max_attempts, #backoff));
-    if let Some(max) = r.max_elapsed {
-        let max = duration(max);
-        policy = quote!(#policy.max_elapsed(#max));
-    }
-    policy
-}
-
 /// The whole function, its body replaced by the layered one.
 pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -> TokenStream {
     let outer = attrs[0].kind;
@@ -254,7 +169,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     // once, here, under the error type.
     let can_fail = layers.iter().any(|l| match l {
         Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::Timeout(_) => true,
-        Layer::Retry(r) => r.max_elapsed.is_some(),
+        Layer::Retry(r) => r.keys.max_elapsed.is_some(),
         Layer::Fallback(_) => false,
     });
     if can_fail {
@@ -397,10 +312,10 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
                     Some(lit) => quote!(#lit),
                     None => site.clone(),
                 };
-                let (max, wait) = (b.max_concurrent, duration(b.max_wait));
+                let values = bulkhead_values(b);
                 prelude.extend(quote! {
                     static #cell: ::resilience::__private::StaticBulkhead =
-                        ::resilience::__private::StaticBulkhead::new(#name, #max, #wait);
+                        ::resilience::__private::StaticBulkhead::new(#name, #values);
                 });
                 let convert = convert.clone();
                 wrappers.push(Box::new(move |inner| {
@@ -408,7 +323,12 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
                 }));
             }
             Layer::Timeout(t) => {
-                let after = duration(t.after);
+                let item = format_ident!("__RESILIENCE_TIMEOUT_{}", i);
+                let value = timeout_after(&t.after);
+                prelude.extend(quote! {
+                    const #item: ::core::time::Duration = #value;
+                });
+                let after = quote!(#item);
                 let (flags, convert) = (flags.clone(), convert.clone());
                 wrappers.push(Box::new(move |inner| {
                     quote!(::resilience::__private::timeout(#after, &#flags, #inner, #convert))
@@ -585,14 +505,12 @@ impl RetryLoop<'_> {
                 ),
             }
         });
-        let inner = match self.retry.max_elapsed {
-            Some(max) => {
-                let max = duration(max);
-                quote!(::resilience::__private::deadline(
-                    #state.deadline(), #max, &#flags, #inner, #convert,
-                ))
-            }
-            None => inner,
+        let inner = if self.retry.keys.max_elapsed.is_some() {
+            quote!(::resilience::__private::deadline(
+                #state.deadline(), &#policy, &#flags, #inner, #convert,
+            ))
+        } else {
+            inner
         };
         let not_retried = match &self.retry.rule {
             RetryRule::Every => quote!(false),

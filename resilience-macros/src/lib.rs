@@ -17,7 +17,10 @@ mod func;
 #[cfg(test)]
 mod fuzz_tests;
 mod layers;
+#[cfg(test)]
+mod same_words_tests;
 mod source;
+mod spec_tokens;
 mod value;
 
 use proc_macro::TokenStream;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use quote::ToTokens;
 use syn::{Expr, ExprLit, ExprUnary, Lit, UnOp};
 
-use crate::args::{did_you_mean, Arg};
+use resilience_spec::Value;
+
+use crate::args::Arg;
 
 /// What a value is, for messages ("found a string").
 fn describe(expr: &Expr) -> &'static str {
@@ -47,30 +49,70 @@ fn negated_literal(expr: &Expr) -> Option<&Lit> {
     }
 }
 
-/// A count that must be at least 1: `failure_threshold = 5`.
-pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
+/// A key's value: a literal read here, or an expression (a constant, a const
+/// expression) the compiler evaluates, checked by the same spec through
+/// const evaluation.
+#[derive(Clone)]
+pub(crate) enum Val<T> {
+    Lit(T),
+    Const(Expr),
+    /// Written, but not a value (the error is reported): rules about the
+    /// key's presence still apply.
+    Invalid,
+}
+
+impl<T: Copy> Val<T> {
+    /// What the spec sees at expansion time.
+    pub(crate) fn spec(v: &Option<Val<T>>) -> Value<T> {
+        match v {
+            None => Value::Absent,
+            Some(Val::Lit(t)) => Value::Given(*t),
+            Some(Val::Const(_) | Val::Invalid) => Value::Unknown,
+        }
+    }
+}
+
+/// Whether `expr` is something the compiler could evaluate as a constant of
+/// the key's type: a path (`ATTEMPTS`, `config::OPEN`), a call
+/// (`Duration::from_millis(250)`), arithmetic, a block, a cast.
+fn constant(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Path(_)
+            | Expr::Call(_)
+            | Expr::MethodCall(_)
+            | Expr::Binary(_)
+            | Expr::Paren(_)
+            | Expr::Block(_)
+            | Expr::Cast(_)
+            | Expr::Field(_)
+            | Expr::Index(_)
+            | Expr::Macro(_)
+            | Expr::Group(_)
+    )
+}
+
+/// A count that must be at least 1: `failure_threshold = 5` (the range is
+/// the spec's to check), or a constant of type `u32`.
+pub(crate) fn count(arg: &Arg) -> syn::Result<Val<u64>> {
+    if constant(&arg.value) {
+        return Ok(Val::Const(arg.value.clone()));
+    }
+    count_literal(arg).map(Val::Lit)
+}
+
+fn count_literal(arg: &Arg) -> syn::Result<u64> {
     let key = &arg.key;
     let value = &arg.value;
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
-        }) => {
-            let n: u64 = int.base10_parse().map_err(|_| {
-                syn::Error::new(int.span(), format!("`{key}` must be a whole number"))
-            })?;
-            if n == 0 {
-                return Err(syn::Error::new(
-                    int.span(),
-                    format!("`{key}` must be at least 1, found 0"),
-                ));
-            }
-            u32::try_from(n).map_err(|_| {
-                syn::Error::new(
-                    int.span(),
-                    format!("`{key}` is too large: at most {}", u32::MAX),
-                )
-            })
-        }
+        }) => int.base10_parse::<u64>().map_err(|_| {
+            syn::Error::new(
+                int.span(),
+                format!("`{key}` is too large: at most {}", u32::MAX),
+            )
+        }),
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => Err(syn::Error::new_spanned(
@@ -97,8 +139,16 @@ pub(crate) fn count(arg: &Arg) -> syn::Result<u32> {
     }
 }
 
-/// A finite float: `multiplier = 1.5`.
-pub(crate) fn float(arg: &Arg) -> syn::Result<f64> {
+/// A number: `multiplier = 1.5` (its range is the spec's to check), or a
+/// constant of type `f64`.
+pub(crate) fn float(arg: &Arg) -> syn::Result<Val<f64>> {
+    if constant(&arg.value) {
+        return Ok(Val::Const(arg.value.clone()));
+    }
+    float_literal(arg).map(Val::Lit)
+}
+
+fn float_literal(arg: &Arg) -> syn::Result<f64> {
     let key = &arg.key;
     let number = |lit: &Lit| match lit {
         Lit::Float(f) => f.base10_parse::<f64>().ok(),
@@ -133,8 +183,18 @@ pub(crate) fn float(arg: &Arg) -> syn::Result<f64> {
     Ok(value)
 }
 
-/// A duration: `60` or `1.5` (seconds), or `"250ms"`, `"30s"`, `"2m"`, `"1h"`.
-pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
+/// A duration: `60` or `1.5` (seconds), a string in the spec's grammar
+/// (`"250ms"`, `"1m30s"`, `"1 minute"`), or a constant of type `Duration`
+/// (`Duration::from_millis(250)`, `config::OPEN`).
+pub(crate) fn duration(arg: &Arg) -> syn::Result<Val<Duration>> {
+    if constant(&arg.value) {
+        return Ok(Val::Const(arg.value.clone()));
+    }
+    duration_literal(arg).map(Val::Lit)
+}
+
+/// A duration written as a literal.
+pub(crate) fn duration_literal(arg: &Arg) -> syn::Result<Duration> {
     let key = &arg.key;
     let value = &arg.value;
     match value {
@@ -155,7 +215,8 @@ pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
         }
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => parse_duration(&s.value()).map_err(|why| syn::Error::new(s.span(), why)),
+        }) => resilience_spec::duration::parse(&s.value())
+            .map_err(|why| syn::Error::new(s.span(), why)),
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => Err(syn::Error::new_spanned(
@@ -165,124 +226,38 @@ pub(crate) fn duration(arg: &Arg) -> syn::Result<Duration> {
         other => Err(syn::Error::new_spanned(
             other,
             format!(
-                "`{key}` expects a duration, found {}; {EXPECTED_DURATION}",
-                describe(other)
+                "`{key}` expects a duration, found {}; {}",
+                describe(other),
+                resilience_spec::duration::EXPECTED
             ),
         )),
     }
 }
 
-/// How to write a duration, for messages.
-const EXPECTED_DURATION: &str =
-    "write seconds (`30`, `1.5`) or a string with a unit (`\"250ms\"`, `\"30s\"`, `\"2m\"`)";
-
-/// Parses `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"100us"`, `"10ns"`. The error
-/// says what is wrong with `text` and how to write it.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(format!("empty duration; {EXPECTED_DURATION}"));
-    }
-    if t.starts_with('-') {
-        return Err(format!(
-            "`\"{t}\"` is negative; a duration must not be negative"
-        ));
-    }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let unit = unit.trim();
-    if number.is_empty() {
-        return Err(format!("`\"{t}\"` is not a duration; {EXPECTED_DURATION}"));
-    }
-    let nanos_per_unit: u64 = match unit {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" | "sec" | "secs" => 1_000_000_000,
-        "m" | "min" | "mins" => 60_000_000_000,
-        "h" | "hr" | "hrs" => 3_600_000_000_000,
-        "" => {
-            return Err(format!(
-                "`\"{t}\"` has no unit; write `\"{t}s\"`, or `{t}` without quotes for seconds"
-            ))
-        }
-        other => {
-            let units = ["ns", "us", "ms", "s", "m", "h"];
-            return Err(match did_you_mean(other, units) {
-                Some(u) => format!("unknown unit `{other}` in `\"{t}\"`: did you mean `{u}`?"),
-                None => format!(
-                    "unknown unit `{other}` in `\"{t}\"`; expected one of: `ns`, `us`, `ms`, `s`, `m`, `h`"
-                ),
-            });
-        }
-    };
-    if let Ok(whole) = number.parse::<u64>() {
-        let nanos = u128::from(whole) * u128::from(nanos_per_unit);
-        let secs =
-            u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("`\"{t}\"` is too large"))?;
-        return Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32));
-    }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{number}` in `\"{t}\"` is not a number; {EXPECTED_DURATION}"))?;
-    Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9)
-        .map_err(|_| format!("`\"{t}\"` is too large"))
-}
-
-/// One of a fixed set of strings: `backoff = "exponential"`.
-pub(crate) fn choice<'a>(arg: &Arg, options: &[&'a str]) -> syn::Result<&'a str> {
+/// One of a closed set of choices, named as the spec names them:
+/// `backoff = "exponential"`, `jitter = "full"`.
+pub(crate) fn choice<T>(arg: &Arg, expected: &[&str]) -> syn::Result<T>
+where
+    T: std::str::FromStr<Err = resilience_spec::UnknownChoice>,
+{
     let key = &arg.key;
-    let list = options
-        .iter()
-        .map(|o| format!("\"{o}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     match &arg.value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => {
-            let v = s.value();
-            if let Some(o) = options.iter().find(|o| **o == v) {
-                return Ok(o);
-            }
-            let msg = match did_you_mean(&v, options.iter().copied()) {
-                Some(near) => format!("unknown {key} \"{v}\": did you mean \"{near}\"?"),
-                None => format!("unknown {key} \"{v}\"; expected one of: {list}"),
-            };
-            Err(syn::Error::new(s.span(), msg))
+        }) => s
+            .value()
+            .parse()
+            .map_err(|e: resilience_spec::UnknownChoice| syn::Error::new(s.span(), e.to_string())),
+        other => {
+            let list = expected
+                .iter()
+                .map(|o| format!("\"{o}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` expects one of {list}, found {}", describe(other)),
+            ))
         }
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` expects one of {list}, found {}", describe(other)),
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration(" 10 us "), Ok(Duration::from_micros(10)));
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("-1s").unwrap_err().contains("negative"));
-        assert!(parse_duration("5 parsecs")
-            .unwrap_err()
-            .contains("unknown unit"));
-        assert!(parse_duration("3mss")
-            .unwrap_err()
-            .contains("did you mean `ms`"));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("1.2.3s").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
     }
 }

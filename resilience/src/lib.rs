@@ -75,6 +75,7 @@ mod registry;
 mod retry;
 #[cfg(feature = "serde")]
 mod serde_impls;
+mod spec;
 mod sync;
 
 #[doc(hidden)]
@@ -82,8 +83,8 @@ mod sync;
 pub mod __private;
 
 pub use breaker::{
-    BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, ConfigError,
-    Outcome, Permit, Transition, TransitionCause, Window,
+    BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, Outcome,
+    Permit, Transition, TransitionCause, Window,
 };
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::Error;
@@ -91,7 +92,9 @@ pub use error::Error;
 pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use registry::{registry, AlreadyExists, Registry, Snapshot};
 pub use retry::{
-    Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy, RetryState,
+    Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy,
+    RetryPolicyBuilder, RetryState,
 };
+pub use spec::{ConfigError, Place, Problem};
 
 pub use resilience_macros::{bulkhead, circuit_breaker, resilient, retry, timeout};

@@ -21,6 +21,43 @@ use crate::retry::RetryBudget;
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 use crate::Error;
 pub use crate::{CircuitState, Outcome, Transition};
+/// The policy spec the expansions fill with the keys written.
+pub use resilience_spec as spec;
+pub use resilience_spec::{BreakerValues, RetryValues, Value, WindowValue};
+
+/// The configuration of a `#[circuit_breaker]`'s keys, in a `const`: a
+/// problem (a constant the macro could not read, out of its range) fails the
+/// build with the spec's words, naming the key.
+pub const fn breaker_config(values: BreakerValues) -> BreakerConfig {
+    values.check().assert_none();
+    BreakerConfig::from_checked(values)
+}
+
+/// The policy of a `#[retry]`'s keys, in a `const` (as [`breaker_config`]).
+pub const fn retry_policy(values: RetryValues) -> RetryPolicy {
+    values.check().assert_none();
+    RetryPolicy::from_checked(&values)
+}
+
+/// A count written as a constant (`max_attempts = ATTEMPTS`): a `u32`.
+pub const fn count(n: u32) -> u64 {
+    n as u64
+}
+
+/// The limits of a `#[bulkhead]`, checked in a `const` (as [`breaker_config`]).
+pub const fn bulkhead_values(values: spec::BulkheadValues) -> spec::BulkheadValues {
+    values.check().assert_none();
+    values
+}
+
+/// The duration of a `#[timeout]`, checked in a `const` (as [`breaker_config`]).
+pub const fn timeout_after(values: spec::TimeoutValues) -> Duration {
+    values.check().assert_none();
+    match values.timeout.given() {
+        Some(d) => d,
+        None => Duration::ZERO, // unreachable: the macro always writes it
+    }
+}
 
 /// The link-time list of call sites (see [`crate::manifest`]).
 pub use crate::manifest::__CALL_SITES as CALL_SITES;
@@ -462,12 +499,19 @@ pub struct StaticBulkhead {
 }
 
 impl StaticBulkhead {
-    /// The bulkhead named `name` (`max_concurrent` ≥ 1, checked by the macro).
-    pub const fn new(name: &'static str, max_concurrent: u32, max_wait: Duration) -> Self {
+    /// The bulkhead named `name` with the limits of checked `values`
+    /// (absent keys take the spec's defaults).
+    pub const fn new(name: &'static str, values: spec::BulkheadValues) -> Self {
         StaticBulkhead {
             name,
-            max_concurrent,
-            max_wait,
+            max_concurrent: match values.max_concurrent.given() {
+                Some(n) => n as u32,
+                None => spec::BulkheadValues::DEFAULT_MAX_CONCURRENT as u32,
+            },
+            max_wait: match values.max_wait.given() {
+                Some(d) => d,
+                None => spec::BulkheadValues::DEFAULT_MAX_WAIT,
+            },
             cell: OnceLock::new(),
         }
     }
@@ -655,7 +699,7 @@ where
 /// One attempt cut at the retry's `max_elapsed` deadline.
 pub async fn deadline<R, F>(
     deadline: Option<tokio::time::Instant>,
-    max_elapsed: Duration,
+    policy: &RetryPolicy,
     flags: &Flags,
     call: F,
     convert: fn(Error) -> R::Error,
@@ -671,7 +715,8 @@ where
         Ok(result) => result,
         Err(_) => {
             flags.set_timed_out();
-            R::from_error(convert(Error::Timeout { after: max_elapsed }))
+            let after = policy.max_elapsed().unwrap_or_default();
+            R::from_error(convert(Error::Timeout { after }))
         }
     }
 }

@@ -7,21 +7,37 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use super::{count, ok, positive_duration};
-use crate::args::{Arg, Args, Errors};
-use crate::value;
+use resilience_spec::{BulkheadValues, TimeoutValues};
 
-pub(crate) const BULKHEAD_KEYS: &[&str] = &["name", "max_concurrent", "max_wait"];
+use super::{key, report};
+use crate::args::{Arg, Args, Errors};
+use crate::value::{self, Val};
+
+pub(crate) const BULKHEAD_KEYS: &[&str] = &resilience_spec::keys::BULKHEAD_NAMES;
 
 pub(crate) struct Timeout {
-    pub(crate) after: Duration,
+    pub(crate) after: Val<Duration>,
 }
 
 pub(crate) struct Bulkhead {
     /// `None`: named after the function.
     pub(crate) name: Option<LitStr>,
-    pub(crate) max_concurrent: u32,
-    pub(crate) max_wait: Duration,
+    pub(crate) max_concurrent: Option<Val<u64>>,
+    pub(crate) max_wait: Option<Val<Duration>>,
+}
+
+/// The timeout of `arg` (`#[timeout(..)]`, or `timeout = ..` in
+/// `#[resilient]`), checked by the spec.
+pub(crate) fn timeout_of(arg: &Arg, errors: &mut Errors) -> Option<Timeout> {
+    let after = value::duration(arg).map_err(|e| errors.push(e)).ok()?;
+    let values = TimeoutValues {
+        timeout: Val::spec(&Some(after.clone())),
+    };
+    let problems = values.check();
+    for problem in problems.iter() {
+        errors.push_at(&arg.value, problem.to_string());
+    }
+    problems.is_empty().then_some(Timeout { after })
 }
 
 /// `fallback = path`: an async fn taking the function's arguments plus the error.
@@ -56,7 +72,7 @@ pub(crate) fn timeout(span: Span, tokens: TokenStream, errors: &mut Errors) -> O
         key: syn::Ident::new("timeout", expr.span()),
         value: expr,
     };
-    positive_duration(&arg, errors).map(|after| Timeout { after })
+    timeout_of(&arg, errors)
 }
 
 /// The bulkhead keys; `name_key` is `name` for `#[bulkhead]` and `bulkhead`
@@ -74,13 +90,17 @@ pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulk
             None
         }
     });
+    let max_concurrent = key(args, "max_concurrent", value::count, errors);
+    let max_wait = key(args, "max_wait", value::duration, errors);
+    let values = BulkheadValues {
+        max_concurrent: Val::spec(&max_concurrent),
+        max_wait: Val::spec(&max_wait),
+    };
+    report(args, &values.check(), errors);
     Bulkhead {
         name,
-        max_concurrent: count(args, "max_concurrent", 10, errors),
-        max_wait: args
-            .get("max_wait")
-            .and_then(|a| ok(value::duration(a), errors))
-            .unwrap_or(Duration::ZERO),
+        max_concurrent,
+        max_wait,
     }
 }
 

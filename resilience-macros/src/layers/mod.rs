@@ -3,13 +3,11 @@
 //! Input:  `#[resilient(name = "llm", max_attempts = 3, timeout = "30s")]`
 //! Output: `[Breaker { name: "llm", .. }, Retry { max_attempts: 3, .. }, Timeout { 30s }]`
 
-use std::time::Duration;
-
 use proc_macro2::{Span, TokenStream};
 use syn::Expr;
 
 use crate::args::{Arg, Args, Errors};
-use crate::value;
+use crate::value::Val;
 
 /// The attributes this crate provides.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -46,11 +44,11 @@ impl Kind {
     }
 }
 
-mod breaker;
+pub(crate) mod breaker;
 mod guard;
-mod retry;
+pub(crate) mod retry;
 
-pub(crate) use breaker::{Breaker, BreakerName, FailureRule, WindowArg};
+pub(crate) use breaker::{Breaker, BreakerName, FailureRule};
 pub(crate) use guard::{Bulkhead, Fallback, Timeout};
 pub(crate) use retry::{Retry, RetryRule};
 
@@ -211,8 +209,8 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 );
             }
             if let Some(arg) = args.get("timeout") {
-                if let Some(after) = positive_duration(arg, errors) {
-                    layers.push(Layer::Timeout(Timeout { after }));
+                if let Some(timeout) = guard::timeout_of(arg, errors) {
+                    layers.push(Layer::Timeout(timeout));
                 }
             }
         }
@@ -272,23 +270,6 @@ fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
     ))
 }
 
-/// A rate in (0, 1]: `failure_rate = 0.5`.
-fn rate(arg: &Arg, errors: &mut Errors) -> Option<f64> {
-    let r = ok(value::float(arg), errors)?;
-    if r > 0.0 && r <= 1.0 {
-        Some(r)
-    } else {
-        errors.push_at(
-            &arg.value,
-            format!(
-                "`{}` is a share of calls: between 0 (excluded) and 1, found {r}",
-                arg.key
-            ),
-        );
-        None
-    }
-}
-
 /// `[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler
 /// checks. An element that is not a pattern gets its own error, under it.
 fn patterns(arg: &Arg, errors: &mut Errors) -> Option<Vec<syn::Pat>> {
@@ -342,23 +323,33 @@ fn patterns(arg: &Arg, errors: &mut Errors) -> Option<Vec<syn::Pat>> {
     (pats.len() == elems.len()).then_some(pats)
 }
 
-fn count(args: &Args, key: &str, default: u32, errors: &mut Errors) -> u32 {
-    args.get(key)
-        .and_then(|a| ok(value::count(a), errors))
-        .unwrap_or(default)
+/// Key `name`'s value, read by `parse`. A value that is not one is
+/// reported, and the key still counts as written (rules about its presence
+/// apply) with a value the spec cannot see.
+fn key<T>(
+    args: &Args,
+    name: &str,
+    parse: impl Fn(&Arg) -> syn::Result<Val<T>>,
+    errors: &mut Errors,
+) -> Option<Val<T>> {
+    let arg = args.get(name)?;
+    Some(parse(arg).unwrap_or_else(|e| {
+        errors.push(e);
+        Val::Invalid
+    }))
 }
 
-fn positive_duration(arg: &crate::args::Arg, errors: &mut Errors) -> Option<Duration> {
-    let d = ok(value::duration(arg), errors)?;
-    if d.is_zero() {
-        errors.push_at(&arg.value, format!("`{}` must be positive", arg.key));
-        return None;
+/// Reports the spec's problems, each on its key's tokens: on the key when
+/// the problem is the key's presence, else on its value.
+fn report(args: &Args, problems: &resilience_spec::Problems, errors: &mut Errors) {
+    for problem in problems.iter() {
+        let message = problem.to_string();
+        match (args.get(problem.key()), problem.place()) {
+            (Some(arg), resilience_spec::Place::Key) => errors.push_at(&arg.key, message),
+            (Some(arg), resilience_spec::Place::Value) => errors.push_at(&arg.value, message),
+            (None, _) => errors.push_span(Span::call_site(), message),
+        }
     }
-    Some(d)
-}
-
-fn ok<T>(r: syn::Result<T>, errors: &mut Errors) -> Option<T> {
-    r.map_err(|e| errors.push(e)).ok()
 }
 
 /// Checks the stack of attributes as a whole: one layer of each kind. Each

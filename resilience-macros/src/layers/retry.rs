@@ -1,32 +1,19 @@
 //! `#[retry]` keys (also taken by `#[resilient]`).
 //!
 //! Input:  `max_attempts = 3, backoff = "exponential", retry_on = [E::Timeout]`
-//! Output: `Retry { max_attempts: 3, backoff: "exponential", retry: On([E::Timeout]), .. }`
+//! Output: `Retry { keys: { max_attempts: 3, backoff: Exponential, .. }, rule: On([E::Timeout]), .. }`,
+//! every rule between the keys checked by the spec (`RetryValues::check`).
 
 use std::time::Duration;
 
+use resilience_spec::{BackoffKind, Jitter, RetryValues};
 use syn::{Expr, ExprLit, Lit, LitStr, Pat};
 
-use super::{count, ok, patterns};
-use crate::args::{Args, Errors};
-use crate::value;
+use super::{key, patterns, report};
+use crate::args::{Arg, Args, Errors};
+use crate::value::{self, Val};
 
-pub(crate) const KEYS: &[&str] = &[
-    "max_attempts",
-    "backoff",
-    "delay",
-    "max_delay",
-    "multiplier",
-    "jitter",
-    "max_elapsed",
-    "retry_if",
-    "retry_on",
-    "retry_after",
-    "on_retry",
-    "budget",
-];
-const BACKOFFS: &[&str] = &["fixed", "linear", "exponential"];
-const JITTERS: &[&str] = &["none", "full", "equal", "decorrelated"];
+pub(crate) const KEYS: &[&str] = &resilience_spec::keys::RETRY_NAMES;
 
 /// Which errors are retried.
 pub(crate) enum RetryRule {
@@ -35,67 +22,61 @@ pub(crate) enum RetryRule {
     On(Vec<Pat>),
 }
 
+/// The keys of the schedule, as written: what the spec checks and the
+/// expansion turns into a `RetryPolicy`.
+#[derive(Default)]
+pub(crate) struct RetryKeys {
+    pub(crate) max_attempts: Option<Val<u64>>,
+    pub(crate) backoff: Option<Val<BackoffKind>>,
+    pub(crate) delay: Option<Val<Duration>>,
+    pub(crate) max_delay: Option<Val<Duration>>,
+    pub(crate) multiplier: Option<Val<f64>>,
+    pub(crate) jitter: Option<Val<Jitter>>,
+    pub(crate) max_elapsed: Option<Val<Duration>>,
+}
+
+impl RetryKeys {
+    /// What the spec sees now (constants are still unknown).
+    pub(crate) fn values(&self) -> RetryValues {
+        RetryValues {
+            max_attempts: Val::spec(&self.max_attempts),
+            backoff: Val::spec(&self.backoff),
+            delay: Val::spec(&self.delay),
+            max_delay: Val::spec(&self.max_delay),
+            multiplier: Val::spec(&self.multiplier),
+            jitter: Val::spec(&self.jitter),
+            max_elapsed: Val::spec(&self.max_elapsed),
+        }
+    }
+}
+
 pub(crate) struct Retry {
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: &'static str,
-    pub(crate) delay: Duration,
-    pub(crate) max_delay: Option<Duration>,
-    pub(crate) multiplier: Option<f64>,
-    pub(crate) jitter: &'static str,
-    pub(crate) max_elapsed: Option<Duration>,
+    pub(crate) keys: RetryKeys,
     pub(crate) rule: RetryRule,
     pub(crate) retry_after: Option<Expr>,
     pub(crate) on_retry: Option<Expr>,
     pub(crate) budget: Option<LitStr>,
 }
 
+fn backoff(arg: &Arg) -> syn::Result<Val<BackoffKind>> {
+    value::choice(arg, &BackoffKind::ALL.map(BackoffKind::as_str)).map(Val::Lit)
+}
+
+fn jitter(arg: &Arg) -> syn::Result<Val<Jitter>> {
+    value::choice(arg, &Jitter::ALL.map(Jitter::as_str)).map(Val::Lit)
+}
+
 pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Retry {
-    let delay = args
-        .get("delay")
-        .and_then(|a| ok(value::duration(a), errors))
-        .unwrap_or(Duration::from_secs(1));
-    let max_delay = args
-        .get("max_delay")
-        .and_then(|a| ok(value::duration(a), errors).map(|d| (a, d)));
-    if let Some((arg, max)) = max_delay {
-        if max < delay {
-            errors.push_at(
-                &arg.value,
-                format!("`max_delay` ({max:?}) must not be below `delay` ({delay:?})"),
-            );
-        }
-    }
-    let multiplier = args.get("multiplier").and_then(|a| {
-        let m = ok(value::float(a), errors)?;
-        if m < 1.0 {
-            errors.push_at(
-                &a.value,
-                format!("`multiplier` must be at least 1.0, found {m}"),
-            );
-            return None;
-        }
-        Some(m)
-    });
-    let backoff = args
-        .get("backoff")
-        .and_then(|a| ok(value::choice(a, BACKOFFS), errors))
-        .unwrap_or("exponential");
-    if let (Some(arg), false) = (args.get("multiplier"), backoff == "exponential") {
-        errors.push_at(
-            &arg.key,
-            format!("`multiplier` only applies to `backoff = \"exponential\"`, not \"{backoff}\""),
-        );
-    }
-    let max_elapsed = args.get("max_elapsed").and_then(|a| {
-        let d = super::positive_duration(a, errors)?;
-        if d <= delay {
-            errors.push_at(
-                &a.value,
-                format!("`max_elapsed` ({d:?}) must be longer than `delay` ({delay:?}), or no retry could ever run"),
-            );
-        }
-        Some(d)
-    });
+    let keys = RetryKeys {
+        max_attempts: key(args, "max_attempts", value::count, errors),
+        backoff: key(args, "backoff", backoff, errors),
+        delay: key(args, "delay", value::duration, errors),
+        max_delay: key(args, "max_delay", value::duration, errors),
+        multiplier: key(args, "multiplier", value::float, errors),
+        jitter: key(args, "jitter", jitter, errors),
+        max_elapsed: key(args, "max_elapsed", value::duration, errors),
+    };
+    report(args, &keys.values().check(), errors);
     let rule = match (args.get("retry_if"), args.get("retry_on")) {
         (Some(_), Some(on)) => {
             errors.push_at(
@@ -121,16 +102,7 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Retry {
         }
     });
     Retry {
-        max_attempts: count(args, "max_attempts", 3, errors),
-        backoff,
-        delay,
-        max_delay: max_delay.map(|(_, d)| d),
-        multiplier,
-        jitter: args
-            .get("jitter")
-            .and_then(|a| ok(value::choice(a, JITTERS), errors))
-            .unwrap_or("none"),
-        max_elapsed,
+        keys,
         rule,
         retry_after: args.get("retry_after").map(|a| a.value.clone()),
         on_retry: args.get("on_retry").map(|a| a.value.clone()),

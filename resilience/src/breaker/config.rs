@@ -4,6 +4,10 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use resilience_spec::{BreakerValues, Value, WindowValue};
+
+use crate::ConfigError;
+
 /// The window over which failures (and calls) are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Window {
@@ -69,112 +73,61 @@ pub struct BreakerConfig {
     half_open_max_calls: NonZeroU32,
 }
 
-/// The largest count window (one byte per call, allocated once per breaker);
-/// the attribute enforces the same limit.
-pub(crate) const MAX_COUNT_WINDOW: u32 = 1_000_000;
-
-const fn nz(n: u32) -> NonZeroU32 {
-    match NonZeroU32::new(n) {
+const fn nz(n: u64) -> NonZeroU32 {
+    match NonZeroU32::new(n as u32) {
         Some(n) => n,
-        None => panic!("resilience: a count must be at least 1"),
+        None => NonZeroU32::MIN, // unreachable for checked values
     }
 }
 
 impl BreakerConfig {
     /// The defaults: 5 consecutive failures open the circuit, it stays open for
     /// 60 s, then 1 probe at a time is let through and 1 success closes it.
-    pub const DEFAULT: BreakerConfig = BreakerConfig {
-        failure_threshold: nz(5),
-        window: None,
-        failure_rate: None,
-        min_calls: nz(10),
-        slow_call: None,
-        slow_call_rate: None,
-        recovery_timeout: Duration::from_secs(60),
-        recovery_timeout_max: None,
-        fleet_threshold: None,
-        success_threshold: nz(1),
-        half_open_max_calls: nz(1),
-    };
+    pub const DEFAULT: BreakerConfig = BreakerConfig::from_checked(BreakerValues::NONE);
 
     /// A builder starting from [`BreakerConfig::DEFAULT`].
     pub fn builder() -> BreakerConfigBuilder {
         BreakerConfigBuilder {
-            config: Self::DEFAULT,
-            errors: Vec::new(),
-            threshold_set: false,
+            values: BreakerValues::NONE,
         }
     }
 
-    /// Builds the basic configuration in a `const` context; the attribute
-    /// macros call this (and the `__with_*` setters) with values they already
-    /// validated at compile time.
-    ///
-    /// # Panics
-    ///
-    /// At compile time (in a `const`), if a count or the recovery timeout is
-    /// zero. Use [`BreakerConfig::builder`] at run time.
-    #[doc(hidden)]
-    pub const fn __from_macro(
-        failure_threshold: u32,
-        recovery_timeout: Duration,
-        success_threshold: u32,
-        half_open_max_calls: u32,
-    ) -> Self {
-        assert!(
-            !recovery_timeout.is_zero(),
-            "resilience: recovery_timeout must be positive"
-        );
-        let mut c = Self::DEFAULT;
-        c.failure_threshold = nz(failure_threshold);
-        c.recovery_timeout = recovery_timeout;
-        c.success_threshold = nz(success_threshold);
-        c.half_open_max_calls = nz(half_open_max_calls);
-        c
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_count_window(mut self, calls: u32) -> Self {
-        self.window = Some(Window::Calls(nz(calls)));
-        self
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_time_window(mut self, window: Duration) -> Self {
-        self.window = Some(Window::Time(window));
-        self
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_failure_rate(mut self, rate: f64, min_calls: u32) -> Self {
-        self.failure_rate = Some(rate);
-        self.min_calls = nz(min_calls);
-        self
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_slow_call(
-        mut self,
-        slow: Duration,
-        rate: Option<f64>,
-        min_calls: u32,
-    ) -> Self {
-        self.slow_call = Some(slow);
-        self.slow_call_rate = rate;
-        self.min_calls = nz(min_calls);
-        self
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_fleet_threshold(mut self, failures: u32) -> Self {
-        self.fleet_threshold = Some(nz(failures));
-        self
-    }
-
-    #[doc(hidden)]
-    pub const fn __with_recovery_timeout_max(mut self, max: Duration) -> Self {
-        self.recovery_timeout_max = Some(max);
-        self
+    /// The configuration of values that passed [`BreakerValues::check`];
+    /// absent keys take the spec's defaults.
+    pub(crate) const fn from_checked(v: BreakerValues) -> Self {
+        let window = match v.window.given() {
+            Some(WindowValue::Calls(n)) => Some(Window::Calls(nz(n))),
+            Some(WindowValue::Time(d)) => Some(Window::Time(d)),
+            None => None,
+        };
+        BreakerConfig {
+            failure_threshold: nz(or(
+                v.failure_threshold,
+                BreakerValues::DEFAULT_FAILURE_THRESHOLD,
+            )),
+            window,
+            failure_rate: v.failure_rate.given(),
+            min_calls: nz(or(v.min_calls, BreakerValues::DEFAULT_MIN_CALLS)),
+            slow_call: v.slow_call.given(),
+            slow_call_rate: v.slow_call_rate.given(),
+            recovery_timeout: match v.recovery_timeout.given() {
+                Some(d) => d,
+                None => BreakerValues::DEFAULT_RECOVERY_TIMEOUT,
+            },
+            recovery_timeout_max: v.recovery_timeout_max.given(),
+            fleet_threshold: match v.fleet_threshold.given() {
+                Some(n) => Some(nz(n)),
+                None => None,
+            },
+            success_threshold: nz(or(
+                v.success_threshold,
+                BreakerValues::DEFAULT_SUCCESS_THRESHOLD,
+            )),
+            half_open_max_calls: nz(or(
+                v.half_open_max_calls,
+                BreakerValues::DEFAULT_HALF_OPEN_MAX_CALLS,
+            )),
+        }
     }
 
     /// Failures that open the circuit: consecutive ones, or within the
@@ -291,141 +244,96 @@ impl fmt::Display for BreakerConfig {
     }
 }
 
-/// Builds a [`BreakerConfig`] from plain numbers, collecting every problem.
+/// The value in force of a count.
+const fn or(v: Value<u64>, default: u64) -> u64 {
+    match v.given() {
+        Some(n) => n,
+        None => default,
+    }
+}
+
+/// Builds a [`BreakerConfig`] key by key, held to exactly the rules of the
+/// `#[circuit_breaker]` attribute (the same check, the same words); every
+/// key not set keeps its default.
 #[derive(Debug, Clone)]
 #[must_use = "call `.build()` to get the configuration"]
 pub struct BreakerConfigBuilder {
-    config: BreakerConfig,
-    errors: Vec<String>,
-    /// Whether `failure_threshold` was given (not the default).
-    threshold_set: bool,
+    values: BreakerValues,
 }
 
 impl BreakerConfigBuilder {
-    fn count(&mut self, key: &str, n: u32) -> Option<NonZeroU32> {
-        let nz = NonZeroU32::new(n);
-        if nz.is_none() {
-            self.errors
-                .push(format!("`{key}` must be at least 1, got 0"));
-        }
-        nz
-    }
-
-    fn rate(&mut self, key: &str, rate: f64) -> Option<f64> {
-        if rate > 0.0 && rate <= 1.0 {
-            Some(rate)
-        } else {
-            self.errors
-                .push(format!("`{key}` must be in (0, 1], got {rate}"));
-            None
-        }
-    }
-
-    fn positive(&mut self, key: &str, d: Duration) -> Option<Duration> {
-        if d.is_zero() {
-            self.errors
-                .push(format!("`{key}` must be positive, got 0s"));
-            None
-        } else {
-            Some(d)
-        }
-    }
-
     /// Failures that open the circuit (default 5; at least 1): consecutive,
     /// or within the window when one is set.
     pub fn failure_threshold(mut self, n: u32) -> Self {
-        self.threshold_set = true;
-        if let Some(n) = self.count("failure_threshold", n) {
-            self.config.failure_threshold = n;
-        }
+        self.values.failure_threshold = Value::Given(n.into());
         self
     }
 
     /// Counts failures (and calls) in a window instead of consecutively.
     pub fn window(mut self, window: Window) -> Self {
-        match window {
-            Window::Time(d) => {
-                if self.positive("window", d).is_none() {
-                    return self;
-                }
-            }
-            Window::Calls(n) if n.get() > MAX_COUNT_WINDOW => {
-                self.errors.push(format!(
-                    "a `window` of {n} calls is too large (one byte per call): at most {MAX_COUNT_WINDOW}, or use a time window"
-                ));
-                return self;
-            }
-            Window::Calls(_) => {}
-        }
-        self.config.window = Some(window);
+        self.values.window = Value::Given(match window {
+            Window::Calls(n) => WindowValue::Calls(n.get().into()),
+            Window::Time(d) => WindowValue::Time(d),
+        });
         self
     }
 
     /// Opens the circuit when this share of the window's calls failed
     /// (in (0, 1]; needs a window).
     pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.config.failure_rate = self.rate("failure_rate", rate);
+        self.values.failure_rate = Value::Given(rate);
         self
     }
 
     /// Calls the window must hold before a rate opens the circuit (default 10).
     pub fn min_calls(mut self, n: u32) -> Self {
-        if let Some(n) = self.count("min_calls", n) {
-            self.config.min_calls = n;
-        }
+        self.values.min_calls = Value::Given(n.into());
         self
     }
 
     /// Calls slower than this are slow: failures, unless
     /// [`slow_call_rate`](Self::slow_call_rate) is set.
     pub fn slow_call(mut self, d: Duration) -> Self {
-        self.config.slow_call = self.positive("slow_call", d);
+        self.values.slow_call = Value::Given(d);
         self
     }
 
     /// Opens the circuit when this share of the window's calls were slow
     /// (in (0, 1]; needs `slow_call` and a window).
     pub fn slow_call_rate(mut self, rate: f64) -> Self {
-        self.config.slow_call_rate = self.rate("slow_call_rate", rate);
+        self.values.slow_call_rate = Value::Given(rate);
         self
     }
 
     /// Time spent open before a probe (default 60 s; must be positive).
     pub fn recovery_timeout(mut self, d: Duration) -> Self {
-        if let Some(d) = self.positive("recovery_timeout", d) {
-            self.config.recovery_timeout = d;
-        }
+        self.values.recovery_timeout = Value::Given(d);
         self
     }
 
     /// Opens the breaker on every instance once the fleet counted this many
     /// failures in its failure window (feature `redis`; at least 1).
     pub fn fleet_threshold(mut self, n: u32) -> Self {
-        if let Some(n) = self.count("fleet_threshold", n) {
-            self.config.fleet_threshold = Some(n);
-        }
+        self.values.fleet_threshold = Value::Given(n.into());
         self
     }
 
-    /// Doubles the open time after each failed probe, up to `max`.
+    /// Doubles the open time after each failed probe, up to `max` (at least
+    /// `recovery_timeout`).
     pub fn recovery_timeout_max(mut self, max: Duration) -> Self {
-        self.config.recovery_timeout_max = Some(max);
+        self.values.recovery_timeout_max = Value::Given(max);
         self
     }
 
     /// Successful probes that close the circuit (default 1; at least 1).
     pub fn success_threshold(mut self, n: u32) -> Self {
-        if let Some(n) = self.count("success_threshold", n) {
-            self.config.success_threshold = n;
-        }
+        self.values.success_threshold = Value::Given(n.into());
         self
     }
 
     /// Probes in flight at once while half-open (default 1; at least 1).
     pub fn half_open_max_calls(mut self, n: u32) -> Self {
-        if let Some(n) = self.count("half_open_max_calls", n) {
-            self.config.half_open_max_calls = n;
-        }
+        self.values.half_open_max_calls = Value::Given(n.into());
         self
     }
 
@@ -433,90 +341,38 @@ impl BreakerConfigBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] listing each zero count or duration, each rate outside
+    /// [`ConfigError`] listing every rule the configuration breaks, in the
+    /// words the attribute uses: a zero count or duration, a rate outside
     /// (0, 1], a rate without a window, `slow_call_rate` without `slow_call`,
-    /// `min_calls` larger than a count window (with a rate),
-    /// `failure_threshold` larger than a count window (without a
-    /// `failure_rate`; the default threshold only when no `slow_call_rate`
-    /// could open the circuit either), and `recovery_timeout_max` below
-    /// `recovery_timeout`.
-    pub fn build(mut self) -> Result<BreakerConfig, ConfigError> {
-        let c = self.config;
-        if c.window.is_none() {
-            if c.failure_rate.is_some() {
-                self.errors.push(
-                    "`failure_rate` needs a `window` (a number of calls or a duration)".into(),
-                );
-            }
-            if c.slow_call_rate.is_some() {
-                self.errors.push(
-                    "`slow_call_rate` needs a `window` (a number of calls or a duration)".into(),
-                );
-            }
-        }
-        if c.slow_call_rate.is_some() && c.slow_call.is_none() {
-            self.errors.push(
-                "`slow_call_rate` needs `slow_call`, the duration that makes a call slow".into(),
-            );
-        }
-        if let Some(Window::Calls(n)) = c.window {
-            if c.min_calls > n && (c.failure_rate.is_some() || c.slow_call_rate.is_some()) {
-                self.errors.push(format!(
-                    "`min_calls` ({}) cannot exceed the window of {n} calls",
-                    c.min_calls
-                ));
-            }
-            // The default threshold over a small window is no mistake when
-            // slow calls have a rate of their own.
-            if c.failure_rate.is_none()
-                && c.failure_threshold > n
-                && (self.threshold_set || c.slow_call_rate.is_none())
-            {
-                self.errors.push(format!(
-                    "`failure_threshold` ({}) cannot exceed the window of {n} calls: that many failures never fit in it",
-                    c.failure_threshold
-                ));
-            }
-        }
-        if let Some(max) = c.recovery_timeout_max {
-            if max < c.recovery_timeout {
-                self.errors.push(format!(
-                    "`recovery_timeout_max` ({max:?}) must not be below `recovery_timeout` ({:?})",
-                    c.recovery_timeout
-                ));
-            }
-        }
-        if self.errors.is_empty() {
-            Ok(c)
-        } else {
-            Err(ConfigError {
-                problems: self.errors,
-            })
-        }
-    }
-}
-
-/// A configuration that could not be built, with every problem found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid resilience configuration: {}", problems.join("; "))]
-pub struct ConfigError {
-    problems: Vec<String>,
-}
-
-impl ConfigError {
-    pub(crate) fn new(problems: Vec<String>) -> Self {
-        ConfigError { problems }
-    }
-
-    /// Each problem, one sentence each.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
+    /// `min_calls` without a rate or larger than a count window,
+    /// `failure_threshold` together with `failure_rate` or larger than a
+    /// count window, a count window over a million calls, and
+    /// `recovery_timeout_max` below `recovery_timeout`.
+    ///
+    /// ```
+    /// use resilience::BreakerConfig;
+    ///
+    /// let err = BreakerConfig::builder().failure_rate(0.5).failure_threshold(3).build().unwrap_err();
+    /// assert_eq!(err.problems().len(), 2);
+    /// assert_eq!(err.problems()[0].key(), "failure_rate");
+    /// ```
+    pub fn build(self) -> Result<BreakerConfig, ConfigError> {
+        crate::spec::checked(self.values.check())?;
+        Ok(BreakerConfig::from_checked(self.values))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn calls(n: u32) -> Window {
+        Window::Calls(NonZeroU32::new(n).unwrap())
+    }
+
+    fn words(err: &ConfigError) -> Vec<String> {
+        err.problems().iter().map(ToString::to_string).collect()
+    }
 
     #[test]
     fn defaults_match_the_documentation() {
@@ -527,6 +383,8 @@ mod tests {
         assert_eq!(c.half_open_max_calls().get(), 1);
         assert_eq!(c.min_calls().get(), 10);
         assert_eq!(c.window(), None);
+        assert_eq!(c.recovery_timeout_max(), None);
+        assert_eq!(c.fleet_threshold(), None);
     }
 
     #[test]
@@ -538,42 +396,65 @@ mod tests {
             .half_open_max_calls(0)
             .build()
             .unwrap_err();
-        assert_eq!(err.problems().len(), 4, "{err}");
+        assert_eq!(
+            words(&err),
+            [
+                "`failure_threshold` must be at least 1, found 0",
+                "`recovery_timeout` must be longer than zero",
+                "`success_threshold` must be at least 1, found 0",
+                "`half_open_max_calls` must be at least 1, found 0",
+            ]
+        );
         assert!(err
             .to_string()
-            .contains("`failure_threshold` must be at least 1"));
-        assert!(err
-            .to_string()
-            .contains("`recovery_timeout` must be positive"));
+            .starts_with("invalid resilience configuration: "));
+    }
+
+    #[test]
+    fn rates_must_be_shares_of_the_calls() {
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            let err = BreakerConfig::builder()
+                .failure_rate(bad)
+                .window(calls(10))
+                .build()
+                .unwrap_err();
+            assert_eq!(err.problems()[0].key(), "failure_rate", "{bad}");
+            let err = BreakerConfig::builder()
+                .slow_call(Duration::from_secs(1))
+                .slow_call_rate(bad)
+                .window(calls(10))
+                .build()
+                .unwrap_err();
+            assert_eq!(err.problems()[0].key(), "slow_call_rate", "{bad}");
+        }
+        for good in [f64::MIN_POSITIVE, 0.5, 1.0] {
+            assert!(BreakerConfig::builder()
+                .failure_rate(good)
+                .window(calls(10))
+                .build()
+                .is_ok());
+        }
     }
 
     #[test]
     fn cross_key_combinations_are_checked() {
         let err = BreakerConfig::builder()
-            .failure_rate(1.5)
-            .build()
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("`failure_rate` must be in (0, 1]"),
-            "{err}"
-        );
-        let err = BreakerConfig::builder()
             .failure_rate(0.5)
             .build()
             .unwrap_err();
         assert!(
-            err.to_string().contains("`failure_rate` needs a `window`"),
+            words(&err)[0].starts_with("`failure_rate` needs a window"),
             "{err}"
         );
         let err = BreakerConfig::builder()
             .slow_call_rate(0.5)
-            .window(Window::Calls(nz(10)))
+            .window(calls(10))
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("needs `slow_call`"), "{err}");
         let err = BreakerConfig::builder()
             .failure_rate(0.5)
-            .window(Window::Calls(nz(5)))
+            .window(calls(5))
             .min_calls(6)
             .build()
             .unwrap_err();
@@ -582,25 +463,39 @@ mod tests {
                 .contains("cannot exceed the window of 5 calls"),
             "{err}"
         );
+        let err = BreakerConfig::builder().min_calls(3).build().unwrap_err();
+        assert_eq!(
+            words(&err),
+            ["`min_calls` only applies to `failure_rate` or `slow_call_rate`"]
+        );
+        let err = BreakerConfig::builder()
+            .failure_rate(0.5)
+            .failure_threshold(3)
+            .window(calls(10))
+            .build()
+            .unwrap_err();
+        assert!(
+            words(&err)[0].starts_with("`failure_threshold` and `failure_rate` are two trip rules")
+        );
         // The default threshold of 5 failures never fits in 3 calls.
         let err = BreakerConfig::builder()
-            .window(Window::Calls(nz(3)))
+            .window(calls(3))
             .build()
             .unwrap_err();
         assert!(
             err.to_string()
-                .contains("`failure_threshold` (5) cannot exceed the window of 3 calls"),
+                .contains("never holds the default `failure_threshold` of 5"),
             "{err}"
         );
         assert!(BreakerConfig::builder()
             .failure_threshold(3)
-            .window(Window::Calls(nz(3)))
+            .window(calls(3))
             .build()
             .is_ok());
         assert!(
             BreakerConfig::builder()
                 .failure_rate(0.5)
-                .window(Window::Calls(nz(3)))
+                .window(calls(3))
                 .min_calls(3)
                 .build()
                 .is_ok(),
@@ -609,7 +504,7 @@ mod tests {
         let slow_only = BreakerConfig::builder()
             .slow_call(Duration::from_secs(1))
             .slow_call_rate(0.5)
-            .window(Window::Calls(nz(3)))
+            .window(calls(3))
             .min_calls(3);
         assert!(
             slow_only.clone().build().is_ok(),
@@ -621,10 +516,9 @@ mod tests {
             .recovery_timeout_max(Duration::from_secs(30))
             .build()
             .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("must not be below `recovery_timeout`"),
-            "{err}"
+        assert_eq!(
+            words(&err),
+            ["`recovery_timeout_max` (30s) must not be below `recovery_timeout` (60s)"]
         );
     }
 
@@ -635,8 +529,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
+        let max = u32::try_from(resilience_spec::MAX_COUNT_WINDOW).unwrap();
         assert!(BreakerConfig::builder()
-            .window(Window::Calls(nz(MAX_COUNT_WINDOW)))
+            .failure_threshold(5)
+            .window(calls(max))
             .build()
             .is_ok());
     }
@@ -648,16 +544,30 @@ mod tests {
             .recovery_timeout(Duration::from_millis(1500))
             .success_threshold(3)
             .half_open_max_calls(4)
+            .recovery_timeout_max(Duration::from_secs(60))
+            .fleet_threshold(7)
             .build()
             .unwrap();
-        assert_eq!(
-            c,
-            BreakerConfig::__from_macro(2, Duration::from_millis(1500), 3, 4)
-        );
+        assert_eq!(c.failure_threshold().get(), 2);
+        assert_eq!(c.success_threshold().get(), 3);
+        assert_eq!(c.half_open_max_calls().get(), 4);
+        assert_eq!(c.recovery_timeout_max(), Some(Duration::from_secs(60)));
+        assert_eq!(c.fleet_threshold().map(NonZeroU32::get), Some(7));
         assert_eq!(
             c.to_string(),
-            "failure_threshold = 2, recovery_timeout = 1.5s, success_threshold = 3, half_open_max_calls = 4"
+            "failure_threshold = 2, recovery_timeout = 1.5s, recovery_timeout_max = 60s, fleet_threshold = 7, success_threshold = 3, half_open_max_calls = 4"
         );
+        let c = BreakerConfig::builder()
+            .failure_rate(0.25)
+            .window(Window::Time(Duration::from_secs(30)))
+            .min_calls(20)
+            .slow_call(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        assert_eq!(c.failure_rate(), Some(0.25));
+        assert_eq!(c.window(), Some(Window::Time(Duration::from_secs(30))));
+        assert_eq!(c.min_calls().get(), 20);
+        assert_eq!(c.slow_call(), Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Window};
+pub use config::{BreakerConfig, BreakerConfigBuilder, Window};
 pub use event::{Transition, TransitionCause};
 pub(crate) use listeners::{Listener, Listeners};
 pub use permit::{Outcome, Permit};

@@ -2,54 +2,39 @@
 
 use std::time::Duration;
 
-/// How the delay grows from one retry to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BackoffKind {
-    /// `d, d, d, …`
-    Fixed,
-    /// `d, 2d, 3d, …`
-    Linear,
-    /// `d, m·d, m²·d, …` with multiplier `m` (default 2: `1 s, 2 s, 4 s`).
-    Exponential,
-}
+use resilience_spec::{RetryValues, Value};
 
-/// Randomisation of each delay, as defined in AWS's "Exponential Backoff And
-/// Jitter". Off by default, so schedules are deterministic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Jitter {
-    /// The computed delay, unchanged.
-    None,
-    /// Uniform in `[0, delay]`.
-    Full,
-    /// Uniform in `[delay / 2, delay]`.
-    Equal,
-    /// Uniform in `[base, 3 × previous delay]`, capped by `max_delay`; the
-    /// previous delay starts at `base`.
-    Decorrelated,
-}
+pub use resilience_spec::{BackoffKind, Jitter};
 
-/// A backoff schedule. Build one with the `const` constructors and setters:
+/// A backoff schedule. Build one with the `const` constructors and the
+/// `with_*` setters; read it back with the getters named after the keys:
 ///
 /// ```
 /// use std::time::Duration;
 /// use resilience::Backoff;
 ///
-/// let backoff = Backoff::exponential(Duration::from_secs(1)).max_delay(Duration::from_secs(5));
+/// let backoff = Backoff::exponential(Duration::from_secs(1)).with_max_delay(Duration::from_secs(5));
 /// let delays: Vec<_> = backoff.delays().take(5).collect();
 /// assert_eq!(delays, [1, 2, 4, 5, 5].map(Duration::from_secs));
+/// assert_eq!(backoff.max_delay(), Some(Duration::from_secs(5)));
 /// ```
+///
+/// A schedule is checked when a [`RetryPolicy`](crate::RetryPolicy) is built
+/// from it, against the rules of the `#[retry]` attribute: `max_delay` not
+/// below `delay`, `multiplier` at least 1 and only with the exponential kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     kind: BackoffKind,
     base: Duration,
     max_delay: Option<Duration>,
-    multiplier: f64,
+    /// `None`: the default, 2.
+    multiplier: Option<f64>,
     jitter: Jitter,
 }
 
 impl Backoff {
     /// The default schedule: exponential from 1 s, doubling, no cap, no jitter.
-    pub const DEFAULT: Backoff = Backoff::exponential(Duration::from_secs(1));
+    pub const DEFAULT: Backoff = Backoff::exponential(RetryValues::DEFAULT_DELAY);
 
     /// `base` before every retry.
     pub const fn fixed(base: Duration) -> Self {
@@ -61,7 +46,7 @@ impl Backoff {
         Self::new(BackoffKind::Linear, base)
     }
 
-    /// `base`, `2·base`, `4·base`, … (see [`multiplier`](Self::multiplier)).
+    /// `base`, `2·base`, `4·base`, … (see [`with_multiplier`](Self::with_multiplier)).
     pub const fn exponential(base: Duration) -> Self {
         Self::new(BackoffKind::Exponential, base)
     }
@@ -72,58 +57,104 @@ impl Backoff {
             kind,
             base,
             max_delay: None,
-            multiplier: 2.0,
-            jitter: Jitter::None,
+            multiplier: None,
+            jitter: RetryValues::DEFAULT_JITTER,
         }
     }
 
-    /// Caps every delay (jitter included) at `max`.
-    pub const fn max_delay(mut self, max: Duration) -> Self {
+    /// Caps every delay (jitter included) at `max` (`max_delay`).
+    pub const fn with_max_delay(mut self, max: Duration) -> Self {
         self.max_delay = Some(max);
         self
     }
 
-    /// The growth factor of an exponential schedule (default 2). Values below 1
-    /// (and NaN) are treated as 1.
-    pub const fn multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = if multiplier >= 1.0 { multiplier } else { 1.0 };
+    /// The growth factor of an exponential schedule (`multiplier`, default
+    /// 2; at least 1). A schedule is never computed with a factor below 1:
+    /// building a [`RetryPolicy`](crate::RetryPolicy) from it reports one.
+    pub const fn with_multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = Some(multiplier);
         self
     }
 
-    /// Randomises each delay (default [`Jitter::None`]).
-    pub const fn jitter(mut self, jitter: Jitter) -> Self {
+    /// Randomises each delay (`jitter`, default [`Jitter::None`]).
+    pub const fn with_jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// The schedule's kind.
+    /// The schedule's kind (`backoff`).
     pub const fn kind(&self) -> BackoffKind {
         self.kind
     }
 
-    /// The first delay.
-    pub const fn base(&self) -> Duration {
+    /// The first delay (`delay`).
+    pub const fn delay(&self) -> Duration {
         self.base
     }
 
-    /// The cap, if any.
-    pub const fn max(&self) -> Option<Duration> {
+    /// The cap, if any (`max_delay`).
+    pub const fn max_delay(&self) -> Option<Duration> {
         self.max_delay
     }
 
-    /// The jitter mode.
-    pub const fn jitter_mode(&self) -> Jitter {
+    /// The growth factor (`multiplier`).
+    pub const fn multiplier(&self) -> f64 {
+        match self.multiplier {
+            Some(m) => m,
+            None => RetryValues::DEFAULT_MULTIPLIER,
+        }
+    }
+
+    /// The jitter mode (`jitter`).
+    pub const fn jitter(&self) -> Jitter {
         self.jitter
+    }
+
+    /// The schedule's keys, for the spec's check.
+    pub(crate) const fn values(&self, mut v: RetryValues) -> RetryValues {
+        v.backoff = Value::Given(self.kind);
+        v.delay = Value::Given(self.base);
+        if let Some(max) = self.max_delay {
+            v.max_delay = Value::Given(max);
+        }
+        if let Some(m) = self.multiplier {
+            v.multiplier = Value::Given(m);
+        }
+        v.jitter = Value::Given(self.jitter);
+        v
+    }
+
+    /// The schedule of checked values.
+    pub(crate) const fn from_checked(v: &RetryValues) -> Self {
+        let kind = match v.backoff.given() {
+            Some(k) => k,
+            None => RetryValues::DEFAULT_BACKOFF,
+        };
+        let base = match v.delay.given() {
+            Some(d) => d,
+            None => RetryValues::DEFAULT_DELAY,
+        };
+        Backoff {
+            kind,
+            base,
+            max_delay: v.max_delay.given(),
+            multiplier: v.multiplier.given(),
+            jitter: match v.jitter.given() {
+                Some(j) => j,
+                None => RetryValues::DEFAULT_JITTER,
+            },
+        }
     }
 
     /// The delay before retry number `retry` (1 for the first retry), before
     /// jitter, capped by `max_delay`. Saturates instead of overflowing.
-    pub fn delay(&self, retry: u32) -> Duration {
+    pub fn delay_for(&self, retry: u32) -> Duration {
         let n = retry.max(1);
         let raw = match self.kind {
             BackoffKind::Fixed => self.base,
             BackoffKind::Linear => self.base.saturating_mul(n),
-            BackoffKind::Exponential => exponential(self.base, self.multiplier, n - 1),
+            // Never below 1 (an unchecked schedule): a delay never shrinks.
+            BackoffKind::Exponential => exponential(self.base, self.multiplier().max(1.0), n - 1),
         };
         self.cap(raw)
     }
@@ -180,7 +211,7 @@ impl Iterator for Delays {
 
     fn next(&mut self) -> Option<Duration> {
         self.retry = self.retry.saturating_add(1);
-        let computed = self.backoff.delay(self.retry);
+        let computed = self.backoff.delay_for(self.retry);
         let delay = match self.backoff.jitter {
             Jitter::None => computed,
             Jitter::Full => uniform(Duration::ZERO, computed),
@@ -239,38 +270,38 @@ mod tests {
     #[test]
     fn max_delay_caps_and_multiplier_scales() {
         let b = Backoff::exponential(Duration::from_millis(500))
-            .multiplier(3.0)
-            .max_delay(Duration::from_secs(10));
+            .with_multiplier(3.0)
+            .with_max_delay(Duration::from_secs(10));
         assert_eq!(
             b.delays().take(5).collect::<Vec<_>>(),
             [500, 1500, 4500, 10_000, 10_000].map(Duration::from_millis)
         );
-        let b = Backoff::exponential(Duration::from_millis(100)).multiplier(1.5);
-        assert_eq!(b.delay(3), Duration::from_millis(225));
-        // Below 1 is treated as 1: never shrinking.
-        let b = Backoff::exponential(Duration::from_secs(1)).multiplier(0.5);
-        assert_eq!(b.delay(10), Duration::from_secs(1));
+        let b = Backoff::exponential(Duration::from_millis(100)).with_multiplier(1.5);
+        assert_eq!(b.delay_for(3), Duration::from_millis(225));
+        // An unchecked factor below 1 is computed as 1: never shrinking.
+        let b = Backoff::exponential(Duration::from_secs(1)).with_multiplier(0.5);
+        assert_eq!(b.delay_for(10), Duration::from_secs(1));
     }
 
     #[test]
     fn huge_retry_numbers_saturate() {
         let b = Backoff::exponential(Duration::from_secs(1));
-        assert_eq!(b.delay(u32::MAX), Duration::MAX);
-        assert_eq!(b.delay(200), Duration::MAX);
+        assert_eq!(b.delay_for(u32::MAX), Duration::MAX);
+        assert_eq!(b.delay_for(200), Duration::MAX);
         let b = Backoff::linear(Duration::MAX);
-        assert_eq!(b.delay(7), Duration::MAX);
-        let b = Backoff::exponential(Duration::from_secs(1)).multiplier(1.7);
-        assert_eq!(b.delay(100_000), Duration::MAX);
+        assert_eq!(b.delay_for(7), Duration::MAX);
+        let b = Backoff::exponential(Duration::from_secs(1)).with_multiplier(1.7);
+        assert_eq!(b.delay_for(100_000), Duration::MAX);
         let capped =
-            Backoff::exponential(Duration::from_secs(1)).max_delay(Duration::from_secs(30));
-        assert_eq!(capped.delay(u32::MAX), Duration::from_secs(30));
+            Backoff::exponential(Duration::from_secs(1)).with_max_delay(Duration::from_secs(30));
+        assert_eq!(capped.delay_for(u32::MAX), Duration::from_secs(30));
     }
 
     #[test]
     fn jitter_stays_in_its_bounds() {
         let base = Duration::from_millis(100);
-        let full = Backoff::exponential(base).jitter(Jitter::Full);
-        let equal = Backoff::exponential(base).jitter(Jitter::Equal);
+        let full = Backoff::exponential(base).with_jitter(Jitter::Full);
+        let equal = Backoff::exponential(base).with_jitter(Jitter::Equal);
         for _ in 0..200 {
             for (i, d) in full.delays().take(5).enumerate() {
                 assert!(d <= base * 2u32.pow(i as u32), "{d:?}");
@@ -281,8 +312,8 @@ mod tests {
             }
         }
         let deco = Backoff::exponential(base)
-            .jitter(Jitter::Decorrelated)
-            .max_delay(Duration::from_secs(1));
+            .with_jitter(Jitter::Decorrelated)
+            .with_max_delay(Duration::from_secs(1));
         for _ in 0..200 {
             let mut previous = base;
             for d in deco.delays().take(10) {
@@ -297,7 +328,7 @@ mod tests {
 
     #[test]
     fn jitter_actually_varies() {
-        let b = Backoff::fixed(Duration::from_secs(1)).jitter(Jitter::Full);
+        let b = Backoff::fixed(Duration::from_secs(1)).with_jitter(Jitter::Full);
         let seen: std::collections::HashSet<_> = b.delays().take(50).collect();
         assert!(seen.len() > 10, "{seen:?}");
     }

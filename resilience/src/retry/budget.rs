@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::buckets::TimeBuckets;
+use resilience_spec::{BudgetValues, Value};
+
 use crate::ConfigError;
 
 /// A named retry budget: retries limited to a share of recent calls plus a
@@ -70,7 +72,12 @@ pub struct BudgetStatus {
 impl RetryBudget {
     /// The defaults (tower's): a 10 s window, 10 retries per second, 20 % of calls.
     pub fn with_defaults(name: impl Into<Arc<str>>) -> Self {
-        Self::build(name.into(), Duration::from_secs(10), 10, 0.2)
+        Self::build(
+            name.into(),
+            BudgetValues::DEFAULT_TTL,
+            BudgetValues::DEFAULT_MIN_PER_SEC as u32,
+            BudgetValues::DEFAULT_RETRY_RATIO,
+        )
     }
 
     /// A budget allowing `min_per_sec` retries per second plus `retry_ratio`
@@ -86,20 +93,13 @@ impl RetryBudget {
         min_per_sec: u32,
         retry_ratio: f64,
     ) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(60) {
-            problems.push(format!("`ttl` must be between 1s and 60s, got {ttl:?}"));
-        }
-        if !(0.0..=1000.0).contains(&retry_ratio) {
-            problems.push(format!(
-                "`retry_ratio` must be between 0 and 1000, got {retry_ratio}"
-            ));
-        }
-        if problems.is_empty() {
-            Ok(Self::build(name.into(), ttl, min_per_sec, retry_ratio))
-        } else {
-            Err(ConfigError::new(problems))
-        }
+        let values = BudgetValues {
+            ttl: Value::Given(ttl),
+            min_per_sec: Value::Given(min_per_sec.into()),
+            retry_ratio: Value::Given(retry_ratio),
+        };
+        crate::spec::checked(values.check())?;
+        Ok(Self::build(name.into(), ttl, min_per_sec, retry_ratio))
     }
 
     fn build(name: Arc<str>, ttl: Duration, min_per_sec: u32, retry_ratio: f64) -> Self {

@@ -10,8 +10,10 @@ mod budget;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use resilience_spec::{RetryValues, Value};
 use tokio::time::Instant;
 
+use crate::ConfigError;
 pub use backoff::{Backoff, BackoffKind, Delays, Jitter};
 pub use budget::{BudgetStatus, RetryBudget};
 
@@ -24,6 +26,15 @@ pub use budget::{BudgetStatus, RetryBudget};
 /// let policy = RetryPolicy::new(3, Backoff::exponential(Duration::from_secs(1)))?;
 /// // 3 attempts: the first call plus 2 retries, after 1 s and 2 s.
 /// assert_eq!(policy.delays().collect::<Vec<_>>(), [1, 2].map(Duration::from_secs));
+///
+/// // Key by key, held to the rules of the `#[retry]` attribute:
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(5)
+///     .delay(Duration::from_millis(100))
+///     .max_delay(Duration::from_secs(2))
+///     .max_elapsed(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(policy.max_elapsed(), Some(Duration::from_secs(10)));
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,73 +46,53 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The defaults: 3 attempts, exponential backoff from 1 s.
-    pub const DEFAULT: RetryPolicy = RetryPolicy {
-        max_attempts: match NonZeroU32::new(3) {
-            Some(n) => n,
-            None => unreachable!(),
-        },
-        backoff: Backoff::DEFAULT,
-        max_elapsed: None,
-    };
+    pub const DEFAULT: RetryPolicy = RetryPolicy::from_checked(&RetryValues::NONE);
 
     /// `max_attempts` counts the first call (so `1` never retries).
     ///
     /// # Errors
     ///
-    /// [`ConfigError`](crate::ConfigError) if `max_attempts` is zero or the
-    /// backoff's `max_delay` is below its base delay.
-    pub fn new(max_attempts: u32, backoff: Backoff) -> Result<Self, crate::ConfigError> {
-        let mut problems = Vec::new();
-        let max_attempts = NonZeroU32::new(max_attempts);
-        if max_attempts.is_none() {
-            problems.push("`max_attempts` must be at least 1, got 0".to_owned());
-        }
-        if let Some(max) = backoff.max() {
-            if max < backoff.base() {
-                problems.push(format!(
-                    "`max_delay` ({max:?}) must not be below `delay` ({:?})",
-                    backoff.base()
-                ));
-            }
-        }
-        match max_attempts {
-            Some(max_attempts) if problems.is_empty() => Ok(RetryPolicy {
-                max_attempts,
-                backoff,
-                max_elapsed: None,
-            }),
-            _ => Err(crate::ConfigError::new(problems)),
+    /// [`ConfigError`] listing every rule broken, as
+    /// [`RetryPolicyBuilder::build`] does.
+    pub fn new(max_attempts: u32, backoff: Backoff) -> Result<Self, ConfigError> {
+        Self::builder()
+            .max_attempts(max_attempts)
+            .backoff_schedule(backoff)
+            .build()
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder {
+            values: RetryValues::NONE,
         }
     }
 
-    /// Builds a policy in a `const` context from values the macros validated.
-    #[doc(hidden)]
-    pub const fn __from_macro(max_attempts: u32, backoff: Backoff) -> Self {
+    /// The policy of values that passed [`RetryValues::check`].
+    pub(crate) const fn from_checked(v: &RetryValues) -> Self {
+        let attempts = match v.max_attempts.given() {
+            Some(n) => n,
+            None => RetryValues::DEFAULT_MAX_ATTEMPTS,
+        };
         RetryPolicy {
-            max_attempts: match NonZeroU32::new(max_attempts) {
+            max_attempts: match NonZeroU32::new(attempts as u32) {
                 Some(n) => n,
-                None => panic!("resilience: max_attempts must be at least 1"),
+                None => NonZeroU32::MIN, // unreachable for checked values
             },
-            backoff,
-            max_elapsed: None,
+            backoff: Backoff::from_checked(v),
+            max_elapsed: v.max_elapsed.given(),
         }
     }
 
-    /// Bounds the whole retried call, attempts and sleeps together: an
+    /// The bound on the whole retried call, if any (`max_elapsed`): an
     /// attempt still running at the deadline is cancelled (it fails with
     /// [`Error::Timeout`](crate::Error::Timeout)), and no sleep starts that
     /// would end past it.
-    pub const fn max_elapsed(mut self, max: Duration) -> Self {
-        self.max_elapsed = Some(max);
-        self
-    }
-
-    /// The bound on the whole retried call, if any.
-    pub const fn max_elapsed_limit(&self) -> Option<Duration> {
+    pub const fn max_elapsed(&self) -> Option<Duration> {
         self.max_elapsed
     }
 
-    /// Attempts in all, the first call included.
+    /// Attempts in all, the first call included (`max_attempts`).
     pub const fn max_attempts(&self) -> NonZeroU32 {
         self.max_attempts
     }
@@ -116,6 +107,78 @@ impl RetryPolicy {
         self.backoff
             .delays()
             .take(self.max_attempts.get() as usize - 1)
+    }
+}
+
+/// Builds a [`RetryPolicy`] key by key, held to exactly the rules of the
+/// `#[retry]` attribute (the same check, the same words); every key not set
+/// keeps its default.
+#[derive(Debug, Clone)]
+#[must_use = "call `.build()` to get the policy"]
+pub struct RetryPolicyBuilder {
+    values: RetryValues,
+}
+
+impl RetryPolicyBuilder {
+    /// Attempts in all, the first call included (default 3; at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.values.max_attempts = Value::Given(n.into());
+        self
+    }
+
+    /// How the delay grows (default exponential).
+    pub fn backoff(mut self, kind: BackoffKind) -> Self {
+        self.values.backoff = Value::Given(kind);
+        self
+    }
+
+    /// Every key of `schedule`: its kind, delay, cap, multiplier and jitter.
+    pub fn backoff_schedule(mut self, schedule: Backoff) -> Self {
+        self.values = schedule.values(self.values);
+        self
+    }
+
+    /// The first delay (default 1 s).
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.values.delay = Value::Given(d);
+        self
+    }
+
+    /// The cap on each delay (not below `delay`).
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.values.max_delay = Value::Given(d);
+        self
+    }
+
+    /// The growth factor of the exponential backoff (default 2; at least 1).
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.values.multiplier = Value::Given(m);
+        self
+    }
+
+    /// The randomisation of each delay (default none).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.values.jitter = Value::Given(jitter);
+        self
+    }
+
+    /// The bound on the whole retried call (longer than `delay`).
+    pub fn max_elapsed(mut self, d: Duration) -> Self {
+        self.values.max_elapsed = Value::Given(d);
+        self
+    }
+
+    /// The policy, or every problem found.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] listing every rule the configuration breaks, in the
+    /// words the attribute uses: `max_attempts` of zero, `max_delay` below
+    /// `delay`, a `multiplier` below 1 or with a backoff other than
+    /// exponential, `max_elapsed` not longer than `delay`.
+    pub fn build(self) -> Result<RetryPolicy, ConfigError> {
+        crate::spec::checked(self.values.check())?;
+        Ok(RetryPolicy::from_checked(&self.values))
     }
 }
 
@@ -200,7 +263,11 @@ impl<'a> RetryState<'a> {
         }
         let computed = self.delays.next().unwrap_or_default();
         let delay = match hint {
-            Some(hint) => self.policy.backoff.max().map_or(hint, |max| hint.min(max)),
+            Some(hint) => self
+                .policy
+                .backoff
+                .max_delay()
+                .map_or(hint, |max| hint.min(max)),
             None => computed,
         };
         if let Some(deadline) = self.deadline {
@@ -281,7 +348,7 @@ mod tests {
     fn invalid_policies_are_errors() {
         let err = RetryPolicy::new(
             0,
-            Backoff::fixed(Duration::from_secs(2)).max_delay(Duration::from_secs(1)),
+            Backoff::fixed(Duration::from_secs(2)).with_max_delay(Duration::from_secs(1)),
         )
         .unwrap_err();
         assert_eq!(err.problems().len(), 2, "{err}");
@@ -291,7 +358,7 @@ mod tests {
     async fn a_hint_replaces_the_delay_capped_by_max_delay() {
         let p = RetryPolicy::new(
             5,
-            Backoff::fixed(Duration::from_secs(1)).max_delay(Duration::from_secs(10)),
+            Backoff::fixed(Duration::from_secs(1)).with_max_delay(Duration::from_secs(10)),
         )
         .unwrap();
         let mut s = RetryState::new("t", &p);
@@ -308,9 +375,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_sleep_starts_that_would_end_past_max_elapsed() {
-        let p = RetryPolicy::new(10, Backoff::fixed(Duration::from_secs(2)))
-            .unwrap()
-            .max_elapsed(Duration::from_secs(5));
+        let p = RetryPolicy::builder()
+            .max_attempts(10)
+            .backoff(BackoffKind::Fixed)
+            .delay(Duration::from_secs(2))
+            .max_elapsed(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let mut s = RetryState::new("t", &p);
         assert_eq!(s.next_delay(), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(2)).await;
