@@ -19,6 +19,8 @@ mod fuzz_tests;
 mod layers;
 #[cfg(test)]
 mod same_words_tests;
+#[cfg(test)]
+mod docs_tests;
 mod source;
 mod spec_tokens;
 mod value;
@@ -46,15 +48,11 @@ use crate::layers::Kind;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() { Client.list_devices().await.unwrap(); }
 /// ```
 ///
-/// | key | default | meaning |
-/// |---|---|---|
-/// | `name` | `module::Type::method`, or `module::function` (see [Names](#names)) | `"literal"`: one breaker shared by every call site with that name, resolved once per call site. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(..)`): looked up per call, one breaker per value. Without `name`, the breaker belongs to this function alone. |
-/// | `failure_threshold` | `5` | consecutive failures that open the circuit (≥ 1) |
-/// | `recovery_timeout` | `60` (s) | time open before a probe; seconds (`60`, `1.5`) or `"250ms"`, `"30s"`, `"2m"`, `"1h"` (> 0) |
-/// | `success_threshold` | `1` | probe successes that close the circuit (≥ 1) |
-/// | `half_open_max_calls` | `1` | probes in flight at once while half-open (≥ 1) |
-/// | `fleet_threshold` | none | with the `redis` feature and a shared registry: open on every instance once the fleet counted this many failures in 10 s (≥ 1) |
-/// | `on_open`, `on_close`, `on_half_open` | none | a `fn(&resilience::Transition)` (a path or a closure that captures nothing), called when the breaker enters that state (see [Callbacks](#callbacks)) |
+/// Every key, its default and what it does (values: literals, constants or
+/// const expressions; durations as seconds or humantime strings such as
+/// `"250ms"` or `"1m30s"`):
+///
+#[doc = include_str!("../doc/circuit_breaker.md")]
 ///
 /// While the circuit is open, the body does not run and the function returns
 /// `Err(E::from(resilience::Error::CircuitOpen { .. }))`, so the error type `E`
@@ -139,14 +137,9 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() { fetch("x".into()).await.unwrap(); }
 /// ```
 ///
-/// | key | default | meaning |
-/// |---|---|---|
-/// | `max_attempts` | `3` | attempts in all, the first call included (≥ 1) |
-/// | `backoff` | `"exponential"` | `"fixed"` (`d, d, d`), `"linear"` (`d, 2d, 3d`) or `"exponential"` (`d, 2d, 4d`) |
-/// | `delay` | `1` (s) | the base delay `d`; seconds or `"500ms"`-style strings |
-/// | `max_delay` | none | caps every delay; must not be below `delay` |
-/// | `multiplier` | `2.0` | growth factor of `"exponential"` (≥ 1.0) |
-/// | `jitter` | `"none"` | `"full"`, `"equal"` or `"decorrelated"` (AWS's definitions) |
+/// Every key, its default and what it does:
+///
+#[doc = include_str!("../doc/retry.md")]
 ///
 /// The body is re-run inline (so `&mut self` works and the future stays `Send`
 /// when the body's is); `return` and `?` end one attempt. By-value arguments
@@ -191,8 +184,8 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Retry, args, item)
 }
 
-/// A circuit breaker, a retry and (optionally) a per-attempt timeout in one
-/// attribute, composed as breaker → retry → timeout → body.
+/// Every layer in one attribute, composed as fallback → circuit breaker →
+/// retry → bulkhead → timeout (per attempt) → body.
 ///
 /// ```
 /// use resilience::resilient;
@@ -206,11 +199,14 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Takes every key of [`circuit_breaker`](macro@circuit_breaker) and of
-/// [`retry`](macro@retry), with the same defaults, plus `timeout` (no default:
-/// without it there is no timeout), the longest one attempt may take before it
-/// is cancelled and fails with `resilience::Error::Timeout`. A timed-out attempt
-/// is retried, and a call whose retries all fail counts as one failure for the
-/// breaker.
+/// [`retry`](macro@retry), with the same defaults, plus:
+///
+#[doc = include_str!("../doc/resilient.md")]
+///
+/// A layer is there only when its keys are: no `timeout`, no timeout; no
+/// `max_concurrent`, no bulkhead; no `fallback`, no fallback (the breaker and
+/// the retry always are). A timed-out attempt is retried, and a call whose
+/// attempts all fail counts as one failure for the breaker.
 #[proc_macro_attribute]
 pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Resilient, args, item)
@@ -229,7 +225,8 @@ pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() { fetch().await.unwrap(); }
 /// ```
 ///
-/// The argument is seconds (`30`, `0.5`) or a string with a unit (`"250ms"`).
+/// The argument is seconds (`30`, `0.5`), a humantime string (`"250ms"`,
+/// `"1m30s"`) or a constant of type `Duration`; it must be longer than zero.
 /// It stands for `tokio::time::timeout(after, body)` with the elapsed case
 /// mapped into the function's error type.
 #[proc_macro_attribute]
@@ -249,12 +246,9 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() { query("select 1").await.unwrap(); }
 /// ```
 ///
-/// | key | default | meaning |
-/// |---|---|---|
-/// | `name` | the function's path | one bulkhead per name, shared by every call site |
-/// | `max_concurrent` | `10` | calls in flight at once (≥ 1) |
-/// | `max_wait` | `0` | how long a call may wait for a slot before it fails |
-/// | `fallback` | none | see [`resilient`](macro@resilient) |
+/// Every key, its default and what it does:
+///
+#[doc = include_str!("../doc/bulkhead.md")]
 ///
 /// A call that gets no slot in time returns
 /// `Err(E::from(resilience::Error::BulkheadFull { .. }))`. The slot is given

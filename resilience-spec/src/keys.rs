@@ -19,116 +19,73 @@ const fn key(name: &'static str, default: &'static str, doc: &'static str) -> Ke
 
 /// The keys of `#[circuit_breaker]` (also taken by `#[resilient]`).
 pub const BREAKER: [Key; 18] = [
-    key("name", "`module::Type::method` or `module::function`", "the breaker's name: a literal is shared by every call site, an expression is looked up per call"),
-    key("failure_threshold", "`5`", "failures that open the circuit: consecutive, or within `window`"),
-    key("recovery_timeout", "`60` s", "how long the circuit stays open before a probe"),
-    key("success_threshold", "`1`", "probe successes that close the circuit"),
-    key("half_open_max_calls", "`1`", "probes in flight at once while half-open"),
-    key("window", "none", "count over the last N calls (`100`) or a span of time (`\"60s\"`)"),
-    key("failure_rate", "none", "open when this share of the window's calls failed"),
-    key("min_calls", "`10`", "calls the window must hold before a rate can open the circuit"),
-    key("slow_call", "none", "a call slower than this is slow"),
-    key("slow_call_rate", "none", "open when this share of the window's calls were slow"),
-    key("recovery_timeout_max", "none", "each failed probe doubles the open time, up to this"),
-    key("fleet_threshold", "none", "open on every instance once the fleet counted this many failures"),
-    key("failure_if", "every `Err`", "`Fn(&E) -> bool`: which errors are failures"),
-    key("ignore_if", "none", "`Fn(&E) -> bool`: errors that count as nothing"),
-    key("failure_on", "every `Err`", "patterns of the errors that are failures"),
-    key("on_open", "none", "`fn(&Transition)` called when the circuit opens"),
-    key("on_close", "none", "`fn(&Transition)` called when the circuit closes"),
-    key("on_half_open", "none", "`fn(&Transition)` called when the circuit turns half-open"),
+    key("name", "`module::Type::method` or `module::function`", "`\"literal\"`: one breaker shared by every call site with that name, resolved once per call site and cached in a `static`. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(\"provider-{id}\")`): looked up per call, one breaker per value. Without `name`: a breaker of this function alone, named after it"),
+    key("failure_threshold", "`5`", "failures that open the circuit: consecutive ones, or within `window` when one is set (≥ 1)"),
+    key("recovery_timeout", "`60` s", "how long the circuit stays open before one probe is let through (> 0)"),
+    key("success_threshold", "`1`", "probe successes that close the circuit again (≥ 1)"),
+    key("half_open_max_calls", "`1`", "probes in flight at once while half-open; other calls are rejected (≥ 1)"),
+    key("window", "none", "count failures and calls over the last N calls (`window = 100`, at most 1,000,000) or the last span of time (`window = \"60s\"`, 20 buckets)"),
+    key("failure_rate", "none", "open when this share of the window's calls failed (in (0, 1]; needs `window`; replaces `failure_threshold`)"),
+    key("min_calls", "`10`", "calls the window must hold before a rate can open the circuit (only with a rate; ≤ a count window)"),
+    key("slow_call", "none", "a call slower than this is slow: it counts as a failure, unless `slow_call_rate` is set"),
+    key("slow_call_rate", "none", "open when this share of the window's calls were slow (in (0, 1]; needs `slow_call` and `window`)"),
+    key("recovery_timeout_max", "none", "each re-open after a failed probe doubles the open time, up to this; closing resets it (≥ `recovery_timeout`)"),
+    key("fleet_threshold", "none", "with a registry shared through Redis: open on every instance once the fleet counted this many failures within 10 s, however few each instance saw (≥ 1)"),
+    key("failure_if", "every `Err`", "`Fn(&E) -> bool`: which errors are failures; the others count as successes (and break a run of failures)"),
+    key("ignore_if", "none", "`Fn(&E) -> bool`: errors that count as nothing, neither failure nor success (validation errors, 404s)"),
+    key("failure_on", "every `Err`", "`[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler checks (a renamed variant is a compile error)"),
+    key("on_open", "none", "`fn(&resilience::Transition)` (a path, or a closure capturing nothing): called when the circuit opens, with the transition and the error that caused it (`t.error()`)"),
+    key("on_close", "none", "`fn(&resilience::Transition)`: called when the circuit closes"),
+    key("on_half_open", "none", "`fn(&resilience::Transition)`: called when the circuit turns half-open"),
 ];
 
 /// The keys of `#[retry]` (also taken by `#[resilient]`).
 pub const RETRY: [Key; 12] = [
-    key(
-        "max_attempts",
-        "`3`",
-        "attempts in all, the first call included",
-    ),
-    key(
-        "backoff",
-        "`\"exponential\"`",
-        "`\"fixed\"`, `\"linear\"` or `\"exponential\"`",
-    ),
-    key("delay", "`1` s", "the base delay"),
-    key("max_delay", "none", "the cap on each delay"),
-    key(
-        "multiplier",
-        "`2.0`",
-        "the growth factor of `\"exponential\"`",
-    ),
-    key(
-        "jitter",
-        "`\"none\"`",
-        "`\"none\"`, `\"full\"`, `\"equal\"` or `\"decorrelated\"`",
-    ),
-    key(
-        "max_elapsed",
-        "none",
-        "the bound on the whole call, attempts and sleeps together",
-    ),
-    key(
-        "retry_if",
-        "every `Err`",
-        "`Fn(&E) -> bool`: which errors are retried",
-    ),
-    key(
-        "retry_on",
-        "every `Err`",
-        "patterns of the errors that are retried",
-    ),
-    key(
-        "retry_after",
-        "none",
-        "`Fn(&E) -> Option<Duration>`: the server's hint replaces the delay",
-    ),
-    key(
-        "on_retry",
-        "none",
-        "`Fn(u32, &E, Duration)` called before each sleep",
-    ),
-    key(
-        "budget",
-        "none",
-        "the name of a shared retry budget to draw retries from",
-    ),
+    key("max_attempts", "`3`", "attempts in all, the first call included (≥ 1)"),
+    key("backoff", "`\"exponential\"`", "`\"fixed\"` (d, d, d), `\"linear\"` (d, 2d, 3d) or `\"exponential\"` (d, 2d, 4d)"),
+    key("delay", "`1` s", "the base delay d"),
+    key("max_delay", "none", "caps each delay, `retry_after` hints included (≥ `delay`)"),
+    key("multiplier", "`2.0`", "the growth factor of `\"exponential\"` (≥ 1.0; only with `\"exponential\"`)"),
+    key("jitter", "`\"none\"`", "`\"full\"` (0..d), `\"equal\"` (d/2..d) or `\"decorrelated\"` (AWS's definitions)"),
+    key("max_elapsed", "none", "bound on the whole call, attempts and sleeps together: an attempt still running at the deadline is cancelled (`Error::Timeout`), no sleep starts that would end past it (> `delay`)"),
+    key("retry_if", "every `Err`", "`Fn(&E) -> bool`: which errors are retried; the others return at once"),
+    key("retry_on", "every `Err`", "`[ApiError::Timeout, ApiError::Unavailable(..)]`: typed patterns, checked by the compiler"),
+    key("retry_after", "none", "`Fn(&E) -> Option<Duration>`: the server's hint (`Retry-After`) replaces the computed delay"),
+    key("on_retry", "none", "`Fn(u32, &E, Duration)`: called before each sleep with the failed attempt, its error and the delay"),
+    key("budget", "none", "`\"name\"`: draw retries from a shared retry budget; an empty budget ends the retry with the last error"),
 ];
 
 /// The keys of `#[bulkhead]`.
 pub const BULKHEAD: [Key; 3] = [
-    key(
-        "name",
-        "the function's path",
-        "one limit per name, shared by every call site",
-    ),
-    key("max_concurrent", "`10`", "calls in flight at once"),
-    key("max_wait", "`0`", "how long a call may wait for a slot"),
+    key("name", "the function's path", "one limit per name, shared by every call site"),
+    key("max_concurrent", "`10`", "calls in flight at once (≥ 1)"),
+    key("max_wait", "`0`", "how long a call may wait for a slot, then `Error::BulkheadFull`"),
 ];
 
 /// The keys `#[resilient]` takes besides those of `#[circuit_breaker]` and
 /// `#[retry]`.
 pub const RESILIENT: [Key; 4] = [
-    key("timeout", "none", "bounds each attempt"),
-    key("bulkhead", "the function's path", "the bulkhead's name"),
-    key(
-        "max_concurrent",
-        "none",
-        "a bulkhead of this many calls in flight",
-    ),
-    key(
-        "max_wait",
-        "`0`",
-        "how long a call may wait for a bulkhead slot",
-    ),
+    key("timeout", "none", "bounds each attempt: a slower one is cancelled and fails with `Error::Timeout` (> 0)"),
+    key("max_concurrent", "none", "a bulkhead of this many calls in flight (≥ 1); without it, no bulkhead"),
+    key("max_wait", "`0`", "how long a call may wait for a bulkhead slot (needs `max_concurrent`)"),
+    key("bulkhead", "the function's path", "the bulkhead's name (needs `max_concurrent`)"),
 ];
 
 /// The key every attribute takes.
-pub const FALLBACK: Key = key(
-    "fallback",
-    "none",
-    "an async fn called with the arguments and the final error",
-);
+pub const FALLBACK: Key = key("fallback", "none", "an `async fn` taking the function's arguments plus the final error, returning the same type: runs when the call ends in an error (circuit open, retries exhausted, bulkhead full, timeout)");
+
+/// The table of `keys` (then [`FALLBACK`]) as the documentation shows it:
+/// `| key | default | meaning |`, one row per key.
+pub fn table(keys: &[Key]) -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::from("| key | default | meaning |\n|---|---|---|\n");
+    for k in keys.iter().chain([&FALLBACK]) {
+        // A `|` inside a cell would end it.
+        let doc = k.doc.replace('|', "\\|");
+        let _ = writeln!(out, "| `{}` | {} | {} |", k.name, k.default, doc);
+    }
+    out
+}
 
 const fn names<const N: usize>(keys: &[Key; N]) -> [&'static str; N] {
     let mut out = [""; N];

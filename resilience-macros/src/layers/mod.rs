@@ -183,13 +183,8 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
             let allowed: Vec<&str> = breaker::KEYS
                 .iter()
                 .chain(retry::KEYS)
-                .chain(&[
-                    "timeout",
-                    "bulkhead",
-                    "max_concurrent",
-                    "max_wait",
-                    "fallback",
-                ])
+                .chain(&resilience_spec::keys::RESILIENT_NAMES)
+                .chain(&["fallback"])
                 .copied()
                 .collect();
             let args = Args::parse(tokens, &allowed, kind.name(), |_| None, errors);
