@@ -42,8 +42,9 @@ fn docs_key_tables_are_generated_from_the_spec() {
 
 #[test]
 fn the_readme_shows_every_key_table() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
     for (attr, table) in tables() {
         assert!(
             readme.contains(&table),

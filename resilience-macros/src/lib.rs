@@ -12,6 +12,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod args;
+#[cfg(test)]
+mod docs_tests;
 mod expand;
 mod func;
 #[cfg(test)]
@@ -19,8 +21,6 @@ mod fuzz_tests;
 mod layers;
 #[cfg(test)]
 mod same_words_tests;
-#[cfg(test)]
-mod docs_tests;
 mod source;
 mod spec_tokens;
 mod value;

@@ -57,18 +57,42 @@ pub const RETRY: [Key; 12] = [
 
 /// The keys of `#[bulkhead]`.
 pub const BULKHEAD: [Key; 3] = [
-    key("name", "the function's path", "one limit per name, shared by every call site"),
+    key(
+        "name",
+        "the function's path",
+        "one limit per name, shared by every call site",
+    ),
     key("max_concurrent", "`10`", "calls in flight at once (≥ 1)"),
-    key("max_wait", "`0`", "how long a call may wait for a slot, then `Error::BulkheadFull`"),
+    key(
+        "max_wait",
+        "`0`",
+        "how long a call may wait for a slot, then `Error::BulkheadFull`",
+    ),
 ];
 
 /// The keys `#[resilient]` takes besides those of `#[circuit_breaker]` and
 /// `#[retry]`.
 pub const RESILIENT: [Key; 4] = [
-    key("timeout", "none", "bounds each attempt: a slower one is cancelled and fails with `Error::Timeout` (> 0)"),
-    key("max_concurrent", "none", "a bulkhead of this many calls in flight (≥ 1); without it, no bulkhead"),
-    key("max_wait", "`0`", "how long a call may wait for a bulkhead slot (needs `max_concurrent`)"),
-    key("bulkhead", "the function's path", "the bulkhead's name (needs `max_concurrent`)"),
+    key(
+        "timeout",
+        "none",
+        "bounds each attempt: a slower one is cancelled and fails with `Error::Timeout` (> 0)",
+    ),
+    key(
+        "max_concurrent",
+        "none",
+        "a bulkhead of this many calls in flight (≥ 1); without it, no bulkhead",
+    ),
+    key(
+        "max_wait",
+        "`0`",
+        "how long a call may wait for a bulkhead slot (needs `max_concurrent`)",
+    ),
+    key(
+        "bulkhead",
+        "the function's path",
+        "the bulkhead's name (needs `max_concurrent`)",
+    ),
 ];
 
 /// The key every attribute takes.

@@ -77,9 +77,10 @@ mod retry;
 mod serde_impls;
 mod spec;
 mod sync;
+mod timeout;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
 pub use breaker::{
@@ -96,5 +97,6 @@ pub use retry::{
     RetryPolicyBuilder, RetryState,
 };
 pub use spec::{ConfigError, Place, Problem};
+pub use timeout::Timeout;
 
 pub use resilience_macros::{bulkhead, circuit_breaker, resilient, retry, timeout};

@@ -25,6 +25,7 @@
 //! clock read. Transitions (rare) take a mutex so that "check the state, set the
 //! open-until time, publish the new state" happens as one step.
 
+mod call;
 mod config;
 mod event;
 mod listeners;

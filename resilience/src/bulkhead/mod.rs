@@ -1,5 +1,7 @@
 //! Bulkheads: a named limit on calls in flight at once.
 
+mod call;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,43 @@
+//! The bulkhead and timeout layers.
+//!
+//! Input:  `#[bulkhead(name = "db", max_concurrent = 4)]` / `#[timeout("30s")]` around `inner`
+//! Output: `static BULKHEAD_0: StaticBulkhead = StaticBulkhead::new("db", VALUES);` and
+//!         `bulkhead_call(BULKHEAD_0.get(), inner, convert)`; `const TIMEOUT_1: Duration
+//!         = timeout_after(VALUES);` and `timeout(TIMEOUT_1, &flags, inner, convert)`.
+
+use quote::{format_ident, quote};
+
+use super::{Cx, Wrapper};
+use crate::layers::{Bulkhead, Timeout};
+use crate::spec_tokens::{bulkhead_values, timeout_after};
+
+/// Layer `i`, a bulkhead.
+pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrapper<'a> {
+    let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
+    let name = match &b.name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
+    let values = bulkhead_values(b);
+    cx.prelude.extend(quote! {
+        static #cell: ::resilience::__private::StaticBulkhead =
+            ::resilience::__private::StaticBulkhead::new(#name, #values);
+    });
+    let convert = cx.names.convert.clone();
+    Box::new(
+        move |inner| quote!(::resilience::__private::bulkhead_call(#cell.get(), #inner, #convert)),
+    )
+}
+
+/// Layer `i`, a timeout (checked in a `const`).
+pub(super) fn timeout<'a>(cx: &mut Cx<'a>, i: usize, t: &'a Timeout) -> Wrapper<'a> {
+    let item = format_ident!("__RESILIENCE_TIMEOUT_{}", i);
+    let value = timeout_after(&t.after);
+    cx.prelude.extend(quote! {
+        const #item: ::core::time::Duration = #value;
+    });
+    let (flags, convert) = (cx.names.flags.clone(), cx.names.convert.clone());
+    Box::new(
+        move |inner| quote!(::resilience::__private::timeout(#item, &#flags, #inner, #convert)),
+    )
+}

@@ -1,0 +1,143 @@
+//! The retry layer: the body re-run inline.
+//!
+//! Input:  `#[retry(max_attempts = 3)]` around `inner`
+//! Output: `static RETRY_0: RetryPolicy = retry_policy(VALUES);` and
+//!         `async { let mut state = RetryState::new(label, &RETRY_0); loop {
+//!          flags.reset(); <clone by-value args>; let attempt = inner.await;
+//!          <next delay, unless Ok, not retried, or a breaker said stop>;
+//!          match delay { Some(d) => sleep(d).await, None => break attempt } } }`
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::{hidden, Cx, Names, Wrapper};
+use crate::func::Func;
+use crate::layers::{Retry, RetryRule};
+use crate::spec_tokens::retry_policy;
+
+/// Layer `i`, a retry.
+pub(super) fn layer<'a>(cx: &mut Cx<'a>, i: usize, r: &'a Retry) -> Wrapper<'a> {
+    let item = format_ident!("__RESILIENCE_RETRY_{}", i);
+    let policy = retry_policy(r);
+    cx.prelude.extend(quote! {
+        static #item: ::resilience::RetryPolicy = #policy;
+    });
+    let budget = r.budget.as_ref().map(|name| {
+        let cell = format_ident!("__RESILIENCE_BUDGET_{}", i);
+        cx.prelude.extend(quote! {
+            static #cell: ::resilience::__private::StaticBudget =
+                ::resilience::__private::StaticBudget::new(#name);
+        });
+        quote!(.with_budget(#cell.get()))
+    });
+    // Retries report under the breaker's name, when it has a static one.
+    let label = match &cx.breaker_name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
+    let loop_tokens = RetryLoop {
+        func: cx.func,
+        retry: r,
+        label,
+        policy: item,
+        budget,
+    };
+    let names = cx.names.clone();
+    Box::new(move |inner| loop_tokens.render(&names, inner))
+}
+
+/// The inline retry loop around one attempt.
+pub(super) struct RetryLoop<'a> {
+    func: &'a Func,
+    retry: &'a Retry,
+    label: TokenStream,
+    policy: Ident,
+    budget: Option<TokenStream>,
+}
+
+impl RetryLoop<'_> {
+    pub(super) fn render(&self, names: &Names, inner: TokenStream) -> TokenStream {
+        let Names { flags, convert } = names;
+        let state = hidden("__resilience_retry");
+        let attempt = hidden("__resilience_attempt");
+        let error = hidden("__resilience_error");
+        let number = hidden("__resilience_attempt_number");
+        let delay = hidden("__resilience_delay");
+        let (label, policy, budget) = (&self.label, &self.policy, &self.budget);
+        let clones = self.func.cloned_args().into_iter().map(|arg| {
+            let binding = &arg.binding;
+            let ident = &binding.ident;
+            let (clone_fn, reference) = match binding.mutability {
+                Some(_) => (quote!(retry_clone_mut), quote!(&mut #ident)),
+                None => (quote!(retry_clone), quote!(&#ident)),
+            };
+            match &arg.ty {
+                Some(ty) => {
+                    let span = syn::spanned::Spanned::span(ty);
+                    quote_spanned!(span=> let #binding = ::resilience::__private::#clone_fn::<#ty>(#reference);)
+                }
+                None => quote_spanned!(ident.span()=>
+                    let #binding = ::resilience::__private::#clone_fn(#reference);
+                ),
+            }
+        });
+        let inner = if self.retry.keys.max_elapsed.is_some() {
+            quote!(::resilience::__private::deadline(
+                #state.deadline(), &#policy, &#flags, #inner, #convert,
+            ))
+        } else {
+            inner
+        };
+        let not_retried = match &self.retry.rule {
+            RetryRule::Every => quote!(false),
+            RetryRule::If(f) => {
+                quote_spanned!(f.span()=> !::resilience::__private::predicate(#f, #error))
+            }
+            RetryRule::On(pats) => quote!(!::core::matches!(#error, #(#pats)|*)),
+        };
+        let hint = match &self.retry.retry_after {
+            Some(f) => quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error)),
+            None => quote!(::core::option::Option::None),
+        };
+        let on_retry = self.retry.on_retry.as_ref().map(|f| {
+            let call = quote_spanned! {f.span()=>
+                ::resilience::__private::on_retry(#f, #number, #error, #delay)
+            };
+            quote! {
+                if let ::core::option::Option::Some(#delay) = #delay {
+                    #call;
+                }
+            }
+        });
+        quote! {
+            async {
+                let mut #state = ::resilience::__private::RetryState::new(#label, &#policy)#budget;
+                loop {
+                    #flags.reset();
+                    #(#clones)*
+                    let #attempt = #inner.await;
+                    let #delay = match ::resilience::__private::ResultLike::error(&#attempt) {
+                        ::core::option::Option::None => ::core::option::Option::None,
+                        ::core::option::Option::Some(#error) => {
+                            if #flags.stop_retry() || #not_retried {
+                                ::core::option::Option::None
+                            } else {
+                                let #number = #state.attempt();
+                                let #delay = #state.next_delay_after(#hint);
+                                #on_retry
+                                #delay
+                            }
+                        }
+                    };
+                    match #delay {
+                        ::core::option::Option::Some(#delay) => {
+                            ::resilience::__private::sleep(#delay).await
+                        }
+                        ::core::option::Option::None => break #attempt,
+                    }
+                }
+            }
+        }
+    }
+}

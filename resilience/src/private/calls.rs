@@ -1,0 +1,253 @@
+//! One call (or attempt) through each layer, as the expansions nest them,
+//! and what the layers tell each other on the way ([`Flags`]): a retry stops
+//! when a breaker rejected or opened, a breaker records a timed-out attempt
+//! as a timeout.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::returns::ResultLike;
+use crate::breaker::CircuitBreaker;
+use crate::bulkhead::Bulkhead;
+use crate::retry::RetryPolicy;
+use crate::{CircuitState, Error, Outcome};
+
+/// What inner layers tell outer ones during one call: the retry resets it
+/// before each attempt.
+#[derive(Debug, Default)]
+pub struct Flags {
+    stop_retry: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl Flags {
+    /// Nothing happened yet.
+    pub const fn new() -> Self {
+        Flags {
+            stop_retry: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// A new attempt starts.
+    #[inline]
+    pub fn reset(&self) {
+        self.stop_retry.store(false, Ordering::Relaxed);
+        self.timed_out.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a breaker rejected the attempt or the attempt opened it.
+    #[inline]
+    pub fn stop_retry(&self) -> bool {
+        self.stop_retry.load(Ordering::Relaxed)
+    }
+
+    fn set_stop_retry(&self) {
+        self.stop_retry.store(true, Ordering::Relaxed);
+    }
+
+    fn set_timed_out(&self) {
+        self.timed_out.store(true, Ordering::Relaxed);
+    }
+
+    fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+}
+
+/// `retry_if`, `failure_if`, `ignore_if`: asks the user's predicate about an
+/// error. Called with the closure as written in the attribute, so that its
+/// parameter is known to be `&E` before its body is checked (`|e|
+/// e.is_transient()` and `|e| matches!(e, E::Timeout)` need no annotation).
+#[inline(always)]
+pub fn predicate<E: ?Sized, F: FnOnce(&E) -> bool>(f: F, error: &E) -> bool {
+    f(error)
+}
+
+/// `retry_after`: the server's hint for the next delay, if the error has one.
+#[inline(always)]
+pub fn retry_after<E: ?Sized, F: FnOnce(&E) -> Option<Duration>>(
+    f: F,
+    error: &E,
+) -> Option<Duration> {
+    f(error)
+}
+
+/// `on_retry`: told the attempt that failed, its error and the delay before
+/// the next one.
+#[inline(always)]
+pub fn on_retry<E: ?Sized, F: FnOnce(u32, &E, Duration)>(
+    f: F,
+    attempt: u32,
+    error: &E,
+    delay: Duration,
+) {
+    f(attempt, error, delay);
+}
+
+/// One pass through a circuit breaker: admit or reject, run, classify, record.
+///
+/// Tells an enclosing retry to stop (through `flags`) when the breaker
+/// rejected the call or the call's failure opened it, so it never sleeps
+/// against an open circuit. `classify` decides what an error counts as. A
+/// panic in `call` is recorded as a failure and keeps unwinding; a cancelled
+/// call records nothing and frees its probe slot.
+pub async fn breaker_call<R, F, C>(
+    breaker: &CircuitBreaker,
+    flags: &Flags,
+    call: F,
+    classify: C,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    C: FnOnce(&R::Error) -> Outcome,
+{
+    breaker_call_described(breaker, flags, call, classify, undescribed, convert).await
+}
+
+/// [`breaker_call`], where `describe` gives the error's text to the
+/// transition the outcome may cause (see [`Describe`]).
+pub async fn breaker_call_described<R, F, C>(
+    breaker: &CircuitBreaker,
+    flags: &Flags,
+    call: F,
+    classify: C,
+    describe: Describer<R::Error>,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+    C: FnOnce(&R::Error) -> Outcome,
+{
+    let guarded = breaker.guard(call, |result: &R, permit| {
+        let (outcome, error) = match result.error() {
+            None => (Outcome::Success, None),
+            Some(error) => (classify(error), describe(error)),
+        };
+        match (outcome == Outcome::Failure && flags.timed_out(), error) {
+            (true, Some(error)) => permit.record_timeout_error(error),
+            (true, None) => permit.record_timeout(),
+            (false, Some(error)) => permit.record_error(outcome, error),
+            (false, None) => permit.record(outcome),
+        }
+        outcome
+    });
+    match guarded.await {
+        Err(rejected) => {
+            flags.set_stop_retry();
+            R::from_error(convert(rejected))
+        }
+        Ok((result, outcome)) => {
+            if outcome == Outcome::Failure && breaker.state() == CircuitState::Open {
+                flags.set_stop_retry();
+            }
+            result
+        }
+    }
+}
+
+/// Gives an error's `Display` text, when its type has one.
+pub type Describer<E> = for<'e> fn(&'e E) -> Option<&'e dyn std::fmt::Display>;
+
+/// The describer of errors without a `Display` (or of unknown type).
+pub fn undescribed<E>(_: &E) -> Option<&dyn std::fmt::Display> {
+    None
+}
+
+/// Autoref specialisation, resolved where the error type is known (the
+/// expansion): `(&&Describe(error)).describe()` is `Some(error)` when the
+/// type implements `Display`, else `None`.
+#[derive(Debug)]
+pub struct Describe<'a, T: ?Sized>(pub &'a T);
+
+/// Chosen first, when `T: Display`.
+pub trait DescribeDisplay<'a> {
+    /// The error as `Display`.
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display>;
+}
+
+impl<'a, T: std::fmt::Display + 'a> DescribeDisplay<'a> for &Describe<'a, T> {
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display> {
+        Some(self.0)
+    }
+}
+
+/// The fallback, for types without `Display`.
+pub trait DescribeNothing<'a> {
+    /// Nothing.
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display>;
+}
+
+impl<'a, T: ?Sized> DescribeNothing<'a> for Describe<'a, T> {
+    fn describe(&self) -> Option<&'a dyn std::fmt::Display> {
+        None
+    }
+}
+
+/// One call (or attempt) through a bulkhead: the slot is held while `call`
+/// runs and given back however it ends.
+pub async fn bulkhead_call<R, F>(bulkhead: &Bulkhead, call: F, convert: fn(Error) -> R::Error) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    match bulkhead.acquire().await {
+        Ok(_slot) => call.await,
+        Err(e) => R::from_error(convert(e)),
+    }
+}
+
+/// One attempt under a timeout.
+pub async fn timeout<R, F>(
+    after: Duration,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    match crate::timeout::bounded(after, call).await {
+        Some(result) => result,
+        None => {
+            flags.set_timed_out();
+            R::from_error(convert(Error::Timeout { after }))
+        }
+    }
+}
+
+/// One attempt cut at the retry's `max_elapsed` deadline.
+pub async fn deadline<R, F>(
+    deadline: Option<tokio::time::Instant>,
+    policy: &RetryPolicy,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    let Some(at) = deadline else {
+        return call.await;
+    };
+    match tokio::time::timeout_at(at, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            flags.set_timed_out();
+            let after = policy.max_elapsed().unwrap_or_default();
+            R::from_error(convert(Error::Timeout { after }))
+        }
+    }
+}
+
+/// The sleep between two attempts.
+#[inline]
+pub fn sleep(delay: Duration) -> tokio::time::Sleep {
+    tokio::time::sleep(delay)
+}

@@ -1,0 +1,30 @@
+//! What the attribute macros expand to. Not public API: no semver guarantees.
+//!
+//! Only glue lives here, each concern in its module: the diagnostics that
+//! name the macro when a signature does not fit (`returns`), the checked
+//! `const` configurations (`config`), the per-call-site statics (`sites`),
+//! and the pass of one call through each layer (`calls`), which calls each
+//! layer's public home (`CircuitBreaker::call`'s engine, `Bulkhead`,
+//! `Timeout`) and adds only what stacked layers tell each other.
+
+mod calls;
+mod config;
+mod returns;
+mod sites;
+
+pub use calls::*;
+pub use config::*;
+pub use returns::*;
+#[cfg(test)]
+pub(crate) use sites::short_type_name;
+pub use sites::{
+    callback, dynamic_breaker, every_error_fails, StaticBreaker, StaticBudget, StaticBulkhead,
+};
+
+/// The link-time list of call sites (see [`crate::manifest`]).
+pub use crate::manifest::__CALL_SITES as CALL_SITES;
+pub use crate::manifest::{CallSite, Kind as SiteKind, Name as SiteName};
+pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
+pub use crate::{CircuitState, Outcome, Transition};
+/// The `linkme` crate the manifest entries are declared with.
+pub use linkme;

@@ -1,0 +1,200 @@
+//! The traits that turn a signature that does not fit into an error naming
+//! the macro (`#[diagnostic::on_unimplemented]`), and the helpers that put
+//! each such check under the user's tokens.
+
+use std::marker::PhantomData;
+
+use crate::Error;
+
+/// The `Result` a function under a resilience attribute returns, seen through
+/// a trait so that aliases (`anyhow::Result<T>`, `io::Result<T>`) work.
+#[diagnostic::on_unimplemented(
+    message = "resilience attributes need an `async fn` returning `Result<_, _>`, found `{Self}`",
+    label = "this must be a `Result<T, E>`"
+)]
+pub trait ResultLike {
+    /// The error type.
+    type Error;
+    /// Whether this is `Ok`.
+    fn is_ok(&self) -> bool;
+    /// The error, if any.
+    fn error(&self) -> Option<&Self::Error>;
+    /// `Err(error)`.
+    fn from_error(error: Self::Error) -> Self;
+    /// `Ok(self)` when this is `Ok`, else the error taken out.
+    fn split_error(self) -> Result<Self, Self::Error>
+    where
+        Self: Sized;
+}
+
+impl<T, E> ResultLike for Result<T, E> {
+    type Error = E;
+    #[inline]
+    fn is_ok(&self) -> bool {
+        Result::is_ok(self)
+    }
+    #[inline]
+    fn error(&self) -> Option<&E> {
+        self.as_ref().err()
+    }
+    #[inline]
+    fn from_error(error: E) -> Self {
+        Err(error)
+    }
+    #[inline]
+    fn split_error(self) -> Result<Self, E> {
+        match self {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// The return type of a `#[circuit_breaker]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[circuit_breaker]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait CircuitBreakerReturn {}
+impl<T, E> CircuitBreakerReturn for Result<T, E> {}
+/// Checks the return type of a `#[circuit_breaker]` function.
+#[inline(always)]
+pub fn check_circuit_breaker_return<R: CircuitBreakerReturn>(result: R) -> R {
+    result
+}
+
+/// The return type of a `#[retry]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait RetryReturn {}
+impl<T, E> RetryReturn for Result<T, E> {}
+/// Checks the return type of a `#[retry]` function.
+#[inline(always)]
+pub fn check_retry_return<R: RetryReturn>(result: R) -> R {
+    result
+}
+
+/// The return type of a `#[resilient]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[resilient]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait ResilientReturn {}
+impl<T, E> ResilientReturn for Result<T, E> {}
+/// Checks the return type of a `#[resilient]` function.
+#[inline(always)]
+pub fn check_resilient_return<R: ResilientReturn>(result: R) -> R {
+    result
+}
+
+/// The return type of a `#[timeout]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[timeout]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait TimeoutReturn {}
+impl<T, E> TimeoutReturn for Result<T, E> {}
+/// Checks the return type of a `#[timeout]` function.
+#[inline(always)]
+pub fn check_timeout_return<R: TimeoutReturn>(result: R) -> R {
+    result
+}
+
+/// The return type of a `#[bulkhead]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[bulkhead]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait BulkheadReturn {}
+impl<T, E> BulkheadReturn for Result<T, E> {}
+/// Checks the return type of a `#[bulkhead]` function.
+#[inline(always)]
+pub fn check_bulkhead_return<R: BulkheadReturn>(result: R) -> R {
+    result
+}
+
+/// An error type a resilience layer can produce values of.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` must implement `From<resilience::Error>`, because the circuit breaker or timeout can fail the call",
+    label = "`{Self}` has no `From<resilience::Error>`",
+    note = "add a variant such as `#[error(transparent)] Resilience(#[from] resilience::Error)`, or use `anyhow::Error`"
+)]
+pub trait FromResilienceError: From<Error> {}
+impl<E: From<Error>> FromResilienceError for E {}
+
+/// The conversion of the layers' own errors into the function's error type,
+/// checked once per function (under its error type) rather than once per layer.
+#[inline(always)]
+pub fn converter<E: FromResilienceError>() -> fn(Error) -> E {
+    E::from
+}
+
+/// A by-value argument a `fallback` receives after the body consumed its own.
+#[diagnostic::on_unimplemented(
+    message = "`fallback` is called with the function's arguments after the body ran, so this by-value argument must be `Clone`, but `{Self}` is not",
+    label = "cloned for the fallback",
+    note = "take the argument by reference, or derive or implement `Clone` for it"
+)]
+pub trait FallbackArg: Clone {}
+impl<T: Clone> FallbackArg for T {}
+
+/// A copy of an argument kept for the fallback.
+#[inline(always)]
+pub fn fallback_clone<T: FallbackArg>(value: &T) -> T {
+    value.clone()
+}
+
+/// `fallback = path`: the type of the call's result, taken before the
+/// fallback is called, so that a fallback returning another type is reported
+/// as a mismatch under its path.
+#[derive(Debug)]
+pub struct Expect<R>(PhantomData<fn() -> R>);
+
+/// The [`Expect`] of `result`'s type.
+#[inline(always)]
+pub fn expect<R: ResultLike>(_result: &R) -> Expect<R> {
+    Expect(PhantomData)
+}
+
+impl<R> Expect<R> {
+    /// The fallback's answer, which must be of the call's result type.
+    #[inline(always)]
+    pub fn fallback(self, answer: R) -> R {
+        answer
+    }
+}
+
+/// `Ok(result)` when the call succeeded, else its error.
+#[inline(always)]
+pub fn split_error<R: ResultLike>(result: R) -> Result<R, R::Error> {
+    result.split_error()
+}
+
+/// A by-value argument of a function that `#[retry]` re-runs.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` runs the body once per attempt, so this by-value argument must be `Clone`, but `{Self}` is not",
+    label = "cloned for every attempt",
+    note = "take the argument by reference, or derive or implement `Clone` for it"
+)]
+pub trait RetryArg: Clone {}
+impl<T: Clone> RetryArg for T {}
+
+/// A fresh copy of a by-value argument for one attempt.
+#[inline(always)]
+pub fn retry_clone<T: RetryArg>(value: &T) -> T {
+    value.clone()
+}
+
+/// [`retry_clone`] for a `mut` argument (taking `&mut` keeps the user's `mut`
+/// in use, so no `unused_mut` warning lands on their signature).
+#[inline(always)]
+pub fn retry_clone_mut<T: RetryArg>(value: &mut T) -> T {
+    value.clone()
+}
