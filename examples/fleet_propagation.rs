@@ -10,15 +10,15 @@
 //! 2. **Per-call overhead**: ns per successful call on a closed breaker of a
 //!    registry *with* the fleet sync running, against a breaker of a plain
 //!    local registry, measured in the same loop, alternating, in the same run.
-//!    This package turns on `resilience`'s `metrics` feature, so both
+//!    Its feature `fleet` turns on `resilience`'s `metrics` feature, so both
 //!    numbers also include what that costs per call (a clock read, a counter
 //!    and a histogram through the `metrics` facade): compare them with each
 //!    other, not with a build without `metrics`.
 //!
 //! ```text
-//! redis-server &                                   # or any Redis you can use
-//! cargo run --release --example fleet_propagation  # redis://127.0.0.1:6379
-//! RESILIENCE_REDIS_URL=redis://127.0.0.1:6390 cargo run --release --example fleet_propagation
+//! redis-server &                                                    # or any Redis you can use
+//! cargo run --release --example fleet_propagation --features fleet  # redis://127.0.0.1:6379
+//! RESILIENCE_REDIS_URL=redis://127.0.0.1:6390 cargo run --release --example fleet_propagation --features fleet
 //! ```
 //!
 //! The keys it writes live under a namespace of their own

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use resilience::registry;
-use resilience_workspace::integrations::{run_round, Behaviour, Integration};
+use resilience_examples::integrations::{run_round, Behaviour, Integration};
 use tokio::time::Instant;
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]

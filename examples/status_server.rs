@@ -2,8 +2,8 @@
 //! 127.0.0.1 while a simulated workload trips and recovers a few breakers.
 //!
 //! ```text
-//! cargo run --example status_server            # http://127.0.0.1:9898/metrics and /status
-//! cargo run --example status_server -- 0 20    # any free port, stop after 20 s
+//! cargo run --example status_server --features status           # http://127.0.0.1:9898/metrics and /status
+//! cargo run --example status_server --features status -- 0 20    # any free port, stop after 20 s
 //! ```
 //!
 //! Point Prometheus at `http://127.0.0.1:9898/metrics`. Every 10 s the
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use resilience::registry;
-use resilience_workspace::status::{serve, Workload};
+use resilience_examples::status::{serve, Workload};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 

@@ -4,10 +4,12 @@
 //! never slows or breaks the others.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::future::join_all;
 use resilience::{circuit_breaker, timeout};
 use tokio::time::Instant;
 
@@ -141,4 +143,35 @@ pub async fn run_round(integrations: &[Integration]) -> Vec<Report> {
         }
     }))
     .await
+}
+
+/// Runs every future concurrently on the current task and returns their
+/// outputs in order: `futures::future::join_all` for a handful of futures,
+/// written out so that this crate (and so the demo's build) needs no
+/// `futures`.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in running.iter_mut().zip(&mut outputs) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("finished")).collect()
 }

@@ -91,7 +91,7 @@ pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::Error;
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig, FleetError};
-pub use registry::{registry, AlreadyExists, Registry, Snapshot};
+pub use registry::{registry, AlreadyExists, Registered, Registry, Snapshot};
 pub use retry::{
     Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy,
     RetryPolicyBuilder, RetryState,

@@ -28,7 +28,7 @@ async fn a_million_dynamic_names_stay_bounded() {
         name.clear();
         name.push_str("tenant-");
         name.push_str(&i.to_string());
-        let breaker = reg.dynamic_breaker(&name, &config, |_| {});
+        let breaker = resilience::__private::registry_dynamic_breaker(&reg, &name, &config);
         breaker.try_acquire().unwrap().record(Outcome::Success);
         if i % 1000 == 0 {
             tokio::time::advance(Duration::from_millis(100)).await;

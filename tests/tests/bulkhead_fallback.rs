@@ -2,48 +2,22 @@
 //! rejection after `max_wait`, slots given back however a call ends, and the
 //! fallback standing in for every kind of failure.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::{bulkhead, circuit_breaker, registry, resilient, retry, CircuitState};
+use support::{in_flight, ms, settle, ApiError};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn in_flight(name: &str) -> u32 {
-    registry()
-        .snapshot()
-        .bulkheads
-        .into_iter()
-        .find(|b| &*b.name == name)
-        .unwrap_or_else(|| panic!("no bulkhead `{name}`"))
-        .in_flight
-}
 
 fn full(name: &str, max_concurrent: u32) -> ApiError {
     ApiError::Resilience(resilience::Error::BulkheadFull {
         name: name.into(),
         max_concurrent,
     })
-}
-
-/// Lets the task scheduler run every task that is ready (the clock stays put).
-async fn settle() {
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
 }
 
 // ------------------------------------------------------------------ bulkhead

@@ -1,24 +1,15 @@
 //! `#[circuit_breaker]` behaviour on the paused clock: body runs and breaker
 //! outcomes counted, names shared, dynamic and private.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::{circuit_breaker, registry, CircuitState};
+use support::{state, ApiError};
 use tokio::time::advance;
-
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
-
-fn state(name: &str) -> CircuitState {
-    registry().get(name).expect("breaker exists").state()
-}
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 static FAIL: AtomicBool = AtomicBool::new(true);

@@ -3,10 +3,13 @@
 //! is what a literal would have built. (A bad constant is a compile error
 //! naming its key: `tests/ui/*constant*`.)
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use resilience::{bulkhead, circuit_breaker, registry, resilient, retry, timeout};
+use support::ApiError;
 
 mod config {
     use std::time::Duration;
@@ -18,14 +21,6 @@ mod config {
 
 const ATTEMPTS: u32 = 4;
 const DELAY: Duration = Duration::from_millis(250);
-
-#[derive(Debug, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
 
 #[circuit_breaker(
     name = "const-breaker",

@@ -2,24 +2,12 @@
 //! for a method (`module::function` otherwise), and reachable by that name in
 //! the registry.
 
+mod support;
+
 use std::sync::Arc;
 
 use resilience::{circuit_breaker, registry, BreakerConfig, CircuitState};
-
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
-
-fn is_open_error<T: std::fmt::Debug>(result: Result<T, ApiError>) -> bool {
-    matches!(
-        result,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
-    )
-}
+use support::{is_open, ApiError};
 
 fn answer(ok: bool) -> Result<u32, ApiError> {
     if ok {
@@ -66,7 +54,7 @@ async fn two_types_with_one_method_name_get_two_breakers_named_after_each_type()
             Err(ApiError::Upstream)
         );
     }
-    assert!(is_open_error(ReportsApi.fetch_report(true).await));
+    assert!(is_open(&ReportsApi.fetch_report(true).await));
     assert_eq!(
         BillingApi.fetch_report(true).await,
         Ok(1),
@@ -94,7 +82,7 @@ async fn two_types_with_one_method_name_get_two_breakers_named_after_each_type()
     assert!(registry().reset(REPORTS));
     assert_eq!(ReportsApi.fetch_report(true).await, Ok(1));
     assert!(registry().force_open(BILLING));
-    assert!(is_open_error(BillingApi.fetch_report(true).await));
+    assert!(is_open(&BillingApi.fetch_report(true).await));
     assert_eq!(ReportsApi.fetch_report(true).await, Ok(1), "untouched");
     assert_eq!(
         registry().get(BILLING).unwrap().state(),
@@ -232,7 +220,7 @@ async fn two_call_sites_with_one_default_name_are_two_breakers_the_second_number
         Ok(1),
         "not the primary's breaker"
     );
-    assert!(is_open_error(Primary::fetch(&Store, true).await));
+    assert!(is_open(&Primary::fetch(&Store, true).await));
 
     let primary = registry().get(name).unwrap();
     let replica = registry().get(&format!("{name}#2")).unwrap();
@@ -281,7 +269,7 @@ async fn configuring_a_default_name_before_the_first_call_wins_over_the_literals
         Err(ApiError::Upstream)
     );
     assert!(
-        is_open_error(configured::Search.query(true).await),
+        is_open(&configured::Search.query(true).await),
         "one failure opened it: the configured threshold, not the attribute's 5"
     );
     assert_eq!(query.state(), CircuitState::Open, "the configured breaker");
@@ -320,7 +308,7 @@ impl Alerting {
 #[tokio::test(start_paused = true)]
 async fn an_unnamed_call_site_attaches_its_own_callbacks_once() {
     assert_eq!(Alerting.call().await, Err(ApiError::Upstream));
-    assert!(is_open_error(Alerting.call().await));
+    assert!(is_open(&Alerting.call().await));
     assert_eq!(UNNAMED_OPENED.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert!(registry().reset("default_names::Alerting::call"));
     assert_eq!(Alerting.call().await, Err(ApiError::Upstream));

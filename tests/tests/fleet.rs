@@ -13,7 +13,8 @@ use std::time::Duration;
 use resilience::{
     BreakerConfig, CircuitState, Error, Fleet, FleetConfig, FleetError, Outcome, Registry,
 };
-use support::{eventually, RedisServer};
+use support::eventually;
+use support::redis_server::RedisServer;
 
 fn instance() -> &'static Registry {
     Box::leak(Box::new(Registry::new()))
@@ -561,8 +562,8 @@ async fn unnamed_breakers_are_never_shared() {
     let (a, b) = (instance(), instance());
     let cfg = config(1, Duration::from_secs(30));
     // What a `#[circuit_breaker]` without `name` uses, on two instances.
-    let private_a = a.private_breaker("app::Api::fetch", &cfg);
-    let private_b = b.private_breaker("app::Api::fetch", &cfg);
+    let private_a = resilience::__private::registry_private_breaker(a, "app::Api::fetch", &cfg);
+    let private_b = resilience::__private::registry_private_breaker(b, "app::Api::fetch", &cfg);
     a.breaker("private-marker", &cfg);
     b.breaker("private-marker", &cfg);
     let _fa = join(&server, a, "private").await;

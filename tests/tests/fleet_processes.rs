@@ -1,6 +1,6 @@
-//! Fleet-wide breakers across processes: two `fleet_node` processes (the
-//! binary in `src/bin/fleet_node.rs`) share one breaker through a real
-//! `redis-server` this test starts on a free loopback port.
+//! Fleet-wide breakers across processes: two `fleet_node` processes (this
+//! crate's binary, `tests/src/bin/fleet_node.rs`) share one breaker through
+//! a real `redis-server` this test starts on a free loopback port.
 //!
 //! The test drives each process over stdin (one command a line) and reads
 //! its one-line answers through a reader thread and a channel, so every
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::RedisServer;
+use support::redis_server::RedisServer;
 
 const NAMESPACE: &str = "processes";
 const BREAKER: &str = "payments";

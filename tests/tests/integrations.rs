@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use resilience::{registry, CircuitState};
-use resilience_workspace::integrations::{run_round, Behaviour, Integration, Verdict};
+use resilience_examples::integrations::{run_round, Behaviour, Integration, Verdict};
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_and_a_hanging_integration_never_slow_the_healthy_one() {

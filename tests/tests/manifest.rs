@@ -2,6 +2,8 @@
 //! before it runs, and the callbacks declared for a static name belong to
 //! that breaker from the start, whichever call site runs first.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use resilience::manifest::{self, CallSite, Kind, Name};
@@ -9,14 +11,7 @@ use resilience::{
     circuit_breaker, registry, resilient, retry, BreakerConfig, CircuitState, Outcome, Registry,
     Transition,
 };
-
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
+use support::ApiError;
 
 // ---------------------------------------------------------------------------
 // Callbacks of a shared name, declared at one call site only
@@ -240,7 +235,7 @@ fn every_layer_of_every_annotated_function_is_listed_before_it_runs() {
     assert_eq!(
         site.to_string(),
         format!(
-            "#[circuit_breaker] on manifest::fetch (tests/manifest.rs:{FETCH_LINE}): \
+            "#[circuit_breaker] on manifest::fetch (tests/tests/manifest.rs:{FETCH_LINE}): \
              name = \"manifest-inventory\", failure_threshold = 2, on_open = alert"
         )
     );

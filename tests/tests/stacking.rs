@@ -1,15 +1,14 @@
 //! Stacked attributes read top-down; `#[resilient]` composes breaker -> retry
 //! -> timeout -> body. Counted body runs and breaker outcomes, paused clock.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use resilience::{circuit_breaker, registry, resilient, retry, timeout, CircuitState, Error};
+use support::state;
 use tokio::time::Instant;
-
-fn state(name: &str) -> CircuitState {
-    registry().get(name).expect("breaker exists").state()
-}
 
 fn is_open(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<Error>(), Some(Error::CircuitOpen { .. }))

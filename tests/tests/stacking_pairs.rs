@@ -4,21 +4,14 @@
 //! layer. Paused clock; body runs, breaker counts, slots, elapsed time and
 //! error kinds asserted exactly.
 
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use resilience::{
-    bulkhead, circuit_breaker, registry, retry, timeout, BreakerStatus, CircuitState,
-};
+use resilience::{bulkhead, circuit_breaker, retry, timeout, CircuitState};
+use support::{in_flight, is_open, ms, settle, status, ApiError};
 use tokio::time::Instant;
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-enum ApiError {
-    #[error("upstream failed")]
-    Upstream,
-    #[error(transparent)]
-    Resilience(#[from] resilience::Error),
-}
 
 /// What one run of a body does.
 #[derive(Debug, Clone, Copy)]
@@ -45,24 +38,6 @@ async fn run(runs: &AtomicU32, work: Work) -> Result<u32, ApiError> {
     }
 }
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn status(name: &str) -> BreakerStatus {
-    registry().get(name).expect("breaker exists").status()
-}
-
-fn in_flight(name: &str) -> u32 {
-    registry()
-        .snapshot()
-        .bulkheads
-        .into_iter()
-        .find(|b| &*b.name == name)
-        .unwrap_or_else(|| panic!("no bulkhead `{name}`"))
-        .in_flight
-}
-
 fn timed_out(after: u64) -> ApiError {
     ApiError::Resilience(resilience::Error::Timeout { after: ms(after) })
 }
@@ -72,20 +47,6 @@ fn full(name: &str) -> ApiError {
         name: name.into(),
         max_concurrent: 1,
     })
-}
-
-fn is_open<T: std::fmt::Debug>(r: &Result<T, ApiError>) -> bool {
-    matches!(
-        r,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
-    )
-}
-
-/// Lets every ready task run (the clock stays put).
-async fn settle() {
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
 }
 
 // ------------------------------------------------ circuit_breaker / timeout

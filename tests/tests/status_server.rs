@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use resilience_workspace::status::{serve, Workload};
+use resilience_examples::status::{serve, Workload};
 use tokio::net::TcpListener;
 
 /// GET `path`, off the runtime thread (the client blocks).

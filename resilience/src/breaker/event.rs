@@ -118,6 +118,37 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The state it left.
+    pub fn from(&self) -> CircuitState {
+        self.from
+    }
+
+    /// The state it entered.
+    pub fn to(&self) -> CircuitState {
+        self.to
+    }
+
+    /// Why.
+    pub fn cause(&self) -> TransitionCause {
+        self.cause
+    }
+
+    /// Failures counted when it happened: consecutive ones, or those in the
+    /// window for windowed breakers.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Calls in the window when it happened (0 without a window).
+    pub fn calls(&self) -> u32 {
+        self.calls
+    }
+
     /// The error text of the call that caused the transition, if any
     /// (see [`error`](Self#structfield.error)).
     pub fn error(&self) -> Option<&str> {

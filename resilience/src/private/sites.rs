@@ -232,3 +232,23 @@ impl StaticBudget {
         self.cell.get_or_init(|| registry().retry_budget(self.name))
     }
 }
+
+/// The breaker an unnamed call site named `name` gets from `registry` (for
+/// tests of the registry's rules: default names, `#2`, fleets).
+pub fn registry_private_breaker(
+    registry: &crate::Registry,
+    name: &str,
+    config: &BreakerConfig,
+) -> Arc<CircuitBreaker> {
+    registry.private_breaker(name, config)
+}
+
+/// The breaker a dynamic-name call site gets from `registry` (for tests of
+/// eviction and memory).
+pub fn registry_dynamic_breaker(
+    registry: &crate::Registry,
+    name: &str,
+    config: &BreakerConfig,
+) -> Arc<CircuitBreaker> {
+    registry.dynamic_breaker(name, config, |_| {})
+}

@@ -56,7 +56,7 @@ impl Registry {
     /// The breaker a dynamic-name call site asks for: created with `config` on
     /// first use (running `on_create` then), evictable when idle.
     #[inline]
-    pub fn dynamic_breaker(
+    pub(crate) fn dynamic_breaker(
         &self,
         name: &str,
         config: &BreakerConfig,

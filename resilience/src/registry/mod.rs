@@ -131,13 +131,64 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// [`Registry::configure`] was called for a name that already has a breaker.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("circuit breaker `{}` already exists; configure it before its first use", existing.name())]
-pub struct AlreadyExists {
-    /// The breaker that already has the name.
-    pub existing: Arc<CircuitBreaker>,
+/// A `configure*` method of the [`Registry`] was called for a name that is
+/// already taken; `existing` is what has it (a [`CircuitBreaker`], a
+/// [`Bulkhead`] or a [`RetryBudget`]). One error type for every policy.
+#[derive(Debug, Clone)]
+pub struct AlreadyExists<T = CircuitBreaker> {
+    /// What already has the name.
+    pub existing: Arc<T>,
 }
+
+/// What a [`Registry`] holds by name (sealed: implemented for the registry's
+/// policies only).
+pub trait Registered: sealed::Sealed {
+    /// What it is, for messages (`circuit breaker`).
+    const KIND: &'static str;
+    /// Its name.
+    fn registered_name(&self) -> &str;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::CircuitBreaker {}
+    impl Sealed for super::Bulkhead {}
+    impl Sealed for super::RetryBudget {}
+}
+
+impl Registered for CircuitBreaker {
+    const KIND: &'static str = "circuit breaker";
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl Registered for Bulkhead {
+    const KIND: &'static str = "bulkhead";
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl Registered for RetryBudget {
+    const KIND: &'static str = "retry budget";
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl<T: Registered> std::fmt::Display for AlreadyExists<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} `{}` already exists; configure it before its first use",
+            T::KIND,
+            self.existing.registered_name()
+        )
+    }
+}
+
+impl<T: Registered + std::fmt::Debug> std::error::Error for AlreadyExists<T> {}
 
 impl Registry {
     /// An empty registry.
@@ -218,7 +269,7 @@ impl Registry {
     /// A breaker obtained this way is never evicted (see
     /// [`set_dynamic_limits`](Self::set_dynamic_limits)).
     #[inline]
-    pub fn breaker_with(
+    pub(crate) fn breaker_with(
         &self,
         name: &str,
         config: &BreakerConfig,
@@ -366,7 +417,11 @@ impl Registry {
     /// same default name, or a named breaker), the new breaker is named
     /// `name#2` (or `#3`, …: the first one free) and a `tracing` warning says
     /// so, once.
-    pub fn private_breaker(&self, name: &str, config: &BreakerConfig) -> Arc<CircuitBreaker> {
+    pub(crate) fn private_breaker(
+        &self,
+        name: &str,
+        config: &BreakerConfig,
+    ) -> Arc<CircuitBreaker> {
         self.unnamed_breaker(name, config, |_| {})
     }
 
@@ -470,10 +525,15 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// The existing bulkhead, if the name is taken.
-    pub fn configure_bulkhead(&self, bulkhead: Bulkhead) -> Result<Arc<Bulkhead>, Arc<Bulkhead>> {
+    /// [`AlreadyExists`] (carrying the existing bulkhead) if the name is taken.
+    pub fn configure_bulkhead(
+        &self,
+        bulkhead: Bulkhead,
+    ) -> Result<Arc<Bulkhead>, AlreadyExists<Bulkhead>> {
         match self.bulkheads.entry(Arc::from(bulkhead.name())) {
-            Entry::Occupied(e) => Err(e.get().clone()),
+            Entry::Occupied(e) => Err(AlreadyExists {
+                existing: e.get().clone(),
+            }),
             Entry::Vacant(e) => Ok(e.insert(Arc::new(bulkhead)).clone()),
         }
     }
@@ -494,13 +554,15 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// The existing budget, if the name is taken.
+    /// [`AlreadyExists`] (carrying the existing budget) if the name is taken.
     pub fn configure_retry_budget(
         &self,
         budget: RetryBudget,
-    ) -> Result<Arc<RetryBudget>, Arc<RetryBudget>> {
+    ) -> Result<Arc<RetryBudget>, AlreadyExists<RetryBudget>> {
         match self.budgets.entry(Arc::from(budget.name())) {
-            Entry::Occupied(e) => Err(e.get().clone()),
+            Entry::Occupied(e) => Err(AlreadyExists {
+                existing: e.get().clone(),
+            }),
             Entry::Vacant(e) => Ok(e.insert(Arc::new(budget)).clone()),
         }
     }

@@ -1,5 +1,6 @@
 //! `fleet_node`: one instance of a fleet, driven line by line over stdin, for
-//! the multi-process test of fleet-wide breakers (`tests/fleet_processes.rs`).
+//! the multi-process test of fleet-wide breakers
+//! (`tests/tests/fleet_processes.rs`).
 //!
 //! ```text
 //! fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]

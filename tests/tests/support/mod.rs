@@ -1,91 +1,91 @@
-//! Shared by the fleet tests: a real `redis-server` on a free loopback port.
+//! What the integration tests share; each test file includes it as
+//! `mod support;` and uses what it needs (hence `dead_code` allowed).
+//!
+//! - here: the plain error of annotated functions ([`ApiError`]), durations,
+//!   and the registry as the tests read it (breaker state and status,
+//!   bulkhead slots), plus [`eventually`] and [`settle`];
+//! - [`breaker`]: the classified error and transition helpers of the
+//!   `breaker_*` policy tests;
+//! - [`retry`]: the classified error and the scripted [`retry::Upstream`] of
+//!   the `retry_*` policy tests;
+//! - [`redis_server`]: a real `redis-server` for the fleet tests.
+//!
+//! Every breaker, bulkhead and budget a test creates has a name of its own:
+//! the tests of one binary run in parallel and share the process-wide
+//! registry these helpers read.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+pub mod breaker;
+pub mod redis_server;
+pub mod retry;
 
-/// A `redis-server` this test started (persistence off), killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
+use std::time::Duration;
+
+use resilience::{registry, BreakerStatus, CircuitState};
+
+/// The error of the tests' annotated functions: the upstream failed, or a
+/// resilience layer failed the call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("upstream failed")]
+    Upstream,
+    #[error(transparent)]
+    Resilience(#[from] resilience::Error),
 }
 
-impl RedisServer {
-    /// Starts one, or returns `None` (with a note) when `redis-server` is not
-    /// installed and this is not CI; in CI (`CI` set) a missing server fails.
-    pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed; .ci/run installs it"
-            );
-            eprintln!(
-                "note: redis-server is not installed; skipping (install it to run the fleet tests)"
-            );
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer { port, child: None };
-        server.restart();
-        Some(server)
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port and waits until it answers.
-    pub fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server (as a crash would).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A plain connection for the test's own commands.
-    pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
+/// Whether `r` is a rejection by an open circuit.
+pub fn is_open<T: std::fmt::Debug>(r: &Result<T, ApiError>) -> bool {
+    matches!(
+        r,
+        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
+    )
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The state of the registry's breaker `name`; panics if there is none.
+pub fn state(name: &str) -> CircuitState {
+    registry().get(name).expect("breaker exists").state()
+}
+
+/// The status of the registry's breaker `name`; panics if there is none.
+pub fn status(name: &str) -> BreakerStatus {
+    registry().get(name).expect("breaker exists").status()
+}
+
+/// The slots in use of the registry's bulkhead `name`; panics if there is
+/// none (the bulkhead must exist by now).
+pub fn in_flight(name: &str) -> u32 {
+    registry()
+        .snapshot()
+        .bulkheads
+        .into_iter()
+        .find(|b| &*b.name == name)
+        .unwrap_or_else(|| panic!("no bulkhead `{name}`"))
+        .in_flight
+}
+
+/// The slots in use of the registry's bulkhead `name`, 0 while there is none
+/// (a call dropped before its first poll never created it).
+pub fn in_flight_or_zero(name: &str) -> u32 {
+    registry()
+        .snapshot()
+        .bulkheads
+        .into_iter()
+        .find(|b| &*b.name == name)
+        .map_or(0, |b| b.in_flight)
+}
+
+/// Lets the task scheduler run every task that is ready (the clock stays put).
+pub async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
     }
 }
 

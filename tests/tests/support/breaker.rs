@@ -1,0 +1,64 @@
+//! For the `breaker_*` tests (`#[circuit_breaker]` policies): an error with
+//! kinds to classify, what a rejection says, and the transitions expected.
+
+use std::time::Duration;
+
+use resilience::{CircuitState, Transition, TransitionCause};
+
+/// An upstream's errors, of the kinds the breaker policies tell apart.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("upstream timed out")]
+    Timeout,
+    #[error("upstream unavailable ({0})")]
+    Unavailable(u16),
+    #[error("bad request")]
+    BadRequest,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Resilience(#[from] resilience::Error),
+}
+
+/// The `retry_after` of a `CircuitOpen` rejection by breaker `name`; panics on
+/// anything else.
+#[track_caller]
+pub fn rejected<T: std::fmt::Debug>(result: Result<T, ApiError>, name: &str) -> Option<Duration> {
+    match result {
+        Err(ApiError::Resilience(resilience::Error::CircuitOpen {
+            name: actual,
+            retry_after,
+        })) => {
+            assert_eq!(&*actual, name);
+            retry_after
+        }
+        other => panic!("expected CircuitOpen from `{name}`, got {other:?}"),
+    }
+}
+
+pub fn transition(
+    name: &str,
+    from: CircuitState,
+    to: CircuitState,
+    cause: TransitionCause,
+    failures: u32,
+    calls: u32,
+) -> Transition {
+    Transition {
+        name: name.into(),
+        from,
+        to,
+        cause,
+        failures,
+        calls,
+        error: None,
+    }
+}
+
+/// The transition, caused by a call that returned `error`.
+pub fn caused_by(transition: Transition, error: &str) -> Transition {
+    Transition {
+        error: Some(error.into()),
+        ..transition
+    }
+}
