@@ -19,10 +19,10 @@ use tokio::time::advance;
 use ApiError::{Timeout, Unavailable};
 use CircuitState::{Closed, ForcedOpen, HalfOpen, Open};
 
-static CALLBACKS: Mutex<Vec<(&str, Transition)>> = Mutex::new(Vec::new());
+static CALLBACKS: Mutex<Vec<(&str, support::breaker::Seen)>> = Mutex::new(Vec::new());
 
 fn record_open(t: &Transition) {
-    CALLBACKS.lock().unwrap().push(("on_open", t.clone()));
+    CALLBACKS.lock().unwrap().push(("on_open", support::breaker::Seen::from(t)));
 }
 
 #[circuit_breaker(
@@ -30,8 +30,8 @@ fn record_open(t: &Transition) {
     failure_threshold = 2,
     recovery_timeout = "10s",
     on_open = record_open,
-    on_half_open = |t| CALLBACKS.lock().unwrap().push(("on_half_open", t.clone())),
-    on_close = |t: &resilience::Transition| CALLBACKS.lock().unwrap().push(("on_close", t.clone()))
+    on_half_open = |t| CALLBACKS.lock().unwrap().push(("on_half_open", support::breaker::Seen::from(t))),
+    on_close = |t: &resilience::Transition| CALLBACKS.lock().unwrap().push(("on_close", support::breaker::Seen::from(t)))
 )]
 async fn with_callbacks(result: Result<(), ApiError>) -> Result<(), ApiError> {
     result

@@ -55,13 +55,13 @@ async fn by_default_five_consecutive_failures_open_and_a_success_restarts_the_ru
 }
 
 static TIME_WINDOW_RUNS: AtomicU32 = AtomicU32::new(0);
-static TIME_WINDOW_OPENED: Mutex<Vec<Transition>> = Mutex::new(Vec::new());
+static TIME_WINDOW_OPENED: Mutex<Vec<support::breaker::Seen>> = Mutex::new(Vec::new());
 
 #[circuit_breaker(
     name = "pol-time-window",
     failure_threshold = 5,
     window = "60s",
-    on_open = |t| TIME_WINDOW_OPENED.lock().unwrap().push(t.clone())
+    on_open = |t| TIME_WINDOW_OPENED.lock().unwrap().push(support::breaker::Seen::from(t))
 )]
 async fn time_window(result: Result<(), ApiError>) -> Result<(), ApiError> {
     TIME_WINDOW_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -123,13 +123,13 @@ async fn failures_count_within_a_rolling_time_window() {
 }
 
 static RATE_RUNS: AtomicU32 = AtomicU32::new(0);
-static RATE_OPENED: Mutex<Vec<Transition>> = Mutex::new(Vec::new());
+static RATE_OPENED: Mutex<Vec<support::breaker::Seen>> = Mutex::new(Vec::new());
 
 #[circuit_breaker(
     name = "pol-rate-calls",
     failure_rate = 0.5,
     window = 10,
-    on_open = |t| RATE_OPENED.lock().unwrap().push(t.clone())
+    on_open = |t| RATE_OPENED.lock().unwrap().push(support::breaker::Seen::from(t))
 )]
 async fn rate_over_calls(result: Result<(), ApiError>) -> Result<(), ApiError> {
     RATE_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -278,7 +278,7 @@ async fn a_call_slower_than_slow_call_counts_as_a_failure() {
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 9);
 }
 
-static SLOW_RATE_OPENED: Mutex<Vec<Transition>> = Mutex::new(Vec::new());
+static SLOW_RATE_OPENED: Mutex<Vec<support::breaker::Seen>> = Mutex::new(Vec::new());
 
 #[circuit_breaker(
     name = "pol-slow-rate",
@@ -286,7 +286,7 @@ static SLOW_RATE_OPENED: Mutex<Vec<Transition>> = Mutex::new(Vec::new());
     slow_call_rate = 0.5,
     window = 4,
     min_calls = 4,
-    on_open = |t| SLOW_RATE_OPENED.lock().unwrap().push(t.clone())
+    on_open = |t| SLOW_RATE_OPENED.lock().unwrap().push(support::breaker::Seen::from(t))
 )]
 async fn slow_rate(took: Duration) -> Result<(), ApiError> {
     tokio::time::sleep(took).await;

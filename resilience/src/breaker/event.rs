@@ -91,8 +91,10 @@ impl fmt::Display for TransitionCause {
     }
 }
 
-/// One change of a breaker's state.
+/// One change of a breaker's state. Only a breaker makes one
+/// (`#[non_exhaustive]`): read it through the fields or the accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// The breaker's name.
     pub name: Arc<str>,

@@ -36,6 +36,33 @@ pub fn rejected<T: std::fmt::Debug>(result: Result<T, ApiError>, name: &str) -> 
     }
 }
 
+/// What a listener saw of a transition, read through its accessors (a
+/// `Transition` is `#[non_exhaustive]`: only the breaker makes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub from: CircuitState,
+    pub to: CircuitState,
+    pub cause: TransitionCause,
+    pub failures: u32,
+    pub calls: u32,
+    pub error: Option<String>,
+}
+
+impl From<&Transition> for Seen {
+    fn from(t: &Transition) -> Self {
+        Seen {
+            name: t.name().to_owned(),
+            from: t.from(),
+            to: t.to(),
+            cause: t.cause(),
+            failures: t.failures(),
+            calls: t.calls(),
+            error: t.error().map(str::to_owned),
+        }
+    }
+}
+
 pub fn transition(
     name: &str,
     from: CircuitState,
@@ -43,8 +70,8 @@ pub fn transition(
     cause: TransitionCause,
     failures: u32,
     calls: u32,
-) -> Transition {
-    Transition {
+) -> Seen {
+    Seen {
         name: name.into(),
         from,
         to,
@@ -56,8 +83,8 @@ pub fn transition(
 }
 
 /// The transition, caused by a call that returned `error`.
-pub fn caused_by(transition: Transition, error: &str) -> Transition {
-    Transition {
+pub fn caused_by(transition: Seen, error: &str) -> Seen {
+    Seen {
         error: Some(error.into()),
         ..transition
     }
