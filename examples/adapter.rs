@@ -126,7 +126,7 @@ fn describe(
         }
         (Ok(body), 1) => format!("ran: {body}"),
         (Ok(body), n) => format!("recovered after {n} attempts: {body}"),
-        (Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. })), 0) => {
+        (Err(ApiError::Resilience(e)), 0) if e.is_circuit_open() => {
             "rejected by the open circuit (upstream not called)".to_owned()
         }
         (Err(e), 1) => format!("failed: {e}"),

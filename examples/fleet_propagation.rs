@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Commands;
-use resilience::{BreakerConfig, CircuitBreaker, CircuitState, Error, Fleet, Outcome, Registry};
+use resilience::{BreakerConfig, CircuitBreaker, CircuitState, Fleet, Outcome, Registry};
 
 /// Measured propagation rounds.
 const ROUNDS: usize = 200;
@@ -179,7 +179,7 @@ async fn main() -> ExitCode {
             eprintln!("error: B never saw `{name}` open (5 s)");
             return ExitCode::FAILURE;
         };
-        if !matches!(on_b.try_acquire(), Err(Error::CircuitOpen { .. })) {
+        if !on_b.try_acquire().is_err_and(|e| e.is_circuit_open()) {
             eprintln!("error: B's `{name}` is open but did not reject");
             return ExitCode::FAILURE;
         }

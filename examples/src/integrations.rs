@@ -127,13 +127,12 @@ pub async fn run_round(integrations: &[Integration]) -> Vec<Report> {
         let verdict = match integration.fetch().await {
             Ok(data) => Verdict::Data(data),
             Err(IntegrationError::Upstream(e)) => Verdict::Upstream(e),
-            Err(IntegrationError::Resilience(resilience::Error::Timeout { after })) => {
-                Verdict::Timeout(after)
+            Err(IntegrationError::Resilience(e)) if e.is_timeout() => {
+                Verdict::Timeout(e.timeout_after().unwrap_or_default())
             }
-            Err(IntegrationError::Resilience(resilience::Error::CircuitOpen {
-                retry_after,
-                ..
-            })) => Verdict::CircuitOpen(retry_after),
+            Err(IntegrationError::Resilience(e)) if e.is_circuit_open() => {
+                Verdict::CircuitOpen(e.retry_after())
+            }
             Err(IntegrationError::Resilience(other)) => Verdict::Upstream(other.to_string()),
         };
         Report {

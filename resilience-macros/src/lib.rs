@@ -55,7 +55,7 @@ use crate::layers::Kind;
 #[doc = include_str!("../doc/circuit_breaker.md")]
 ///
 /// While the circuit is open, the body does not run and the function returns
-/// `Err(E::from(resilience::Error::CircuitOpen { .. }))`, so the error type `E`
+/// `Err(E::from(error))` with an `error` of kind `ErrorKind::CircuitOpen`, so the error type `E`
 /// must implement `From<resilience::Error>`. Every `Err` the body returns counts
 /// as a failure; a panic counts as a failure and keeps unwinding; a cancelled
 /// call counts as nothing.
@@ -213,7 +213,7 @@ pub fn resilient(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Cancels one call (or, under `#[retry]`, one attempt) that takes longer than
-/// the given duration, returning `Err(E::from(resilience::Error::Timeout { after }))`.
+/// the given duration, returning `Err(E::from(resilience::Error::timeout(after)))`.
 ///
 /// ```
 /// use resilience::timeout;
@@ -251,7 +251,7 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc = include_str!("../doc/bulkhead.md")]
 ///
 /// A call that gets no slot in time returns
-/// `Err(E::from(resilience::Error::BulkheadFull { .. }))`. The slot is given
+/// `Err(E::from(error))` with an `error` of kind `ErrorKind::BulkheadFull`. The slot is given
 /// back when the call completes, fails, panics or is cancelled. It stands for
 /// `registry().bulkhead(name, ..).acquire().await?` around the body.
 #[proc_macro_attribute]

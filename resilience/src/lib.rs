@@ -88,7 +88,7 @@ pub use breaker::{
     Permit, Transition, TransitionCause, Window,
 };
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use registry::{registry, AlreadyExists, Registered, Registry, Snapshot};

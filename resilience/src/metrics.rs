@@ -135,11 +135,7 @@ mod tests {
                 let flags = Flags::new();
                 let ok = async { Ok::<u8, crate::Error>(1) };
                 let _ = breaker_call(&b, &flags, ok, every_error_fails, converter()).await;
-                let err = async {
-                    Err::<u8, _>(crate::Error::Timeout {
-                        after: Duration::ZERO,
-                    })
-                };
+                let err = async { Err::<u8, _>(crate::Error::timeout(Duration::ZERO)) };
                 let _ = breaker_call(&b, &flags, err, every_error_fails, converter()).await;
                 let slow = timeout(
                     Duration::from_secs(1),

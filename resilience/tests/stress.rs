@@ -168,7 +168,7 @@ async fn raw_calls(b: Arc<CircuitBreaker>, tally: Arc<Tally>, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     for i in 0..CALLS {
         match b.try_acquire() {
-            Err(Error::CircuitOpen { .. }) => {
+            Err(e) if e.is_circuit_open() => {
                 tally.rejected.fetch_add(1, SeqCst);
             }
             Err(other) => panic!("unexpected error {other}"),
@@ -246,7 +246,7 @@ async fn wrapped_calls(b: Arc<CircuitBreaker>, tally: Arc<Tally>, seed: u64) {
             }
         };
         match breaker_call(&b, &flags, body, classify, converter()).await {
-            Err(CallError::Layer(Error::CircuitOpen { .. })) => &tally.rejected,
+            Err(CallError::Layer(e)) if e.is_circuit_open() => &tally.rejected,
             Err(CallError::Layer(other)) => panic!("unexpected error {other}"),
             Err(CallError::Fails) => &tally.failure,
             Err(CallError::Ignored) => &tally.ignored,

@@ -22,7 +22,10 @@ use CircuitState::{Closed, ForcedOpen, HalfOpen, Open};
 static CALLBACKS: Mutex<Vec<(&str, support::breaker::Seen)>> = Mutex::new(Vec::new());
 
 fn record_open(t: &Transition) {
-    CALLBACKS.lock().unwrap().push(("on_open", support::breaker::Seen::from(t)));
+    CALLBACKS
+        .lock()
+        .unwrap()
+        .push(("on_open", support::breaker::Seen::from(t)));
 }
 
 #[circuit_breaker(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use resilience::{circuit_breaker, registry, CircuitState, Transition, TransitionCause};
+use resilience::{circuit_breaker, registry, CircuitState, TransitionCause};
 use support::breaker::{caused_by, rejected, transition, ApiError};
 use support::{secs, state, status};
 use tokio::time::advance;

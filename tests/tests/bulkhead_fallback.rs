@@ -13,11 +13,11 @@ use support::{in_flight, ms, settle, ApiError};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// What the full bulkhead `name` (of `max_concurrent` slots) answers.
 fn full(name: &str, max_concurrent: u32) -> ApiError {
-    ApiError::Resilience(resilience::Error::BulkheadFull {
-        name: name.into(),
-        max_concurrent,
-    })
+    let e = resilience::__private::bulkhead_full_of(name).expect("the bulkhead exists");
+    assert_eq!(e.max_concurrent(), Some(max_concurrent));
+    ApiError::Resilience(e)
 }
 
 // ------------------------------------------------------------------ bulkhead
@@ -175,11 +175,12 @@ fn stale(id: u32, key: &str, cause: ApiError) -> Reply {
     }
 }
 
+/// What the open breaker `name` answers, a probe `retry_after` away.
 fn open_error(name: &str, retry_after: Duration) -> ApiError {
-    ApiError::Resilience(resilience::Error::CircuitOpen {
-        name: name.into(),
-        retry_after: Some(retry_after),
-    })
+    let breaker = registry().get(name).expect("the breaker exists");
+    let e = resilience::__private::rejection_of(&breaker);
+    assert_eq!(e.retry_after(), Some(retry_after));
+    ApiError::Resilience(e)
 }
 
 static FALLBACKS: AtomicU32 = AtomicU32::new(0);
@@ -281,9 +282,7 @@ async fn fb_timeout(id: u32, key: &str) -> Result<Reply, ApiError> {
 #[tokio::test(start_paused = true)]
 async fn fallback_stands_in_when_every_attempt_timed_out() {
     let start = Instant::now();
-    let timeout = ApiError::Resilience(resilience::Error::Timeout {
-        after: Duration::from_secs(2),
-    });
+    let timeout = ApiError::Resilience(resilience::Error::timeout(Duration::from_secs(2)));
     assert_eq!(fb_timeout(4, "k").await, Ok(stale(4, "k", timeout)));
     assert_eq!(start.elapsed(), Duration::from_secs(5), "2 s + 1 s + 2 s");
 }
@@ -420,9 +419,7 @@ async fn method_fallback_gets_self_the_arguments_and_each_cause() {
     // Timeout: both attempts hang and are cut at 5 s.
     client.hang.store(1, Ordering::SeqCst);
     let start = Instant::now();
-    let timeout = ApiError::Resilience(resilience::Error::Timeout {
-        after: Duration::from_secs(5),
-    });
+    let timeout = ApiError::Resilience(resilience::Error::timeout(Duration::from_secs(5)));
     assert_eq!(
         client.fetch("c".into(), &filter).await,
         Ok(cached("c", "active", timeout))

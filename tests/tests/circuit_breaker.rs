@@ -36,9 +36,9 @@ async fn opens_at_the_threshold_rejects_without_running_then_recovers() {
 
     // Open: rejected at once, body not run, the error says how long to wait.
     match basic().await {
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { name, retry_after })) => {
-            assert_eq!(&*name, "cb-basic");
-            assert_eq!(retry_after, Some(Duration::from_secs(60)));
+        Err(ApiError::Resilience(e)) if e.is_circuit_open() => {
+            assert_eq!(e.name().as_deref(), Some("cb-basic"));
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
         }
         other => panic!("expected CircuitOpen, got {other:?}"),
     }
@@ -76,7 +76,7 @@ async fn one_name_is_one_breaker_across_functions() {
     // `shared_b` has never failed, but shares the open breaker.
     assert!(matches!(
         shared_b().await,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
+        Err(ApiError::Resilience(e)) if e.is_circuit_open()
     ));
     assert_eq!(SHARED_RUNS.load(Ordering::SeqCst), 2);
 }
@@ -136,7 +136,7 @@ async fn without_a_name_each_function_has_its_own_breaker() {
     assert_eq!(private_one().await, Err(ApiError::Upstream));
     assert!(matches!(
         private_one().await,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
+        Err(ApiError::Resilience(e)) if e.is_circuit_open()
     ));
     assert_eq!(private_two().await, Ok(()));
     let snapshot = registry().snapshot();

@@ -116,8 +116,8 @@ async fn constant_bulkhead_limits_and_timeouts_apply() {
     assert_eq!(b.max_concurrent, 1);
     let start = tokio::time::Instant::now();
     match bounded(true).await {
-        Err(ApiError::Resilience(resilience::Error::Timeout { after })) => {
-            assert_eq!(after, BOUND)
+        Err(ApiError::Resilience(e)) if e.is_timeout() => {
+            assert_eq!(e.timeout_after(), Some(BOUND))
         }
         other => panic!("expected a timeout, got {other:?}"),
     }

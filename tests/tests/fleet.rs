@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::{
-    BreakerConfig, CircuitState, Error, Fleet, FleetConfig, FleetError, Outcome, Registry,
-};
+use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, FleetError, Outcome, Registry};
 use support::eventually;
 use support::redis_server::RedisServer;
 
@@ -73,10 +71,8 @@ async fn a_trip_on_one_instance_opens_the_breaker_on_the_others() {
     })
     .await;
     match b.get("payments").unwrap().try_acquire() {
-        Err(Error::CircuitOpen {
-            retry_after: Some(wait),
-            ..
-        }) => {
+        Err(e) if e.is_circuit_open() && e.retry_after().is_some() => {
+            let wait = e.retry_after().unwrap();
             assert!(
                 wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
                 "{wait:?}"

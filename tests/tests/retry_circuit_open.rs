@@ -40,7 +40,7 @@ impl Upstream {
 fn is_circuit_open(r: &Result<u32, ApiError>) -> bool {
     matches!(
         r,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
+        Err(ApiError::Resilience(e)) if e.is_circuit_open()
     )
 }
 

@@ -149,7 +149,7 @@ async fn retry_on_takes_patterns_that_are_not_expressions() {
     max_attempts = 3,
     backoff = "fixed",
     delay = "1s",
-    retry_on = [ApiError::Resilience(resilience::Error::Timeout { .. })]
+    retry_if = |e| matches!(e, ApiError::Resilience(r) if r.is_timeout())
 )]
 #[timeout("2s")]
 async fn retried_timeouts(up: &Upstream) -> Result<u32, ApiError> {

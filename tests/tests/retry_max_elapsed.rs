@@ -56,10 +56,7 @@ async fn max_elapsed_cancels_the_attempt_running_at_the_deadline() {
     ]);
     let start = Instant::now();
     let err = up.bounded().await.unwrap_err();
-    assert_eq!(
-        err,
-        ApiError::Resilience(resilience::Error::Timeout { after: s(5) })
-    );
+    assert_eq!(err, ApiError::Resilience(resilience::Error::timeout(s(5))));
     assert_eq!(start.elapsed(), s(5), "exactly the deadline");
     assert_eq!(up.started(), [s(0), s(3)]);
     assert_eq!(up.finished.load(Ordering::SeqCst), 1, "attempt 2 cancelled");
@@ -74,9 +71,7 @@ async fn max_elapsed_cuts_a_slow_attempt_that_would_have_succeeded() {
     let start = Instant::now();
     assert_eq!(
         up.bounded().await,
-        Err(ApiError::Resilience(resilience::Error::Timeout {
-            after: s(5)
-        }))
+        Err(ApiError::Resilience(resilience::Error::timeout(s(5))))
     );
     assert_eq!(start.elapsed(), s(5));
     assert_eq!(up.finished.load(Ordering::SeqCst), 1);

@@ -11,7 +11,8 @@ use support::state;
 use tokio::time::Instant;
 
 fn is_open(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<Error>(), Some(Error::CircuitOpen { .. }))
+    e.downcast_ref::<Error>()
+        .is_some_and(Error::is_circuit_open)
 }
 
 static OUTER_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -122,9 +123,7 @@ async fn timed_out_attempts_fail_the_breaker_after_the_retries() {
     let err = always_slow().await.unwrap_err();
     assert_eq!(
         err.downcast_ref::<Error>(),
-        Some(&Error::Timeout {
-            after: Duration::from_millis(100)
-        })
+        Some(&Error::timeout(Duration::from_millis(100)))
     );
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 2);
     assert_eq!(state("stack-slow"), CircuitState::Open);

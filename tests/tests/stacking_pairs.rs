@@ -39,14 +39,14 @@ async fn run(runs: &AtomicU32, work: Work) -> Result<u32, ApiError> {
 }
 
 fn timed_out(after: u64) -> ApiError {
-    ApiError::Resilience(resilience::Error::Timeout { after: ms(after) })
+    ApiError::Resilience(resilience::Error::timeout(ms(after)))
 }
 
+/// What the full bulkhead `name` (of one slot) answers.
 fn full(name: &str) -> ApiError {
-    ApiError::Resilience(resilience::Error::BulkheadFull {
-        name: name.into(),
-        max_concurrent: 1,
-    })
+    let e = resilience::__private::bulkhead_full_of(name).expect("the bulkhead exists");
+    assert_eq!(e.max_concurrent(), Some(1));
+    ApiError::Resilience(e)
 }
 
 // ------------------------------------------------ circuit_breaker / timeout

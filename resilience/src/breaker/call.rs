@@ -40,7 +40,8 @@ impl CircuitBreaker {
     ///
     /// # Errors
     ///
-    /// `call`'s error, or `E::from(Error::CircuitOpen { .. })` when rejected.
+    /// `call`'s error, or `E::from` the breaker's rejection (an [`Error`] of kind
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen)) when rejected.
     pub async fn call<T, E, F>(&self, call: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
@@ -94,7 +95,8 @@ impl CircuitBreaker {
     ///
     /// # Errors
     ///
-    /// `call`'s error, or `E::from(Error::CircuitOpen { .. })` when rejected.
+    /// `call`'s error, or `E::from` the breaker's rejection (an [`Error`] of kind
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen)) when rejected.
     pub async fn call_classified<T, E, F, C>(&self, call: F, classify: C) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,

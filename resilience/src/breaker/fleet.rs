@@ -38,7 +38,7 @@ impl CircuitBreaker {
         let waiting = state == CircuitState::Open
             && self.fleet_gated.load(Ordering::Acquire)
             && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
-            && self.now_nanos() >= self.open_until.load(Ordering::Acquire);
+            && self.now_nanos() >= self.timing.open_until.load(Ordering::Acquire);
         waiting.then_some(generation)
     }
 
@@ -87,11 +87,11 @@ impl CircuitBreaker {
                 let until = self.now_nanos().saturating_add(duration_nanos(open_for));
                 if from == CircuitState::Open {
                     // Already open: adopt the fleet's time.
-                    self.open_until.store(until, Ordering::Release);
+                    self.timing.open_until.store(until, Ordering::Release);
                     return false;
                 }
                 if self.transition_from(generation, from, to, TransitionCause::Fleet, None) {
-                    self.open_until.store(until, Ordering::Release);
+                    self.timing.open_until.store(until, Ordering::Release);
                     return true;
                 }
                 continue;
@@ -123,8 +123,11 @@ impl CircuitBreaker {
         };
         if state == CircuitState::Open {
             let until = self.now_nanos().saturating_add(duration_nanos(open_for));
-            self.open_until.store(until, Ordering::Release);
+            self.timing.open_until.store(until, Ordering::Release);
         }
+        self.timing
+            .open
+            .store(state == CircuitState::Open, Ordering::Release);
         let (generation, _) = self.load();
         self.word.store(
             Tagged::new(generation.wrapping_add(1), state.to_bits()).0,

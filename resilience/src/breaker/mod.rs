@@ -36,8 +36,6 @@ mod window;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 pub use config::{BreakerConfig, BreakerConfigBuilder, Window};
 pub use event::{Transition, TransitionCause};
 pub(crate) use listeners::{Listener, Listeners};
@@ -45,6 +43,7 @@ pub use permit::{Outcome, Permit};
 pub use status::BreakerStatus;
 use window::{Outcomes, Sample, Totals};
 
+use crate::error::{Identity, OpenTiming, Owner};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
 
@@ -58,7 +57,7 @@ type Cause<'a> = Option<&'a dyn std::fmt::Display>;
 pub enum CircuitState {
     /// Calls run; failures are counted.
     Closed,
-    /// Calls are rejected with [`Error::CircuitOpen`] until the recovery timeout
+    /// Calls are rejected with [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) until the recovery timeout
     /// has elapsed.
     Open,
     /// A limited number of probe calls run; their outcome closes or re-opens
@@ -166,14 +165,15 @@ pub struct CircuitBreaker {
     probes: AtomicU64,
     /// Probe successes in the half-open generation it is tagged with.
     successes: AtomicU64,
-    /// While open: nanoseconds after `epoch` when a probe may run.
-    open_until: AtomicU64,
+    /// When an open breaker lets a probe through, and the breaker's clock:
+    /// shared with its errors, which read their `retry_after` from it.
+    timing: Arc<OpenTiming>,
+    /// What this breaker's errors refer to (one word, no reference count).
+    identity: Identity,
     /// Consecutive failed probes since the circuit last closed.
     reopens: AtomicU32,
     /// Outcomes in the window, for windowed trip rules.
     window: Option<Outcomes>,
-    #[cfg_attr(loom, allow(dead_code))] // loom's clock is a counter
-    epoch: Instant,
     /// Serialises transitions (never taken on the call path).
     transition: Mutex<()>,
     listeners: Listeners,
@@ -213,7 +213,11 @@ impl CircuitBreaker {
         registry_listeners: Option<Arc<Listeners>>,
     ) -> Self {
         crate::metrics::state(&name, CircuitState::Closed);
+        let timing = Arc::new(OpenTiming::new());
+        let identity = Identity::register(name.clone(), Owner::Breaker(Arc::downgrade(&timing)));
         CircuitBreaker {
+            timing,
+            identity,
             name,
             config,
             word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
@@ -221,10 +225,8 @@ impl CircuitBreaker {
             opened_with: AtomicU32::new(0),
             probes: AtomicU64::new(0),
             successes: AtomicU64::new(0),
-            open_until: AtomicU64::new(0),
             reopens: AtomicU32::new(0),
             window: config.window().map(Outcomes::new),
-            epoch: Instant::now(),
             transition: Mutex::new(()),
             listeners: Listeners::default(),
             registry_listeners,
@@ -269,7 +271,7 @@ impl CircuitBreaker {
     ///
     /// # Errors
     ///
-    /// [`Error::CircuitOpen`] when the call must not run.
+    /// [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) when the call must not run.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Error> {
         let (generation, state) = self.load();
@@ -287,18 +289,18 @@ impl CircuitBreaker {
                 CircuitState::Closed | CircuitState::Disabled => {
                     return Ok(Permit::new(self, generation, false))
                 }
-                CircuitState::ForcedOpen => return Err(self.rejection(None)),
+                CircuitState::ForcedOpen => return Err(self.rejection()),
                 CircuitState::Open => {
                     let now = self.now_nanos();
-                    let until = self.open_until.load(Ordering::Acquire);
+                    let until = self.timing.open_until.load(Ordering::Acquire);
                     if now < until {
-                        return Err(self.rejection(Some(Duration::from_nanos(until - now))));
+                        return Err(self.rejection());
                     }
                     if self.fleet_gated.load(Ordering::Acquire)
                         && self.probe_grant.load(Ordering::Acquire) != u64::from(generation) + 1
                     {
                         // Another instance of the fleet probes; wait for its verdict.
-                        return Err(self.rejection(None));
+                        return Err(self.rejection());
                     }
                     self.transition_from(
                         generation,
@@ -317,7 +319,7 @@ impl CircuitBreaker {
                         self.release_probe_slot(generation);
                     }
                     ProbeSlot::Stale => {} // look again
-                    ProbeSlot::Full => return Err(self.rejection(None)),
+                    ProbeSlot::Full => return Err(self.rejection()),
                 },
             }
             (generation, state) = self.load();
@@ -357,7 +359,10 @@ impl CircuitBreaker {
         let now = self.now_nanos();
         let retry_after = match state {
             CircuitState::Open => Some(Duration::from_nanos(
-                self.open_until.load(Ordering::Acquire).saturating_sub(now),
+                self.timing
+                    .open_until
+                    .load(Ordering::Acquire)
+                    .saturating_sub(now),
             )),
             _ => None,
         };
@@ -408,15 +413,9 @@ impl CircuitBreaker {
         (w.generation(), CircuitState::from_bits(w.value()))
     }
 
-    #[cfg(loom)]
+    #[inline]
     fn now_nanos(&self) -> u64 {
-        loom_clock()
-    }
-
-    #[cfg(not(loom))]
-    fn now_nanos(&self) -> u64 {
-        let since = Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        self.timing.now_nanos()
     }
 
     /// Microseconds since the breaker was created (for timing calls).
@@ -424,19 +423,24 @@ impl CircuitBreaker {
         self.now_nanos() / 1000
     }
 
-    fn rejection(&self, retry_after: Option<Duration>) -> Error {
+    /// The error this breaker's rejections produce (for tests comparing
+    /// errors, through `__private`).
+    pub(crate) fn rejection_error(&self) -> Error {
+        Error::circuit_open(&self.identity)
+    }
+
+    /// The error of a rejected call: one word, naming this breaker; its
+    /// `retry_after` is read from the breaker when asked.
+    #[inline]
+    fn rejection(&self) -> Error {
         crate::metrics::call(&self.name, "rejected", None);
         tracing::debug!(
             target: "resilience",
             breaker = &*self.name,
-            ?retry_after,
             "circuit breaker `{}` rejected a call",
             self.name
         );
-        Error::CircuitOpen {
-            name: self.name.clone(),
-            retry_after,
-        }
+        Error::circuit_open(&self.identity)
     }
 
     /// Moves from `(generation, from)` to `to` if the breaker is still there;
@@ -492,7 +496,8 @@ impl CircuitBreaker {
                         0
                     };
                     let open_for = duration_nanos(self.config.open_time(reopens));
-                    self.open_until
+                    self.timing
+                        .open_until
                         .store(now.saturating_add(open_for), Ordering::Release);
                 }
                 (_, CircuitState::Closed | CircuitState::Disabled) => {
@@ -503,6 +508,9 @@ impl CircuitBreaker {
                 }
                 _ => {}
             }
+            self.timing
+                .open
+                .store(to == CircuitState::Open, Ordering::Release);
             self.word.store(
                 Tagged::new(generation.wrapping_add(1), to.to_bits()).0,
                 Ordering::Release,
@@ -527,16 +535,6 @@ impl CircuitBreaker {
         }
         true
     }
-}
-
-/// The breaker's clock under loom, which cannot model tokio's: a counter that
-/// moves 1 ns per read, so the order of clock reads is the order of the
-/// interleaving loom explores, and with a `recovery_timeout` of 1 ns an open
-/// breaker is due at the next read. (`tests/loom.rs` relies on this.)
-#[cfg(loom)]
-fn loom_clock() -> u64 {
-    static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NOW.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn duration_nanos(d: Duration) -> u64 {

@@ -25,7 +25,8 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// `call`'s error, or `E::from(Error::BulkheadFull { .. })` when no slot
+    /// `call`'s error, or `E::from` the bulkhead's [`Error`] (of kind
+    /// [`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull)) when no slot
     /// freed up in time (then `call` does not run).
     pub async fn call<T, E, F>(&self, call: F) -> Result<T, E>
     where

@@ -22,11 +22,12 @@ impl Drop for BulkheadPermit<'_> {
     }
 }
 
+use crate::error::{Identity, Owner};
 use crate::Error;
 
 /// A named, shared concurrency limit: at most `max_concurrent` calls run at
 /// once; a call waits up to `max_wait` for a slot, then fails with
-/// [`Error::BulkheadFull`]. A slot is given back when the call completes,
+/// [`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull). A slot is given back when the call completes,
 /// fails, panics or is cancelled (the permit is dropped).
 ///
 /// ```
@@ -47,6 +48,8 @@ pub struct Bulkhead {
     max_concurrent: NonZeroU32,
     max_wait: Duration,
     semaphore: Semaphore,
+    /// What this bulkhead's errors refer to.
+    identity: Identity,
 }
 
 /// A point-in-time view of a bulkhead.
@@ -74,12 +77,26 @@ pub struct BulkheadStatus {
 impl Bulkhead {
     /// A bulkhead of `max_concurrent` slots; calls wait up to `max_wait`.
     pub fn new(name: impl Into<Arc<str>>, max_concurrent: NonZeroU32, max_wait: Duration) -> Self {
+        let name = name.into();
+        let identity = Identity::register(
+            name.clone(),
+            Owner::Bulkhead {
+                max_concurrent: max_concurrent.get(),
+            },
+        );
         Bulkhead {
-            name: name.into(),
+            name,
             max_concurrent,
             max_wait,
             semaphore: Semaphore::new(max_concurrent.get() as usize),
+            identity,
         }
+    }
+
+    /// The error this bulkhead produces when full (for tests comparing
+    /// errors, through `__private`).
+    pub(crate) fn full_error(&self) -> Error {
+        Error::bulkhead_full(&self.identity)
     }
 
     /// The bulkhead's name.
@@ -107,7 +124,7 @@ impl Bulkhead {
     ///
     /// # Errors
     ///
-    /// [`Error::BulkheadFull`] if no slot freed up in time.
+    /// [`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull) if no slot freed up in time.
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Error> {
         let mut permit = self.semaphore.try_acquire().ok();
         if permit.is_none() && !self.max_wait.is_zero() {
@@ -128,10 +145,7 @@ impl Bulkhead {
             "bulkhead `{}` is full; call rejected",
             self.name
         );
-        Err(Error::BulkheadFull {
-            name: self.name.clone(),
-            max_concurrent: self.max_concurrent.get(),
-        })
+        Err(Error::bulkhead_full(&self.identity))
     }
 
     /// A point-in-time view.
@@ -164,12 +178,10 @@ mod tests {
         let start = tokio::time::Instant::now();
         let err = b.acquire().await.unwrap_err();
         assert_eq!(start.elapsed(), Duration::from_millis(100));
+        assert!(err.is_bulkhead_full());
         assert_eq!(
-            err,
-            Error::BulkheadFull {
-                name: "b".into(),
-                max_concurrent: 1
-            }
+            (err.name().as_deref(), err.max_concurrent()),
+            (Some("b"), Some(1))
         );
         assert_eq!(b.in_flight(), 1);
         drop(held);

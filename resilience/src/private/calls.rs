@@ -216,7 +216,7 @@ where
         Some(result) => result,
         None => {
             flags.set_timed_out();
-            R::from_error(convert(Error::Timeout { after }))
+            R::from_error(convert(Error::timeout(after)))
         }
     }
 }
@@ -241,7 +241,7 @@ where
         Err(_) => {
             flags.set_timed_out();
             let after = policy.max_elapsed().unwrap_or_default();
-            R::from_error(convert(Error::Timeout { after }))
+            R::from_error(convert(Error::timeout(after)))
         }
     }
 }

@@ -18,8 +18,8 @@ pub use returns::*;
 #[cfg(test)]
 pub(crate) use sites::short_type_name;
 pub use sites::{
-    callback, dynamic_breaker, every_error_fails, registry_dynamic_breaker,
-    registry_private_breaker, StaticBreaker, StaticBudget, StaticBulkhead,
+    bulkhead_full_of, callback, dynamic_breaker, every_error_fails, registry_dynamic_breaker,
+    registry_private_breaker, rejection_of, StaticBreaker, StaticBudget, StaticBulkhead,
 };
 
 /// The link-time list of call sites (see [`crate::manifest`]).

@@ -252,3 +252,15 @@ pub fn registry_dynamic_breaker(
 ) -> Arc<CircuitBreaker> {
     registry.dynamic_breaker(name, config, |_| {})
 }
+
+/// The error a rejection by `breaker` produces, equal to the errors its
+/// rejections return (for tests comparing errors).
+pub fn rejection_of(breaker: &CircuitBreaker) -> crate::Error {
+    breaker.rejection_error()
+}
+
+/// The error the process-wide registry's bulkhead `name` produces when full,
+/// if it exists (for tests comparing errors).
+pub fn bulkhead_full_of(name: &str) -> Option<crate::Error> {
+    registry().get_bulkhead(name).map(|b| b.full_error())
+}

@@ -521,6 +521,11 @@ impl Registry {
             .clone()
     }
 
+    /// The bulkhead named `name`, if one exists.
+    pub(crate) fn get_bulkhead(&self, name: &str) -> Option<Arc<Bulkhead>> {
+        self.bulkheads.get(name).map(|b| b.clone())
+    }
+
     /// Registers `bulkhead` under its name before any call site creates it.
     ///
     /// # Errors

@@ -86,7 +86,7 @@ impl RetryPolicy {
 
     /// The bound on the whole retried call, if any (`max_elapsed`): an
     /// attempt still running at the deadline is cancelled (it fails with
-    /// [`Error::Timeout`](crate::Error::Timeout)), and no sleep starts that
+    /// a timeout [`Error`](crate::Error)), and no sleep starts that
     /// would end past it.
     pub const fn max_elapsed(&self) -> Option<Duration> {
         self.max_elapsed

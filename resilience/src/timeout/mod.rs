@@ -9,7 +9,7 @@ use resilience_spec::{TimeoutValues, Value};
 use crate::{ConfigError, Error};
 
 /// Cancels a call that takes longer than its duration; the call then fails
-/// with [`Error::Timeout`].
+/// with an [`Error`] of kind [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
 ///
 /// ```
 /// use std::time::Duration;
@@ -51,7 +51,7 @@ impl Timeout {
     ///
     /// # Errors
     ///
-    /// `call`'s error, or `E::from(Error::Timeout { after })`.
+    /// `call`'s error, or `E::from` a timeout [`Error`].
     pub async fn call<T, E, F>(&self, call: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
@@ -59,7 +59,7 @@ impl Timeout {
     {
         match bounded(self.after, call).await {
             Some(result) => result,
-            None => Err(E::from(Error::Timeout { after: self.after })),
+            None => Err(E::from(Error::timeout(self.after))),
         }
     }
 }

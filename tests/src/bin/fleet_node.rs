@@ -41,7 +41,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use resilience::{registry, BreakerConfig, CircuitBreaker, Error, FleetConfig, Outcome};
+use resilience::{registry, BreakerConfig, CircuitBreaker, FleetConfig, Outcome};
 
 const USAGE: &str = "usage: fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]";
 
@@ -103,7 +103,7 @@ fn one_call(breaker: &CircuitBreaker, outcome: Outcome, words: [&str; 3]) -> Str
             permit.record(outcome);
             if probe { words[1] } else { words[0] }.to_owned()
         }
-        Err(Error::CircuitOpen { .. }) => words[2].to_owned(),
+        Err(e) if e.is_circuit_open() => words[2].to_owned(),
         Err(other) => format!("error {other}"),
     }
 }

@@ -25,12 +25,9 @@ pub enum ApiError {
 #[track_caller]
 pub fn rejected<T: std::fmt::Debug>(result: Result<T, ApiError>, name: &str) -> Option<Duration> {
     match result {
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen {
-            name: actual,
-            retry_after,
-        })) => {
-            assert_eq!(&*actual, name);
-            retry_after
+        Err(ApiError::Resilience(e)) if e.is_circuit_open() => {
+            assert_eq!(e.name().as_deref(), Some(name));
+            e.retry_after()
         }
         other => panic!("expected CircuitOpen from `{name}`, got {other:?}"),
     }

@@ -37,7 +37,7 @@ pub enum ApiError {
 pub fn is_open<T: std::fmt::Debug>(r: &Result<T, ApiError>) -> bool {
     matches!(
         r,
-        Err(ApiError::Resilience(resilience::Error::CircuitOpen { .. }))
+        Err(ApiError::Resilience(e)) if e.is_circuit_open()
     )
 }
 
