@@ -115,7 +115,9 @@ pub struct Transition {
     /// macros always do for error types that implement `Display`; by hand,
     /// see [`Permit::record_error`](super::Permit::record_error). `None` for
     /// transitions no error caused (a recovery timeout, successful probes,
-    /// a slow call, manual control, the fleet).
+    /// a slow call, manual control, the fleet). Written only when the
+    /// breaker (or its registry) has a listener to read it, so a breaker
+    /// nobody listens to allocates nothing on its transitions.
     pub error: Option<Arc<str>>,
 }
 

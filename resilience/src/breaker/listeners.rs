@@ -33,6 +33,11 @@ impl Listeners {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Whether a listener was ever added.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// Calls every listener; a panicking one is logged and the rest still run.
     pub(crate) fn notify(&self, transition: &Transition) {
         if !self.any.load(Ordering::Acquire) {

@@ -524,7 +524,14 @@ impl CircuitBreaker {
                 cause,
                 failures,
                 calls,
-                error: error.map(|e| Arc::from(e.to_string())),
+                // The error's text is written only for listeners to read:
+                // with none, a transition allocates nothing.
+                error: error
+                    .filter(|_| {
+                        self.listeners.any()
+                            || self.registry_listeners.as_ref().is_some_and(|l| l.any())
+                    })
+                    .map(|e| Arc::from(e.to_string())),
             };
             transition.emit();
             crate::metrics::transition(&self.name, from, to);
