@@ -3,7 +3,6 @@
 //! cancelled call records nothing and frees its probe slot. Public, so that
 //! a hand-written caller (or a tower layer) gets what the macros get.
 
-use std::any::Any;
 use std::fmt::Display;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -117,28 +116,84 @@ impl CircuitBreaker {
         }
     }
 
-    /// The engine of every call through a breaker: `Err` when the breaker
-    /// rejected the call (it did not run), else its output and the outcome
-    /// `record` recorded with the permit.
-    pub(crate) async fn guard<O, F, R>(&self, call: F, record: R) -> Result<(O, Outcome), Error>
+    /// The engine of every call through a breaker: a future that asks for a
+    /// permit when first polled and resolves to `Err` when the breaker
+    /// rejected the call (it did not run), else to its output and the
+    /// outcome `record` recorded with the permit. One hand-written future
+    /// (no `async` state machines stacked on the call's own).
+    pub(crate) fn guard<O, F, R>(&self, call: F, record: R) -> Guard<'_, F, R>
     where
         F: Future<Output = O>,
         R: FnOnce(&O, Permit<'_>) -> Outcome,
     {
-        let permit = self.try_acquire()?;
-        match (CatchUnwind { inner: call }).await {
-            Ok(output) => {
+        Guard {
+            breaker: self,
+            stage: Stage::Start,
+            record: Some(record),
+            inner: call,
+        }
+    }
+}
+
+/// Where a [`Guard`] is.
+enum Stage<'a> {
+    /// Not polled yet: the permit is asked for on the first poll, so a call
+    /// dropped before it ever ran holds no probe slot.
+    Start,
+    Running(Permit<'a>),
+    Done,
+}
+
+pin_project_lite::pin_project! {
+    /// One call through a breaker (see [`CircuitBreaker::guard`]).
+    pub(crate) struct Guard<'a, F, R> {
+        breaker: &'a CircuitBreaker,
+        stage: Stage<'a>,
+        record: Option<R>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<'a, O, F, R> Future for Guard<'a, F, R>
+where
+    F: Future<Output = O>,
+    R: FnOnce(&O, Permit<'_>) -> Outcome,
+{
+    type Output = Result<(O, Outcome), Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Stage::Start = this.stage {
+            match this.breaker.try_acquire() {
+                Ok(permit) => *this.stage = Stage::Running(permit),
+                Err(rejected) => {
+                    *this.stage = Stage::Done;
+                    return Poll::Ready(Err(rejected));
+                }
+            }
+        }
+        let inner = this.inner;
+        let polled = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
+        let permit = match (&polled, std::mem::replace(this.stage, Stage::Done)) {
+            (Ok(Poll::Pending), running) => {
+                *this.stage = running;
+                return Poll::Pending;
+            }
+            (_, Stage::Running(permit)) => permit,
+            (_, _) => panic!("a breaker's call was polled after it completed"),
+        };
+        match polled {
+            Ok(Poll::Ready(output)) => {
+                let record = this.record.take().expect("recorded once");
                 let outcome = record(&output, permit);
                 if outcome == Outcome::Ignored {
-                    tracing::debug!(
-                        target: "resilience",
-                        breaker = self.name(),
-                        "circuit breaker `{}` ignored an error (neither success nor failure)",
-                        self.name()
-                    );
+                    ignored(this.breaker);
                 }
-                Ok((output, outcome))
+                Poll::Ready(Ok((output, outcome)))
             }
+            Ok(Poll::Pending) => unreachable!("handled above"),
             Err(panic) => {
                 permit.record(Outcome::Failure);
                 std::panic::resume_unwind(panic)
@@ -147,24 +202,12 @@ impl CircuitBreaker {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// Catches a panic raised while polling the inner future.
-    struct CatchUnwind<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
+#[cold]
+fn ignored(breaker: &CircuitBreaker) {
+    tracing::debug!(
+        target: "resilience",
+        breaker = breaker.name(),
+        "circuit breaker `{}` ignored an error (neither success nor failure)",
+        breaker.name()
+    );
 }

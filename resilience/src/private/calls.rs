@@ -4,7 +4,9 @@
 //! as a timeout.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::returns::ResultLike;
@@ -93,37 +95,37 @@ pub fn on_retry<E: ?Sized, F: FnOnce(u32, &E, Duration)>(
 /// against an open circuit. `classify` decides what an error counts as. A
 /// panic in `call` is recorded as a failure and keeps unwinding; a cancelled
 /// call records nothing and frees its probe slot.
-pub async fn breaker_call<R, F, C>(
-    breaker: &CircuitBreaker,
-    flags: &Flags,
+pub fn breaker_call<'a, R, F, C>(
+    breaker: &'a CircuitBreaker,
+    flags: &'a Flags,
     call: F,
     classify: C,
     convert: fn(Error) -> R::Error,
-) -> R
+) -> impl Future<Output = R> + 'a
 where
-    F: Future<Output = R>,
-    R: ResultLike,
-    C: FnOnce(&R::Error) -> Outcome,
+    F: Future<Output = R> + 'a,
+    R: ResultLike + 'a,
+    C: FnOnce(&R::Error) -> Outcome + 'a,
 {
-    breaker_call_described(breaker, flags, call, classify, undescribed, convert).await
+    breaker_call_described(breaker, flags, call, classify, undescribed, convert)
 }
 
 /// [`breaker_call`], where `describe` gives the error's text to the
 /// transition the outcome may cause (see [`Describe`]).
-pub async fn breaker_call_described<R, F, C>(
-    breaker: &CircuitBreaker,
-    flags: &Flags,
+pub fn breaker_call_described<'a, R, F, C>(
+    breaker: &'a CircuitBreaker,
+    flags: &'a Flags,
     call: F,
     classify: C,
     describe: Describer<R::Error>,
     convert: fn(Error) -> R::Error,
-) -> R
+) -> impl Future<Output = R> + 'a
 where
-    F: Future<Output = R>,
-    R: ResultLike,
-    C: FnOnce(&R::Error) -> Outcome,
+    F: Future<Output = R> + 'a,
+    R: ResultLike + 'a,
+    C: FnOnce(&R::Error) -> Outcome + 'a,
 {
-    let guarded = breaker.guard(call, |result: &R, permit| {
+    let guard = breaker.guard(call, move |result: &R, permit| {
         let (outcome, error) = match result.error() {
             None => (Outcome::Success, None),
             Some(error) => (classify(error), describe(error)),
@@ -136,17 +138,48 @@ where
         }
         outcome
     });
-    match guarded.await {
-        Err(rejected) => {
-            flags.set_stop_retry();
-            R::from_error(convert(rejected))
-        }
-        Ok((result, outcome)) => {
-            if outcome == Outcome::Failure && breaker.state() == CircuitState::Open {
-                flags.set_stop_retry();
+    BreakerCall {
+        guard,
+        breaker,
+        flags,
+        convert,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`breaker_call_described`]'s future: the breaker's [`Guard`](crate::breaker)
+    /// and what it tells an enclosing retry.
+    struct BreakerCall<'a, G, E> {
+        #[pin]
+        guard: G,
+        breaker: &'a CircuitBreaker,
+        flags: &'a Flags,
+        convert: fn(Error) -> E,
+    }
+}
+
+impl<'a, G, R> Future for BreakerCall<'a, G, R::Error>
+where
+    G: Future<Output = Result<(R, Outcome), Error>>,
+    R: ResultLike,
+{
+    type Output = R;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        let this = self.project();
+        Poll::Ready(match std::task::ready!(this.guard.poll(cx)) {
+            Err(rejected) => {
+                this.flags.set_stop_retry();
+                R::from_error((this.convert)(rejected))
             }
-            result
-        }
+            Ok((result, outcome)) => {
+                if outcome == Outcome::Failure && this.breaker.state() == CircuitState::Open {
+                    this.flags.set_stop_retry();
+                }
+                result
+            }
+        })
     }
 }
 
