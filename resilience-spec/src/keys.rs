@@ -18,7 +18,7 @@ const fn key(name: &'static str, default: &'static str, doc: &'static str) -> Ke
 }
 
 /// The keys of `#[circuit_breaker]` (also taken by `#[resilient]`).
-pub const BREAKER: [Key; 18] = [
+pub const BREAKER: [Key; 19] = [
     key("name", "`module::Type::method` or `module::function`", "`\"literal\"`: one breaker shared by every call site with that name, resolved once per call site and cached in a `static`. Any other expression giving something `AsRef<str>` (`self.name.as_str()`, `format!(\"provider-{id}\")`): looked up per call, one breaker per value. Without `name`: a breaker of this function alone, named after it"),
     key("failure_threshold", "`5`", "failures that open the circuit: consecutive ones, or within `window` when one is set (≥ 1)"),
     key("recovery_timeout", "`60` s", "how long the circuit stays open before one probe is let through (> 0)"),
@@ -34,13 +34,14 @@ pub const BREAKER: [Key; 18] = [
     key("failure_if", "every `Err`", "`Fn(&E) -> bool`: which errors are failures; the others count as successes (and break a run of failures)"),
     key("ignore_if", "none", "`Fn(&E) -> bool`: errors that count as nothing, neither failure nor success (validation errors, 404s)"),
     key("failure_on", "every `Err`", "`[ApiError::Timeout, ApiError::Unavailable(..)]`: patterns the compiler checks (a renamed variant is a compile error)"),
+    key("failure_if_ok", "no `Ok`", "`Fn(&T) -> bool`: `Ok` values that count as failures (an HTTP 503 response); the caller still gets the value"),
     key("on_open", "none", "`fn(&resilience::Transition)` (a path, or a closure capturing nothing): called when the circuit opens, with the transition and the error that caused it (`t.error()`)"),
     key("on_close", "none", "`fn(&resilience::Transition)`: called when the circuit closes"),
     key("on_half_open", "none", "`fn(&resilience::Transition)`: called when the circuit turns half-open"),
 ];
 
 /// The keys of `#[retry]` (also taken by `#[resilient]`).
-pub const RETRY: [Key; 12] = [
+pub const RETRY: [Key; 13] = [
     key("max_attempts", "`3`", "attempts in all, the first call included (≥ 1)"),
     key("backoff", "`\"exponential\"`", "`\"fixed\"` (d, d, d), `\"linear\"` (d, 2d, 3d) or `\"exponential\"` (d, 2d, 4d)"),
     key("delay", "`1` s", "the base delay d"),
@@ -50,6 +51,7 @@ pub const RETRY: [Key; 12] = [
     key("max_elapsed", "none", "bound on the whole call, attempts and sleeps together: an attempt still running at the deadline is cancelled (`Error::Timeout`), no sleep starts that would end past it (> `delay`)"),
     key("retry_if", "every `Err`", "`Fn(&E) -> bool`: which errors are retried; the others return at once"),
     key("retry_on", "every `Err`", "`[ApiError::Timeout, ApiError::Unavailable(..)]`: typed patterns, checked by the compiler"),
+    key("retry_if_ok", "no `Ok`", "`Fn(&T) -> bool`: `Ok` values that are retried (`Status::Pending`); when the attempts run out, the last one is returned unchanged"),
     key("retry_after", "none", "`Fn(&E) -> Option<Duration>`: the server's hint (`Retry-After`) replaces the computed delay"),
     key("on_retry", "none", "`Fn(u32, &E, Duration)`: called before each sleep with the failed attempt, its error and the delay"),
     key("budget", "none", "`\"name\"`: draw retries from a shared retry budget; an empty budget ends the retry with the last error"),
@@ -122,9 +124,9 @@ const fn names<const N: usize>(keys: &[Key; N]) -> [&'static str; N] {
 }
 
 /// The names of [`BREAKER`]'s keys, in the same order.
-pub const BREAKER_NAMES: [&str; 18] = names(&BREAKER);
+pub const BREAKER_NAMES: [&str; 19] = names(&BREAKER);
 /// The names of [`RETRY`]'s keys.
-pub const RETRY_NAMES: [&str; 12] = names(&RETRY);
+pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 /// The names of [`BULKHEAD`]'s keys.
 pub const BULKHEAD_NAMES: [&str; 3] = names(&BULKHEAD);
 /// The names of [`RESILIENT`]'s keys.

@@ -89,33 +89,55 @@ pub(super) fn layer<'a>(
     })
 }
 
-/// What an error counts as for the breaker: `every_error_fails`, or a
-/// closure built from `ignore_if`, `failure_if` and `failure_on`.
+/// What a result counts as for the breaker: an error is a failure unless
+/// `ignore_if`, `failure_if` or `failure_on` say otherwise; an `Ok` is a
+/// success unless `failure_if_ok` says it is a failure.
 fn classify(b: &Breaker) -> TokenStream {
-    if b.ignore_if.is_none() && matches!(b.failure, FailureRule::Every) {
-        return quote!(::resilience::__private::every_error_fails);
-    }
+    let result = hidden("__resilience_classified");
     let error = hidden("__resilience_error");
-    let outcome = quote!(::resilience::__private::Outcome);
-    let ignore = b.ignore_if.as_ref().map(|f| {
-        let ask = quote_spanned!(f.span()=> ::resilience::__private::predicate(#f, #error));
+    let private = quote!(::resilience::__private);
+    let outcome = quote!(#private::Outcome);
+    let every = b.ignore_if.is_none() && matches!(b.failure, FailureRule::Every);
+    let on_error = if every {
+        quote!(::core::option::Option::Some(_) => #outcome::Failure,)
+    } else {
+        let ignore = b.ignore_if.as_ref().map(|f| {
+            let ask = quote_spanned!(f.span()=> #private::predicate(#f, #error));
+            quote! {
+                if #ask {
+                    return #outcome::Ignored;
+                }
+            }
+        });
+        let fails = match &b.failure {
+            FailureRule::Every => quote!(true),
+            FailureRule::If(f) => quote_spanned!(f.span()=> #private::predicate(#f, #error)),
+            FailureRule::On(pats) => quote!(::core::matches!(#error, #(#pats)|*)),
+        };
         quote! {
-            if #ask {
-                return #outcome::Ignored;
+            ::core::option::Option::Some(#error) => {
+                #ignore
+                if #fails { #outcome::Failure } else { #outcome::Success }
             }
         }
-    });
-    let fails = match &b.failure {
-        FailureRule::Every => quote!(true),
-        FailureRule::If(f) => {
-            quote_spanned!(f.span()=> ::resilience::__private::predicate(#f, #error))
+    };
+    let on_ok = match &b.failure_if_ok {
+        None => quote!(#outcome::Success),
+        Some(f) => {
+            let value = hidden("__resilience_value");
+            let ask = quote_spanned!(f.span()=> #private::predicate(#f, #value));
+            quote! {
+                match #private::ResultLike::ok_value(#result) {
+                    ::core::option::Option::Some(#value) if #ask => #outcome::Failure,
+                    _ => #outcome::Success,
+                }
+            }
         }
-        FailureRule::On(pats) => quote!(::core::matches!(#error, #(#pats)|*)),
     };
     quote! {
-        |#error| {
-            #ignore
-            if #fails { #outcome::Failure } else { #outcome::Success }
+        |#result| match #private::ResultLike::error(#result) {
+            #on_error
+            ::core::option::Option::None => #on_ok,
         }
     }
 }

@@ -100,6 +100,23 @@ impl RetryLoop<'_> {
             Some(f) => quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error)),
             None => quote!(::core::option::Option::None),
         };
+        // An `Ok` the user wants retried (`retry_if_ok`): the next delay,
+        // with no hint and no `on_retry` (they take the error).
+        let on_ok = match &self.retry.retry_if_ok {
+            None => quote!(::core::option::Option::None),
+            Some(f) => {
+                let value = hidden("__resilience_value");
+                let ask = quote_spanned!(f.span()=> ::resilience::__private::predicate(#f, #value));
+                quote! {
+                    match ::resilience::__private::ResultLike::ok_value(&#attempt) {
+                        ::core::option::Option::Some(#value) if !#flags.stop_retry() && #ask => {
+                            #state.next_delay_after(::core::option::Option::None)
+                        }
+                        _ => ::core::option::Option::None,
+                    }
+                }
+            }
+        };
         let on_retry = self.retry.on_retry.as_ref().map(|f| {
             let call = quote_spanned! {f.span()=>
                 ::resilience::__private::on_retry(#f, #number, #error, #delay)
@@ -118,7 +135,7 @@ impl RetryLoop<'_> {
                     #(#clones)*
                     let #attempt = #inner.await;
                     let #delay = match ::resilience::__private::ResultLike::error(&#attempt) {
-                        ::core::option::Option::None => ::core::option::Option::None,
+                        ::core::option::Option::None => #on_ok,
                         ::core::option::Option::Some(#error) => {
                             if #flags.stop_retry() || #not_retried {
                                 ::core::option::Option::None

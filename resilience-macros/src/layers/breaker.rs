@@ -73,6 +73,8 @@ pub(crate) struct Breaker {
     pub(crate) keys: BreakerKeys,
     pub(crate) failure: FailureRule,
     pub(crate) ignore_if: Option<Expr>,
+    /// `Ok` values that count as failures.
+    pub(crate) failure_if_ok: Option<Expr>,
     pub(crate) on_open: Option<Expr>,
     pub(crate) on_close: Option<Expr>,
     pub(crate) on_half_open: Option<Expr>,
@@ -136,6 +138,7 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Breaker {
         keys,
         failure,
         ignore_if: args.get("ignore_if").map(|a| a.value.clone()),
+        failure_if_ok: args.get("failure_if_ok").map(|a| a.value.clone()),
         on_open: args.get("on_open").map(|a| a.value.clone()),
         on_close: args.get("on_close").map(|a| a.value.clone()),
         on_half_open: args.get("on_half_open").map(|a| a.value.clone()),

@@ -53,6 +53,8 @@ impl RetryKeys {
 pub(crate) struct Retry {
     pub(crate) keys: RetryKeys,
     pub(crate) rule: RetryRule,
+    /// `Ok` values that are retried.
+    pub(crate) retry_if_ok: Option<Expr>,
     pub(crate) retry_after: Option<Expr>,
     pub(crate) on_retry: Option<Expr>,
     pub(crate) budget: Option<LitStr>,
@@ -104,6 +106,7 @@ pub(crate) fn parse(args: &Args, errors: &mut Errors) -> Retry {
     Retry {
         keys,
         rule,
+        retry_if_ok: args.get("retry_if_ok").map(|a| a.value.clone()),
         retry_after: args.get("retry_after").map(|a| a.value.clone()),
         on_retry: args.get("on_retry").map(|a| a.value.clone()),
         budget,

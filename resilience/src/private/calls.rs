@@ -107,11 +107,16 @@ where
     R: ResultLike + 'a,
     C: FnOnce(&R::Error) -> Outcome + 'a,
 {
+    let classify = move |result: &R| match result.error() {
+        None => Outcome::Success,
+        Some(error) => classify(error),
+    };
     breaker_call_described(breaker, flags, call, classify, undescribed, convert)
 }
 
-/// [`breaker_call`], where `describe` gives the error's text to the
-/// transition the outcome may cause (see [`Describe`]).
+/// [`breaker_call`] for the expansions: `classify` judges the whole result
+/// (an `Ok` may be a failure: `failure_if_ok`), and `describe` gives an
+/// error's text to the transition the outcome may cause (see [`Describe`]).
 pub fn breaker_call_described<'a, R, F, C>(
     breaker: &'a CircuitBreaker,
     flags: &'a Flags,
@@ -123,13 +128,11 @@ pub fn breaker_call_described<'a, R, F, C>(
 where
     F: Future<Output = R> + 'a,
     R: ResultLike + 'a,
-    C: FnOnce(&R::Error) -> Outcome + 'a,
+    C: FnOnce(&R) -> Outcome + 'a,
 {
     let guard = breaker.guard(call, move |result: &R, permit| {
-        let (outcome, error) = match result.error() {
-            None => (Outcome::Success, None),
-            Some(error) => (classify(error), describe(error)),
-        };
+        let outcome = classify(result);
+        let error = result.error().and_then(describe);
         match (outcome == Outcome::Failure && flags.timed_out(), error) {
             (true, Some(error)) => permit.record_timeout_error(error),
             (true, None) => permit.record_timeout(),

@@ -13,8 +13,12 @@ use crate::Error;
     label = "this must be a `Result<T, E>`"
 )]
 pub trait ResultLike {
+    /// The value type.
+    type Ok;
     /// The error type.
     type Error;
+    /// The value, if this is `Ok`.
+    fn ok_value(&self) -> Option<&Self::Ok>;
     /// Whether this is `Ok`.
     fn is_ok(&self) -> bool;
     /// The error, if any.
@@ -28,7 +32,12 @@ pub trait ResultLike {
 }
 
 impl<T, E> ResultLike for Result<T, E> {
+    type Ok = T;
     type Error = E;
+    #[inline]
+    fn ok_value(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
     #[inline]
     fn is_ok(&self) -> bool {
         Result::is_ok(self)
