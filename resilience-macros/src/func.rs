@@ -143,9 +143,10 @@ impl Func {
                 quote!(#constness #fn_token),
                 format!("`{attr}` can only be used on an `async fn`; write `async fn` instead of `const fn`"),
             ),
+            (None, None) if self.future_output().is_some() => {}
             (None, None) => errors.push_at(
                 fn_token,
-                format!("`{attr}` can only be used on an `async fn`; make this function `async`"),
+                format!("`{attr}` needs an `async fn` or a `fn` returning `impl Future<Output = Result<_, _>>`; synchronous functions are not supported yet: make this function `async`, or return a future"),
             ),
             (None, Some(_)) => {}
         }
@@ -155,6 +156,18 @@ impl Func {
                 &self.sig.ident,
                 format!("`{attr}` needs a function with a body; put it on the implementation, not the declaration"),
             );
+        }
+        if let Some(output) = self.future_output() {
+            if never_a_result(output) {
+                errors.push_at(
+                    output,
+                    format!(
+                        "`{attr}` needs the future's output to be `Result<_, _>`, found `{}`",
+                        type_text(output)
+                    ),
+                );
+            }
+            return;
         }
         match &self.sig.output {
             ReturnType::Default => errors.push_span(
@@ -180,9 +193,54 @@ impl Func {
         }
     }
 
-    /// The declared return type with every `impl Trait` replaced by `_`, for
-    /// the "fake return edge" that fixes the body's type.
+    /// For a `fn` (not `async`) returning `impl Future<Output = X> (+ …)`:
+    /// `X`, the result the layers see.
+    pub(crate) fn future_output(&self) -> Option<&Type> {
+        if self.sig.asyncness.is_some() {
+            return None;
+        }
+        let ReturnType::Type(_, ty) = &self.sig.output else {
+            return None;
+        };
+        let Type::ImplTrait(imp) = &**ty else {
+            return None;
+        };
+        imp.bounds.iter().find_map(|bound| {
+            let syn::TypeParamBound::Trait(t) = bound else {
+                return None;
+            };
+            let last = t.path.segments.last()?;
+            if last.ident != "Future" {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::AssocType(a) if a.ident == "Output" => Some(&a.ty),
+                _ => None,
+            })
+        })
+    }
+
+    /// The type of the result the layers see: the return type of an `async
+    /// fn`, the `Output` of a returned `impl Future`.
+    fn result_type(&self) -> Option<&Type> {
+        if let Some(output) = self.future_output() {
+            return Some(output);
+        }
+        match &self.sig.output {
+            ReturnType::Type(_, ty) => Some(ty),
+            ReturnType::Default => None,
+        }
+    }
+
+    /// The result type with every `impl Trait` replaced by `_`, for the
+    /// "fake return edge" that fixes the body's type.
     pub(crate) fn return_type_for_inference(&self) -> Option<Type> {
+        if self.future_output().is_some() {
+            return None; // the body is typed by the future it evaluates to
+        }
         let ReturnType::Type(_, ty) = &self.sig.output else {
             return None;
         };
@@ -191,27 +249,25 @@ impl Func {
         Some(ty)
     }
 
-    /// Span of the return type (for errors about it).
+    /// Span of the result type (for errors about it).
     pub(crate) fn return_span(&self) -> Span {
-        match &self.sig.output {
-            ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => self.sig.ident.span(),
+        match self.result_type() {
+            Some(ty) => ty.span(),
+            None => self.sig.ident.span(),
         }
     }
 
     /// Span of the error type (`E` in `Result<T, E>`), or of the whole
     /// return type when it is an alias.
     pub(crate) fn error_span(&self) -> Span {
-        if let ReturnType::Type(_, ty) = &self.sig.output {
-            if let Type::Path(p) = &**ty {
-                if let Some(syn::PathArguments::AngleBracketed(args)) =
-                    p.path.segments.last().map(|s| &s.arguments)
+        if let Some(Type::Path(p)) = self.result_type() {
+            if let Some(syn::PathArguments::AngleBracketed(args)) =
+                p.path.segments.last().map(|s| &s.arguments)
+            {
+                if let (2, Some(syn::GenericArgument::Type(e))) =
+                    (args.args.len(), args.args.last())
                 {
-                    if let (2, Some(syn::GenericArgument::Type(e))) =
-                        (args.args.len(), args.args.last())
-                    {
-                        return e.span();
-                    }
+                    return e.span();
                 }
             }
         }

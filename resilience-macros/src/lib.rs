@@ -35,6 +35,10 @@ use crate::layers::Kind;
 
 /// Puts the function behind a named, shared circuit breaker.
 ///
+/// On an `async fn`, or on a `fn` returning `impl Future<Output = Result<T,
+/// E>>` (bounds such as `+ Send` kept; the body runs only when the breaker
+/// admits the call). The same holds for every attribute of this crate.
+///
 /// ```
 /// use resilience::circuit_breaker;
 /// # #[derive(Debug)] struct ApiError; impl From<resilience::Error> for ApiError { fn from(_: resilience::Error) -> Self { ApiError } }

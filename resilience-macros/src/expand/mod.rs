@@ -182,6 +182,11 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         let #result = #future.await;
         #checked
     };
+    // A `fn` returning `impl Future`: the layers run in the future it returns.
+    let inner = match func.future_output() {
+        Some(_) => quote!(async move { #inner }),
+        None => inner,
+    };
     // The user's own braces: the function keeps its location, so rustc still
     // reports `dead_code` on an annotated function that is never called.
     let mut body_tokens = TokenStream::new();
@@ -191,15 +196,29 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             .surround(&mut body_tokens, |t| t.extend(inner)),
         None => body_tokens = quote!({ #inner }),
     }
+    // The expansion returns an `async` block from a `fn` returning `impl
+    // Future`: not the user's doing, so not the user's lint.
+    let allow = func
+        .future_output()
+        .map(|_| quote!(#[allow(clippy::manual_async_fn)]));
     quote! {
         #(#fn_attrs)*
+        #allow
         #vis #sig #body_tokens
     }
 }
 
-/// `async { <fake return edge>; <user statements> }`
+/// `async { <fake return edge>; <user statements> }`; for a `fn` returning
+/// `impl Future`, the future its statements evaluate to (in a closure, so
+/// that a `return` in them returns that future), built anew per attempt,
+/// and only once the layers let the attempt run.
 fn body(func: &Func) -> TokenStream {
     let stmts = func.block.as_ref().map(|b| &b.stmts[..]).unwrap_or(&[]);
+    if func.future_output().is_some() {
+        // Lazy, like an `async` body: nothing of it runs unless every layer
+        // lets the call through.
+        return quote!(async { (|| { #(#stmts)* })().await });
+    }
     let fake_return = func.return_type_for_inference().map(|ty| {
         let fake = hidden("__resilience_fake_return");
         quote_spanned! {func.return_span()=>
