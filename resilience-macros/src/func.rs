@@ -193,8 +193,9 @@ impl Func {
         }
     }
 
-    /// For a `fn` (not `async`) returning `impl Future<Output = X> (+ …)`:
-    /// `X`, the result the layers see.
+    /// For a `fn` (not `async`) returning `impl Future<Output = X> (+ …)`,
+    /// or the `Pin<Box<dyn Future<Output = X> + …>>` that `#[async_trait]`
+    /// turns an `async fn` into: `X`, the result the layers see.
     pub(crate) fn future_output(&self) -> Option<&Type> {
         if self.sig.asyncness.is_some() {
             return None;
@@ -202,10 +203,11 @@ impl Func {
         let ReturnType::Type(_, ty) = &self.sig.output else {
             return None;
         };
-        let Type::ImplTrait(imp) = &**ty else {
-            return None;
+        let bounds = match &**ty {
+            Type::ImplTrait(imp) => &imp.bounds,
+            other => boxed_dyn(other)?,
         };
-        imp.bounds.iter().find_map(|bound| {
+        bounds.iter().find_map(|bound| {
             let syn::TypeParamBound::Trait(t) = bound else {
                 return None;
             };
@@ -221,6 +223,13 @@ impl Func {
                 _ => None,
             })
         })
+    }
+
+    /// Whether the returned future is boxed (`Pin<Box<dyn Future>>`, as
+    /// `#[async_trait]` writes it): the layers' future is then boxed too.
+    pub(crate) fn boxed_future(&self) -> bool {
+        self.future_output().is_some()
+            && matches!(&self.sig.output, ReturnType::Type(_, ty) if boxed_dyn(ty).is_some())
     }
 
     /// The type of the result the layers see: the return type of an `async
@@ -346,6 +355,29 @@ pub(crate) enum FallbackArg {
     Borrowed(syn::Ident),
     /// A by-value argument: cloned up front (the body may consume it).
     Owned(syn::Ident),
+}
+
+/// The bounds of `dyn …` in `Pin<Box<dyn …>>`.
+fn boxed_dyn(ty: &Type) -> Option<&syn::punctuated::Punctuated<syn::TypeParamBound, Token![+]>> {
+    fn only_type_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+        let Type::Path(p) = ty else { return None };
+        let last = p.path.segments.last()?;
+        if last.ident != name {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        match args.args.first()? {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }
+    }
+    let boxed = only_type_arg(ty, "Pin")?;
+    match only_type_arg(boxed, "Box")? {
+        Type::TraitObject(obj) => Some(&obj.bounds),
+        _ => None,
+    }
 }
 
 fn has_impl_trait(ty: &Type) -> bool {

@@ -35,9 +35,11 @@ use crate::layers::Kind;
 
 /// Puts the function behind a named, shared circuit breaker.
 ///
-/// On an `async fn`, or on a `fn` returning `impl Future<Output = Result<T,
+/// On an `async fn`, on a `fn` returning `impl Future<Output = Result<T,
 /// E>>` (bounds such as `+ Send` kept; the body runs only when the breaker
-/// admits the call). The same holds for every attribute of this crate.
+/// admits the call), and on methods inside `#[async_trait]` impls (put the
+/// attribute on the method, under `#[async_trait]` on the impl). The same
+/// holds for every attribute of this crate.
 ///
 /// ```
 /// use resilience::circuit_breaker;

@@ -184,6 +184,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     };
     // A `fn` returning `impl Future`: the layers run in the future it returns.
     let inner = match func.future_output() {
+        Some(_) if func.boxed_future() => quote!(::std::boxed::Box::pin(async move { #inner })),
         Some(_) => quote!(async move { #inner }),
         None => inner,
     };
