@@ -143,12 +143,8 @@ impl Func {
                 quote!(#constness #fn_token),
                 format!("`{attr}` can only be used on an `async fn`; write `async fn` instead of `const fn`"),
             ),
-            (None, None) if self.future_output().is_some() => {}
-            (None, None) => errors.push_at(
-                fn_token,
-                format!("`{attr}` needs an `async fn` or a `fn` returning `impl Future<Output = Result<_, _>>`; synchronous functions are not supported yet: make this function `async`, or return a future"),
-            ),
-            (None, Some(_)) => {}
+            // Async, future-returning, or synchronous: every shape is served.
+            (None, _) => {}
         }
         self.sig.constness = None;
         if self.block.is_none() {
@@ -223,6 +219,12 @@ impl Func {
                 _ => None,
             })
         })
+    }
+
+    /// A plain synchronous `fn` (neither `async` nor returning a future):
+    /// the layers run on the calling thread, blocking.
+    pub(crate) fn is_sync(&self) -> bool {
+        self.sig.asyncness.is_none() && self.future_output().is_none()
     }
 
     /// Whether the returned future is boxed (`Pin<Box<dyn Future>>`, as

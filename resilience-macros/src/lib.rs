@@ -37,9 +37,11 @@ use crate::layers::Kind;
 ///
 /// On an `async fn`, on a `fn` returning `impl Future<Output = Result<T,
 /// E>>` (bounds such as `+ Send` kept; the body runs only when the breaker
-/// admits the call), and on methods inside `#[async_trait]` impls (put the
-/// attribute on the method, under `#[async_trait]` on the impl). The same
-/// holds for every attribute of this crate.
+/// admits the call), on methods inside `#[async_trait]` impls (put the
+/// attribute on the method, under `#[async_trait]` on the impl), and on
+/// synchronous `fn`s (blocking code: the layers run on the calling thread;
+/// a timeout or `max_elapsed` there is a compile error, since nothing can
+/// cancel blocking code). The same holds for every attribute of this crate.
 ///
 /// ```
 /// use resilience::circuit_breaker;
@@ -293,6 +295,9 @@ fn expand_attribute(kind: Kind, args: TokenStream2, item: TokenStream2) -> Token
         ));
     }
     layers::check_stack(&attrs, &mut errors);
+    if func.is_sync() {
+        layers::check_sync(&attrs, &mut errors);
+    }
     func.check(kind, &mut errors);
     match errors.finish() {
         Ok(()) => expand::expand(&func, &attrs, &sibling_paths),

@@ -82,6 +82,13 @@ pub(super) fn layer<'a>(
             (&&::resilience::__private::Describe(#error)).describe()
         }
     };
+    if cx.sync {
+        return Box::new(move |inner| {
+            quote!((|| ::resilience::__private::breaker_call_sync(
+                #breaker_ref, &#flags, #inner, #classify, #describe, #convert,
+            )))
+        });
+    }
     Box::new(move |inner| {
         quote!(::resilience::__private::breaker_call_described(
             #breaker_ref, &#flags, #inner, #classify, #describe, #convert,

@@ -25,10 +25,27 @@ pub(super) fn layer<'a>(cx: &mut Cx<'a>, f: &'a Fallback) -> Wrapper<'a> {
         "__resilience_error",
         Span::mixed_site().located_at(path.span()),
     );
+    let ok = hidden("__resilience_ok");
+    if cx.sync {
+        let call = quote_spanned! {path.span()=>
+            #expect.fallback(#path(#(#args,)* #error))
+        };
+        return Box::new(move |inner| {
+            quote! {
+                (|| {
+                    let #result = (#inner)();
+                    let #expect = ::resilience::__private::expect(&#result);
+                    match ::resilience::__private::split_error(#result) {
+                        ::core::result::Result::Ok(#ok) => #ok,
+                        ::core::result::Result::Err(#error) => #call,
+                    }
+                })
+            }
+        });
+    }
     let call = quote_spanned! {path.span()=>
         #expect.fallback(#path(#(#args,)* #error).await)
     };
-    let ok = hidden("__resilience_ok");
     Box::new(move |inner| {
         quote! {
             async {

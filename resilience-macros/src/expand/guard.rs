@@ -24,6 +24,11 @@ pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrappe
             ::resilience::__private::StaticBulkhead::new(#name, #values);
     });
     let convert = cx.names.convert.clone();
+    if cx.sync {
+        return Box::new(
+            move |inner| quote!((|| ::resilience::__private::bulkhead_call_sync(#cell.get(), #inner, #convert))),
+        );
+    }
     Box::new(
         move |inner| quote!(::resilience::__private::bulkhead_call(#cell.get(), #inner, #convert)),
     )

@@ -81,6 +81,9 @@ struct Cx<'a> {
     /// The static name of the function's breaker, once its layer is seen
     /// (retries below it report under it).
     breaker_name: Option<syn::LitStr>,
+    /// A synchronous function: every wrapper is a closure run on the
+    /// calling thread instead of a future.
+    sync: bool,
 }
 
 /// The whole function, its body replaced by the layered one.
@@ -131,6 +134,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         names,
         prelude,
         breaker_name: None,
+        sync: func.is_sync(),
     };
     let mut wrappers: Vec<Wrapper<'_>> = Vec::new();
     for (i, (attr, layer)) in sites.iter().enumerate() {
@@ -177,9 +181,14 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         block,
         ..
     } = func;
+    let run = if func.is_sync() {
+        quote!((#future)())
+    } else {
+        quote!(#future.await)
+    };
     let inner = quote! {
         #prelude
-        let #result = #future.await;
+        let #result = #run;
         #checked
     };
     // A `fn` returning `impl Future`: the layers run in the future it returns.
@@ -219,6 +228,14 @@ fn body(func: &Func) -> TokenStream {
         // Lazy, like an `async` body: nothing of it runs unless every layer
         // lets the call through.
         return quote!(async { (|| { #(#stmts)* })().await });
+    }
+    if func.is_sync() {
+        // A closure returning the result (a `return` or `?` in the body
+        // returns from it), typed by the declared return type.
+        let ty = func
+            .return_type_for_inference()
+            .map_or_else(|| quote!(_), |ty| quote!(#ty));
+        return quote!((|| -> #ty { #(#stmts)* }));
     }
     let fake_return = func.return_type_for_inference().map(|ty| {
         let fake = hidden("__resilience_fake_return");

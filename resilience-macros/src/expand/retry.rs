@@ -37,6 +37,7 @@ pub(super) fn layer<'a>(cx: &mut Cx<'a>, i: usize, r: &'a Retry) -> Wrapper<'a> 
         None => cx.site.clone(),
     };
     let loop_tokens = RetryLoop {
+        sync: cx.sync,
         func: cx.func,
         retry: r,
         label,
@@ -49,6 +50,8 @@ pub(super) fn layer<'a>(cx: &mut Cx<'a>, i: usize, r: &'a Retry) -> Wrapper<'a> 
 
 /// The inline retry loop around one attempt.
 pub(super) struct RetryLoop<'a> {
+    /// A synchronous function: the loop is a closure, the sleeps block.
+    sync: bool,
     func: &'a Func,
     retry: &'a Retry,
     label: TokenStream,
@@ -127,13 +130,26 @@ impl RetryLoop<'_> {
                 }
             }
         });
+        let (open, run, sleep) = if self.sync {
+            (
+                quote!(||),
+                quote!((#inner)()),
+                quote!(::resilience::__private::sleep_blocking(#delay)),
+            )
+        } else {
+            (
+                quote!(async),
+                quote!(#inner.await),
+                quote!(::resilience::__private::sleep(#delay).await),
+            )
+        };
         quote! {
-            async {
+            (#open {
                 let mut #state = ::resilience::__private::RetryState::new(#label, &#policy)#budget;
                 loop {
                     #flags.reset();
                     #(#clones)*
-                    let #attempt = #inner.await;
+                    let #attempt = #run;
                     let #delay = match ::resilience::__private::ResultLike::error(&#attempt) {
                         ::core::option::Option::None => #on_ok,
                         ::core::option::Option::Some(#error) => {
@@ -149,12 +165,12 @@ impl RetryLoop<'_> {
                     };
                     match #delay {
                         ::core::option::Option::Some(#delay) => {
-                            ::resilience::__private::sleep(#delay).await
+                            #sleep
                         }
                         ::core::option::Option::None => break #attempt,
                     }
                 }
-            }
+            })
         }
     }
 }

@@ -347,6 +347,28 @@ fn report(args: &Args, problems: &resilience_spec::Problems, errors: &mut Errors
     }
 }
 
+/// A synchronous function runs on the caller's thread, where nothing can
+/// cancel it: a timeout (or a retry's `max_elapsed`, which cuts an attempt
+/// at its deadline) cannot be honoured, so it is an error that says why.
+pub(crate) fn check_sync(attrs: &[Attr], errors: &mut Errors) {
+    for attr in attrs {
+        for layer in &attr.layers {
+            let what = match layer {
+                Layer::Timeout(_) if attr.kind == Kind::Timeout => "`#[timeout]`",
+                Layer::Timeout(_) => "`timeout`",
+                Layer::Retry(r) if r.keys.max_elapsed.is_some() => "`max_elapsed`",
+                _ => continue,
+            };
+            errors.push_span(
+                attr.span,
+                format!(
+                    "{what} cannot bound a synchronous function: nothing can cancel blocking code once it runs; make the function `async` (or return a future), or give the blocking client its own timeout"
+                ),
+            );
+        }
+    }
+}
+
 /// Checks the stack of attributes as a whole: one layer of each kind. Each
 /// attribute that repeats a layer gets one error, under its name.
 pub(crate) fn check_stack(attrs: &[Attr], errors: &mut Errors) {

@@ -1,5 +1,6 @@
 //! Bulkheads: a named limit on calls in flight at once.
 
+mod blocking;
 mod call;
 
 use std::num::NonZeroU32;
@@ -132,6 +133,30 @@ impl Bulkhead {
                 permit = Some(p);
             }
         }
+        self.admitted(permit)
+    }
+
+    /// [`acquire`](Self::acquire) for blocking code: the calling thread
+    /// sleeps (parked, woken when a slot frees) up to `max_wait` for a slot.
+    /// Sync and async call sites of one name share the same slots.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BulkheadFull`](crate::ErrorKind::BulkheadFull) if no
+    /// slot freed up in time.
+    pub fn acquire_blocking(&self) -> Result<BulkheadPermit<'_>, Error> {
+        let mut permit = self.semaphore.try_acquire().ok();
+        if permit.is_none() && !self.max_wait.is_zero() {
+            permit =
+                blocking::wait_for(self.semaphore.acquire(), self.max_wait).and_then(Result::ok);
+        }
+        self.admitted(permit)
+    }
+
+    fn admitted<'a>(
+        &'a self,
+        permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    ) -> Result<BulkheadPermit<'a>, Error> {
         if let Some(permit) = permit {
             crate::metrics::bulkhead_in_flight(&self.name, self.in_flight());
             return Ok(BulkheadPermit {

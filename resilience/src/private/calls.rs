@@ -287,3 +287,63 @@ where
 pub fn sleep(delay: Duration) -> tokio::time::Sleep {
     tokio::time::sleep(delay)
 }
+
+/// [`breaker_call_described`] for a synchronous function: `call` runs on
+/// the calling thread; a panic is recorded as a failure and keeps
+/// unwinding.
+pub fn breaker_call_sync<R, F, C>(
+    breaker: &CircuitBreaker,
+    flags: &Flags,
+    call: F,
+    classify: C,
+    describe: Describer<R::Error>,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: FnOnce() -> R,
+    R: ResultLike,
+    C: FnOnce(&R) -> Outcome,
+{
+    let permit = match breaker.try_acquire() {
+        Ok(permit) => permit,
+        Err(rejected) => {
+            flags.set_stop_retry();
+            return R::from_error(convert(rejected));
+        }
+    };
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(result) => result,
+        Err(panic) => {
+            permit.record(Outcome::Failure);
+            std::panic::resume_unwind(panic)
+        }
+    };
+    let outcome = classify(&result);
+    match result.error().and_then(describe) {
+        Some(error) => permit.record_error(outcome, error),
+        None => permit.record(outcome),
+    }
+    if outcome == Outcome::Failure && breaker.state() == CircuitState::Open {
+        flags.set_stop_retry();
+    }
+    result
+}
+
+/// [`bulkhead_call`] for a synchronous function: the thread waits (parked)
+/// up to the bulkhead's `max_wait` for a slot.
+pub fn bulkhead_call_sync<R, F>(bulkhead: &Bulkhead, call: F, convert: fn(Error) -> R::Error) -> R
+where
+    F: FnOnce() -> R,
+    R: ResultLike,
+{
+    match bulkhead.acquire_blocking() {
+        Ok(_slot) => call(),
+        Err(e) => R::from_error(convert(e)),
+    }
+}
+
+/// The sleep between two attempts of a synchronous function.
+#[inline]
+pub fn sleep_blocking(delay: Duration) {
+    std::thread::sleep(delay);
+}

@@ -1,8 +1,0 @@
-use resilience::retry;
-
-#[retry(max_attempts = 3)]
-fn fetch() -> anyhow::Result<u32> {
-    Ok(1)
-}
-
-fn main() {}
