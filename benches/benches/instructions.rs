@@ -20,9 +20,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use failsafe::futures::CircuitBreaker as _;
-use resilience::{
-    circuit_breaker, registry, resilient, retry, BreakerConfig, CircuitBreaker, Outcome,
-};
+use resilience::{registry, CircuitBreaker};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -36,92 +34,8 @@ fn run<F: Future>(future: F) -> F::Output {
     }
 }
 
-#[derive(Debug)]
-enum BenchError {
-    Failed,
-    Layer(#[allow(dead_code)] resilience::Error),
-}
-
-impl std::fmt::Display for BenchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("failed")
-    }
-}
-
-impl std::error::Error for BenchError {}
-
-impl From<resilience::Error> for BenchError {
-    fn from(e: resilience::Error) -> Self {
-        BenchError::Layer(e)
-    }
-}
-
-#[inline(never)]
-async fn upstream(fail: bool) -> Result<u64, BenchError> {
-    if fail {
-        Err(BenchError::Failed)
-    } else {
-        Ok(1)
-    }
-}
-
-#[circuit_breaker(name = "ins-closed", failure_threshold = 5, recovery_timeout = "1h")]
-async fn macro_closed(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[circuit_breaker(name = "ins-open", failure_threshold = 1, recovery_timeout = "1h")]
-async fn macro_open(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[circuit_breaker(name = "ins-alternate", failure_threshold = 5, recovery_timeout = "1h")]
-async fn macro_alternate(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[retry(max_attempts = 3, backoff = "exponential", delay = "100ms")]
-async fn macro_retry(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[resilient(
-    name = "ins-resilient",
-    failure_threshold = 5,
-    recovery_timeout = "1h",
-    max_attempts = 3,
-    delay = "100ms"
-)]
-async fn macro_resilient(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-struct Client {
-    name: String,
-}
-
-impl Client {
-    #[circuit_breaker(name = self.name.as_str(), failure_threshold = 5, recovery_timeout = "1h")]
-    async fn get(&self, fail: bool) -> Result<u64, BenchError> {
-        upstream(fail).await
-    }
-}
-
-fn breaker(failure_threshold: u32, recovery_timeout: Duration) -> CircuitBreaker {
-    let config = BreakerConfig::builder()
-        .failure_threshold(failure_threshold)
-        .recovery_timeout(recovery_timeout)
-        .build()
-        .expect("valid config");
-    CircuitBreaker::new("ins-api", config)
-}
-
-async fn api(b: &CircuitBreaker, fail: bool) -> Result<u64, BenchError> {
-    let permit = b.try_acquire()?;
-    let result = upstream(fail).await;
-    permit.record(Outcome::of(&result));
-    result
-}
+mod common;
+use common::*;
 
 fn rejected<T>(r: &Result<T, BenchError>) -> bool {
     matches!(r, Err(BenchError::Layer(e)) if e.is_circuit_open())
@@ -134,17 +48,17 @@ fn workload(row: &str, calls: u64) {
         "bare" => Box::new(|_| run(upstream(black_box(false))).is_ok()),
         "closed-macro" => Box::new(|_| run(macro_closed(black_box(false))).is_ok()),
         "closed-api" => {
-            let b = breaker(5, HOUR);
-            Box::new(move |_| run(api(&b, black_box(false))).is_ok())
+            let b = ours_breaker(5, HOUR);
+            Box::new(move |_| run(ours_api(&b, black_box(false))).is_ok())
         }
         "open-macro" => {
             let _ = run(macro_open(true));
             Box::new(|_| rejected(&run(macro_open(black_box(false)))))
         }
         "open-api" => {
-            let b = breaker(1, HOUR);
-            let _ = run(api(&b, true));
-            Box::new(move |_| rejected(&run(api(&b, black_box(false)))))
+            let b = ours_breaker(1, HOUR);
+            let _ = run(ours_api(&b, true));
+            Box::new(move |_| rejected(&run(ours_api(&b, black_box(false)))))
         }
         "failure-macro" => Box::new(|i| {
             // Alternating: a failure, then a success that breaks the run.
@@ -155,7 +69,7 @@ fn workload(row: &str, calls: u64) {
         "resilient-macro" => Box::new(|_| run(macro_resilient(black_box(false))).is_ok()),
         "dynamic-macro" => {
             let client = Client {
-                name: "ins-dynamic".to_owned(),
+                name: "bench-dynamic".to_owned(),
             };
             Box::new(move |_| run(client.get(black_box(false))).is_ok())
         }

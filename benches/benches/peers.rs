@@ -24,7 +24,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::fmt;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -37,10 +37,12 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use failsafe::futures::CircuitBreaker as _;
 use resilience::{
-    circuit_breaker, registry, resilient, retry, BreakerConfig, CircuitBreaker, CircuitState,
-    Outcome, Window,
+    circuit_breaker, registry, BreakerConfig, CircuitBreaker, CircuitState, Outcome, Window,
 };
 use tower::{Service, ServiceExt};
+
+mod common;
+use common::*;
 use tower_resilience::circuitbreaker::{
     CircuitBreakerConfigBuilder, CircuitBreakerError, CircuitBreakerHandle, CircuitBreakerLayer,
     CircuitState as TowerState, DefaultClassifier,
@@ -270,40 +272,6 @@ fn two_threads<T>(
 // The protected call
 // ---------------------------------------------------------------------------
 
-#[derive(Debug)]
-enum BenchError {
-    /// The body failed.
-    Failed,
-    /// A resilience layer failed the call (circuit open).
-    Layer(resilience::Error),
-}
-
-impl fmt::Display for BenchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BenchError::Failed => f.write_str("the upstream failed"),
-            BenchError::Layer(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for BenchError {}
-
-impl From<resilience::Error> for BenchError {
-    fn from(e: resilience::Error) -> Self {
-        BenchError::Layer(e)
-    }
-}
-
-/// The protected call of every row: an `async fn` that fails when asked to.
-async fn upstream(fail: bool) -> Result<u64, BenchError> {
-    if fail {
-        Err(BenchError::Failed)
-    } else {
-        Ok(1)
-    }
-}
-
 /// `i` odd: a failing call; `i` even: a successful one.
 fn alternate(i: u64) -> bool {
     black_box(i & 1 == 1)
@@ -324,24 +292,6 @@ fn ours_rejected<T>(r: &Result<T, BenchError>) -> bool {
 // ---------------------------------------------------------------------------
 // Ours
 // ---------------------------------------------------------------------------
-
-fn ours_breaker(failure_threshold: u32, recovery_timeout: Duration) -> CircuitBreaker {
-    let config = BreakerConfig::builder()
-        .failure_threshold(failure_threshold)
-        .recovery_timeout(recovery_timeout)
-        .build()
-        .expect("valid breaker config");
-    CircuitBreaker::new("bench-runtime", config)
-}
-
-/// Our runtime API by hand, as a user writes it in their own `async fn`:
-/// `try_acquire`, the call, `record`.
-async fn ours_api(breaker: &CircuitBreaker, fail: bool) -> Result<u64, BenchError> {
-    let permit = breaker.try_acquire()?;
-    let result = upstream(fail).await;
-    permit.record(Outcome::of(&result));
-    result
-}
 
 fn window_breaker(window: Window) -> CircuitBreaker {
     let config = BreakerConfig::builder()
@@ -373,25 +323,6 @@ async fn macro_time_window(fail: bool) -> Result<u64, BenchError> {
     upstream(fail).await
 }
 
-#[circuit_breaker(name = "bench-closed", failure_threshold = 5, recovery_timeout = "1h")]
-async fn macro_closed(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[circuit_breaker(
-    name = "bench-alternate",
-    failure_threshold = 5,
-    recovery_timeout = "1h"
-)]
-async fn macro_alternate(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[circuit_breaker(name = "bench-open", failure_threshold = 1, recovery_timeout = "1h")]
-async fn macro_open(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
 #[circuit_breaker(
     name = "bench-half-open",
     failure_threshold = 1,
@@ -408,35 +339,6 @@ async fn macro_half_open(fail: bool) -> Result<u64, BenchError> {
 )]
 async fn macro_two_threads(fail: bool) -> Result<u64, BenchError> {
     upstream(fail).await
-}
-
-#[retry(max_attempts = 3, backoff = "exponential", delay = "100ms")]
-async fn macro_retry(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-#[resilient(
-    name = "bench-resilient",
-    failure_threshold = 5,
-    recovery_timeout = "1h",
-    max_attempts = 3,
-    backoff = "exponential",
-    delay = "100ms"
-)]
-async fn macro_resilient(fail: bool) -> Result<u64, BenchError> {
-    upstream(fail).await
-}
-
-/// A client whose breaker is named at run time.
-struct Client {
-    name: String,
-}
-
-impl Client {
-    #[circuit_breaker(name = self.name.as_str(), failure_threshold = 5, recovery_timeout = "1h")]
-    async fn get(&self, fail: bool) -> Result<u64, BenchError> {
-        upstream(fail).await
-    }
 }
 
 fn registered(name: &str) -> Arc<CircuitBreaker> {
