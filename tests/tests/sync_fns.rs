@@ -78,16 +78,28 @@ fn hold(until: Option<mpsc::Receiver<()>>) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[bulkhead(name = "sync-db-patient", max_concurrent = 1, max_wait = "10s")]
+fn hold_patiently(until: Option<mpsc::Receiver<()>>) -> Result<(), ApiError> {
+    if let Some(until) = until {
+        let _ = until.recv_timeout(Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until `name`'s only slot is taken.
+fn until_taken(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while support::in_flight_or_zero(name) == 0 {
+        assert!(Instant::now() < deadline, "the holder never got the slot");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_full_sync_bulkhead_parks_the_thread_up_to_max_wait() {
     let (release, until) = mpsc::channel();
     let holder = std::thread::spawn(move || hold(Some(until)));
-    // Wait (bounded) until the holder has the slot.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while support::in_flight_or_zero("sync-db") == 0 {
-        assert!(Instant::now() < deadline, "the holder never got the slot");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_taken("sync-db");
     let start = Instant::now();
     let rejected = hold(None);
     assert!(
@@ -98,13 +110,30 @@ fn a_full_sync_bulkhead_parks_the_thread_up_to_max_wait() {
         start.elapsed() >= Duration::from_millis(30),
         "waited max_wait"
     );
-    // A slot freed while a thread waits is taken at once.
-    let waiter = std::thread::spawn(|| hold(None));
-    std::thread::sleep(Duration::from_millis(5));
     release.send(()).unwrap();
     assert_eq!(holder.join().unwrap(), Ok(()));
-    assert_eq!(waiter.join().unwrap(), Ok(()));
     assert_eq!(support::in_flight("sync-db"), 0);
+}
+
+#[test]
+fn a_slot_freed_while_a_thread_waits_wakes_it() {
+    let (release, until) = mpsc::channel();
+    let holder = std::thread::spawn(move || hold_patiently(Some(until)));
+    until_taken("sync-db-patient");
+    let waiter = std::thread::spawn(|| {
+        let start = Instant::now();
+        (hold_patiently(None), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    release.send(()).unwrap();
+    assert_eq!(holder.join().unwrap(), Ok(()));
+    let (admitted, waited) = waiter.join().unwrap();
+    assert_eq!(admitted, Ok(()), "woken when the slot freed");
+    assert!(
+        waited < Duration::from_secs(10),
+        "not by the end of max_wait: {waited:?}"
+    );
+    assert_eq!(support::in_flight("sync-db-patient"), 0);
 }
 
 fn cached(id: u32, error: ApiError) -> Result<String, ApiError> {
