@@ -436,10 +436,10 @@ fn succeed(registry: &Registry, name: &str) {
     b.try_acquire().unwrap().record(Outcome::Success);
 }
 
-/// Several flushes of every instance, so that whatever was counted reached
-/// Redis and was read back.
+/// Many flushes of every instance (every 10 ms), so that whatever was
+/// counted reached Redis and was read back, even on a loaded machine.
 async fn flushed() {
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
