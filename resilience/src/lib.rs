@@ -78,6 +78,8 @@ mod serde_impls;
 mod spec;
 mod sync;
 mod timeout;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 #[doc(hidden)]
 #[path = "private/mod.rs"]
@@ -85,7 +87,7 @@ pub mod __private;
 
 pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, Outcome,
-    Permit, Transition, TransitionCause, Window,
+    OwnedPermit, Permit, Transition, TransitionCause, Window,
 };
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::{Error, ErrorKind};

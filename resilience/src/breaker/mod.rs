@@ -39,7 +39,7 @@ use std::time::Duration;
 pub use config::{BreakerConfig, BreakerConfigBuilder, Window};
 pub use event::{Transition, TransitionCause};
 pub(crate) use listeners::{Listener, Listeners};
-pub use permit::{Outcome, Permit};
+pub use permit::{Outcome, OwnedPermit, Permit};
 pub use status::BreakerStatus;
 use window::{Outcomes, Sample, Totals};
 

@@ -187,6 +187,75 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// A [`Permit`] that owns its breaker (an `Arc`), for futures that must be
+/// `'static` (a tower service's response future): the same recording, the
+/// same release of a probe slot when dropped unrecorded.
+#[derive(Debug)]
+#[must_use = "a permit records nothing unless `record` is called"]
+pub struct OwnedPermit {
+    breaker: std::sync::Arc<CircuitBreaker>,
+    generation: u32,
+    meta: u32,
+    /// Still to be recorded or released.
+    live: bool,
+}
+
+impl OwnedPermit {
+    /// The borrowed permit this one stands for.
+    fn borrowed(&mut self) -> Permit<'_> {
+        self.live = false;
+        Permit {
+            breaker: &self.breaker,
+            generation: self.generation,
+            meta: self.meta,
+        }
+    }
+
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.meta & PROBE != 0
+    }
+
+    /// Records the call's outcome (see [`Permit::record`]).
+    pub fn record(mut self, outcome: Outcome) {
+        self.borrowed().record(outcome);
+    }
+
+    /// Records the outcome of a call that returned `error` (see
+    /// [`Permit::record_error`]).
+    pub fn record_error(mut self, outcome: Outcome, error: &dyn fmt::Display) {
+        self.borrowed().record_error(outcome, error);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if self.live {
+            drop(self.borrowed()); // frees a probe slot, records nothing
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// [`try_acquire`](Self::try_acquire), for a breaker held in an `Arc`:
+    /// the permit owns a reference to the breaker.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub fn try_acquire_owned(self: &std::sync::Arc<Self>) -> Result<OwnedPermit, crate::Error> {
+        let permit = self.try_acquire()?;
+        let (generation, meta) = (permit.generation, permit.meta);
+        std::mem::forget(permit); // handed over to the owned permit
+        Ok(OwnedPermit {
+            breaker: self.clone(),
+            generation,
+            meta,
+            live: true,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

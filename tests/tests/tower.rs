@@ -1,0 +1,127 @@
+//! The tower breaker layer over the registry's named breakers: one breaker
+//! with the attribute of the same name, a classifier for `Ok` responses that
+//! are failures, `poll_ready` that reserves nothing, `'static` response
+//! futures that can be spawned.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use resilience::{circuit_breaker, registry, BreakerConfig, CircuitState, Outcome};
+use support::ApiError;
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+#[circuit_breaker(name = "tw-payments", failure_threshold = 2, recovery_timeout = "1m")]
+async fn pay() -> Result<u32, ApiError> {
+    Err(ApiError::Upstream)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_and_the_attribute_of_one_name_share_one_breaker() {
+    assert_eq!(pay().await, Err(ApiError::Upstream));
+    assert_eq!(pay().await, Err(ApiError::Upstream));
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = {
+        let calls = calls.clone();
+        ServiceBuilder::new()
+            .layer(resilience::tower::circuit_breaker("tw-payments"))
+            .service(service_fn(move |n: u32| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move { Ok::<_, ApiError>(n) }
+            }))
+    };
+    // Open since the attribute's two failures: rejected, the service never called.
+    let rejected = svc.clone().oneshot(1).await;
+    assert!(support::is_open(&rejected), "{rejected:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // The layer's probe closes it for the attribute too.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(svc.clone().oneshot(2).await, Ok(2));
+    assert_eq!(
+        registry().get("tw-payments").unwrap().state(),
+        CircuitState::Closed
+    );
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Response {
+    status: u16,
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_classifier_counts_ok_responses_that_are_failures() {
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
+    registry().configure("tw-classified", config).unwrap();
+    let layer = resilience::tower::circuit_breaker("tw-classified").classify(
+        |r: &Result<Response, ApiError>| match r {
+            Ok(resp) if resp.status >= 500 => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        },
+    );
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(|status: u16| async move {
+            Ok::<_, ApiError>(Response { status })
+        }));
+    assert_eq!(
+        svc.clone().oneshot(503).await.unwrap().status,
+        503,
+        "the caller gets the 503"
+    );
+    assert_eq!(svc.clone().oneshot(503).await.unwrap().status, 503);
+    assert_eq!(
+        registry().get("tw-classified").unwrap().state(),
+        CircuitState::Open
+    );
+    assert!(support::is_open(&svc.clone().oneshot(200).await));
+}
+
+#[tokio::test(start_paused = true)]
+async fn poll_ready_reserves_no_probe_slot() {
+    let config = BreakerConfig::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(1))
+        .half_open_max_calls(1)
+        .build()
+        .unwrap();
+    registry().configure("tw-ready", config).unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(resilience::tower::circuit_breaker("tw-ready"))
+        .service(service_fn(|fail: bool| async move {
+            if fail {
+                Err(ApiError::Upstream)
+            } else {
+                Ok(1u32)
+            }
+        }));
+    assert_eq!(svc.clone().oneshot(true).await, Err(ApiError::Upstream));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // Readiness polled and the service dropped, many times: nothing reserved.
+    for _ in 0..10 {
+        let mut ready = svc.clone();
+        std::future::poll_fn(|cx| ready.poll_ready(cx))
+            .await
+            .unwrap();
+    }
+    // The one probe slot is still free: the probe runs and closes the circuit.
+    assert_eq!(svc.clone().oneshot(false).await, Ok(1));
+    assert_eq!(
+        registry().get("tw-ready").unwrap().state(),
+        CircuitState::Closed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_futures_are_static_and_send() {
+    let mut svc = ServiceBuilder::new()
+        .layer(resilience::tower::circuit_breaker("tw-spawned"))
+        .service(service_fn(|n: u32| async move { Ok::<_, ApiError>(n * 2) }));
+    let fut = svc.ready().await.unwrap().call(21);
+    assert_eq!(tokio::spawn(fut).await.unwrap(), Ok(42));
+}
