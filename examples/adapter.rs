@@ -1,4 +1,4 @@
-//! The README's "see it work" demo: an API adapter in the seeds' spirit.
+//! The README's "see it work" demo: an API adapter whose upstream fails, trips its breakers and recovers.
 //!
 //! A client's methods call a simulated upstream that is healthy, then has an
 //! outage, then recovers. The methods carry `#[circuit_breaker]`, `#[retry]`

@@ -1,4 +1,4 @@
-//! Issue 8: our circuit breaker and retry against the peers, measured in one run.
+//! Our circuit breaker and retry against the peers, measured in one run.
 //!
 //! ```text
 //! cargo bench -p resilience-bench --bench peers
@@ -1199,7 +1199,7 @@ fn main() {
     targets(&t, bare, two_base);
 }
 
-/// The issue's targets, judged on this run.
+/// The targets, judged on this run.
 fn targets(t: &Table, bare: Measured, two_base: Measured) {
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     println!();
