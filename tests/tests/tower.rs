@@ -125,3 +125,94 @@ async fn response_futures_are_static_and_send() {
     let fut = svc.ready().await.unwrap().call(21);
     assert_eq!(tokio::spawn(fut).await.unwrap(), Ok(42));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_timeout_layer_cancels_a_slow_call_with_the_timeout_error() {
+    let svc = ServiceBuilder::new()
+        .layer(resilience::tower::timeout(Duration::from_secs(2)).unwrap())
+        .service(service_fn(|hang: bool| async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, ApiError>(1u32)
+        }));
+    assert_eq!(svc.clone().oneshot(false).await, Ok(1));
+    let start = tokio::time::Instant::now();
+    match svc.clone().oneshot(true).await {
+        Err(ApiError::Resilience(e)) => assert_eq!(e.timeout_after(), Some(Duration::from_secs(2))),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert!(
+        resilience::tower::timeout(Duration::ZERO).is_err(),
+        "the attribute's rule"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_follows_the_schedule_retries_503s_and_honours_retry_after() {
+    let policy = resilience::RetryPolicy::builder()
+        .max_attempts(4)
+        .backoff(resilience::BackoffKind::Fixed)
+        .delay(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = {
+        let calls = calls.clone();
+        ServiceBuilder::new()
+            .layer(
+                resilience::tower::retry(policy)
+                    .retry_if(|r: &Result<Response, ApiError>| {
+                        matches!(r, Ok(resp) if resp.status == 503) || r.is_err()
+                    })
+                    .retry_after(|r: &Result<Response, ApiError>| {
+                        matches!(r, Ok(resp) if resp.status == 503).then(|| Duration::from_secs(5))
+                    }),
+            )
+            .service(service_fn(move |_: ()| {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    match n {
+                        1 => Err(ApiError::Upstream),
+                        2 => Ok(Response { status: 503 }),
+                        _ => Ok(Response { status: 200 }),
+                    }
+                }
+            }))
+    };
+    let start = tokio::time::Instant::now();
+    assert_eq!(svc.oneshot(()).await.unwrap().status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // 1 s after the error, 5 s (the hint) after the 503.
+    assert_eq!(start.elapsed(), Duration::from_secs(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_runs_out_returns_the_last_result_and_spends_the_named_budget() {
+    let budget = resilience::RetryBudget::new("tw-budget", Duration::from_secs(1), 1, 0.0).unwrap();
+    registry().configure_retry_budget(budget).unwrap();
+    let policy = resilience::RetryPolicy::builder()
+        .max_attempts(10)
+        .backoff(resilience::BackoffKind::Fixed)
+        .delay(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(resilience::tower::retry(policy).budget("tw-budget"))
+        .service(service_fn(|_: ()| async {
+            Err::<u32, _>(ApiError::Upstream)
+        }));
+    // One retry a second is all the budget allows: 2 attempts, then the last error.
+    assert_eq!(svc.oneshot(()).await, Err(ApiError::Upstream));
+    assert_eq!(
+        registry()
+            .snapshot()
+            .retry_budgets
+            .iter()
+            .find(|b| &*b.name == "tw-budget")
+            .unwrap()
+            .retries,
+        1
+    );
+}

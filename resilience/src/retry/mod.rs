@@ -193,16 +193,37 @@ impl Default for RetryPolicy {
 #[derive(Debug)]
 pub struct RetryState<'a> {
     name: &'static str,
-    policy: &'a RetryPolicy,
+    /// A copy: a state owns what it needs but its budget, so that a
+    /// `'static` future (a tower retry) can hold one.
+    policy: RetryPolicy,
     attempt: u32,
     delays: Delays,
     deadline: Option<Instant>,
-    budget: Option<&'a RetryBudget>,
+    budget: Option<BudgetRef<'a>>,
+}
+
+/// A retry budget, borrowed (a call site's, which lives for the program) or
+/// shared (held by a `'static` future).
+#[derive(Debug)]
+enum BudgetRef<'a> {
+    Borrowed(&'a RetryBudget),
+    Shared(std::sync::Arc<RetryBudget>),
+}
+
+impl std::ops::Deref for BudgetRef<'_> {
+    type Target = RetryBudget;
+    fn deref(&self) -> &RetryBudget {
+        match self {
+            BudgetRef::Borrowed(b) => b,
+            BudgetRef::Shared(b) => b,
+        }
+    }
 }
 
 impl<'a> RetryState<'a> {
     /// Starts a call: the first attempt is about to run.
-    pub fn new(name: &'static str, policy: &'a RetryPolicy) -> Self {
+    pub fn new(name: &'static str, policy: &RetryPolicy) -> Self {
+        let policy = *policy;
         RetryState {
             name,
             policy,
@@ -219,7 +240,15 @@ impl<'a> RetryState<'a> {
     /// Draws retries from `budget`; this call is deposited into it now.
     pub fn with_budget(mut self, budget: &'a RetryBudget) -> Self {
         budget.deposit();
-        self.budget = Some(budget);
+        self.budget = Some(BudgetRef::Borrowed(budget));
+        self
+    }
+
+    /// [`with_budget`](Self::with_budget) with a budget this state holds a
+    /// reference to (for a state that outlives the caller's borrow).
+    pub fn with_shared_budget(mut self, budget: std::sync::Arc<RetryBudget>) -> Self {
+        budget.deposit();
+        self.budget = Some(BudgetRef::Shared(budget));
         self
     }
 
@@ -290,7 +319,7 @@ impl<'a> RetryState<'a> {
                 return None;
             }
         }
-        if let Some(budget) = self.budget {
+        if let Some(budget) = &self.budget {
             if !budget.withdraw() {
                 tracing::warn!(
                     target: "resilience",

@@ -1,5 +1,6 @@
-//! tower `Layer`s over the same named, registry-held policies as the
-//! attributes (feature `tower`): `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
+//! tower `Layer`s over the same named, registry-held policies and the same
+//! schedules as the attributes (feature `tower`): [`circuit_breaker`],
+//! [`retry`] and [`timeout`]. `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
 //! and `#[circuit_breaker(name = "payments")]` in one process share one
 //! breaker, one status row, one metric series.
 //!
@@ -27,8 +28,14 @@
 //! response): [`CircuitBreakerLayer::classify`].
 
 mod breaker;
+mod retry;
+mod timeout;
 
 pub use breaker::{
     circuit_breaker, CircuitBreakerLayer, CircuitBreakerService, Classify, DefaultClassifier,
     ResponseFuture,
 };
+pub use retry::{
+    retry, EveryError, NoHint, RetryAfter, RetryFuture, RetryIf, RetryLayer, RetryService,
+};
+pub use timeout::{timeout, TimeoutFuture, TimeoutLayer, TimeoutService};
