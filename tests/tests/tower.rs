@@ -216,3 +216,69 @@ async fn a_retry_that_runs_out_returns_the_last_result_and_spends_the_named_budg
         1
     );
 }
+
+#[resilience::bulkhead(name = "tw-db", max_concurrent = 1, max_wait = "100ms")]
+async fn hold_db(gate: Arc<tokio::sync::Semaphore>) -> Result<(), ApiError> {
+    let _open = gate.acquire().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bulkhead_layer_shares_the_attributes_slots_and_sheds_when_full() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let holder = tokio::spawn(hold_db(gate.clone()));
+    support::settle().await;
+    assert_eq!(
+        support::in_flight("tw-db"),
+        1,
+        "the attribute's call holds the only slot"
+    );
+    let calls = Arc::new(AtomicU32::new(0));
+    let layer = resilience::tower::bulkhead(
+        "tw-db",
+        std::num::NonZeroU32::MIN,
+        Duration::from_millis(100),
+    );
+    let svc = {
+        let calls = calls.clone();
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(move |_: ()| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, ApiError>(7u32) }
+            }))
+    };
+    let start = tokio::time::Instant::now();
+    let shed = svc.clone().oneshot(()).await;
+    assert!(
+        matches!(&shed, Err(ApiError::Resilience(e)) if e.is_bulkhead_full()),
+        "{shed:?}"
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(100),
+        "waited max_wait"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the inner service was not called"
+    );
+    gate.add_permits(1);
+    holder.await.unwrap().unwrap();
+    // A service made ready and dropped gives its slot back.
+    {
+        let mut ready = svc.clone();
+        std::future::poll_fn(|cx| ready.poll_ready(cx))
+            .await
+            .unwrap();
+        assert_eq!(support::in_flight("tw-db"), 1);
+    }
+    assert_eq!(support::in_flight("tw-db"), 0);
+    assert_eq!(svc.oneshot(()).await, Ok(7));
+    assert_eq!(
+        support::in_flight("tw-db"),
+        0,
+        "released when the response is ready"
+    );
+}

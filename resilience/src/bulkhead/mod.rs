@@ -48,7 +48,7 @@ pub struct Bulkhead {
     name: Arc<str>,
     max_concurrent: NonZeroU32,
     max_wait: Duration,
-    semaphore: Semaphore,
+    semaphore: std::sync::Arc<Semaphore>,
     /// What this bulkhead's errors refer to.
     identity: Identity,
 }
@@ -89,13 +89,19 @@ impl Bulkhead {
             name,
             max_concurrent,
             max_wait,
-            semaphore: Semaphore::new(max_concurrent.get() as usize),
+            semaphore: std::sync::Arc::new(Semaphore::new(max_concurrent.get() as usize)),
             identity,
         }
     }
 
+    /// The semaphore behind the slots (for the tower layer's owned permits).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn semaphore(&self) -> &std::sync::Arc<Semaphore> {
+        &self.semaphore
+    }
+
     /// The error this bulkhead produces when full (for tests comparing
-    /// errors, through `__private`).
+    /// errors, through `__private`; the tower layer's rejection).
     pub(crate) fn full_error(&self) -> Error {
         Error::bulkhead_full(&self.identity)
     }

@@ -1,6 +1,6 @@
 //! tower `Layer`s over the same named, registry-held policies and the same
 //! schedules as the attributes (feature `tower`): [`circuit_breaker`],
-//! [`retry`] and [`timeout`]. `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
+//! [`retry`], [`bulkhead`] and [`timeout`]. `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
 //! and `#[circuit_breaker(name = "payments")]` in one process share one
 //! breaker, one status row, one metric series.
 //!
@@ -28,6 +28,7 @@
 //! response): [`CircuitBreakerLayer::classify`].
 
 mod breaker;
+mod bulkhead;
 mod retry;
 mod timeout;
 
@@ -35,6 +36,7 @@ pub use breaker::{
     circuit_breaker, CircuitBreakerLayer, CircuitBreakerService, Classify, DefaultClassifier,
     ResponseFuture,
 };
+pub use bulkhead::{bulkhead, BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use retry::{
     retry, EveryError, NoHint, RetryAfter, RetryFuture, RetryIf, RetryLayer, RetryService,
 };
