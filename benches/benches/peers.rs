@@ -396,6 +396,17 @@ fn tower_breaker(
     (layer.layer_fn(tower::service_fn(upstream)), handle)
 }
 
+/// Our tower breaker layer (a breaker of its own, not the registry's)
+/// around `service_fn(upstream)`.
+fn ours_tower(
+    failure_threshold: u32,
+) -> impl Service<bool, Response = u64, Error = BenchError> + Clone + Send + Sync {
+    let breaker = Arc::new(ours_breaker(failure_threshold, HOUR));
+    tower::ServiceBuilder::new()
+        .layer(resilience::tower::CircuitBreakerLayer::new(breaker))
+        .service(tower::service_fn(upstream))
+}
+
 /// One call through a tower service: `ready().await?.call(req).await`.
 async fn tower_call<S>(svc: &mut S, fail: bool) -> Result<u64, S::Error>
 where
@@ -738,6 +749,7 @@ const OURS_MACRO: &str = "ours: #[circuit_breaker]";
 const FAILSAFE: &str = "failsafe 1.3";
 const RECLOSER: &str = "recloser 1.4";
 const TOWER: &str = "tower-resilience 0.13";
+const OURS_TOWER: &str = "ours: resilience::tower::circuit_breaker";
 const CBRS: &str = "circuitbreaker-rs 0.1";
 
 fn main() {
@@ -791,6 +803,13 @@ fn main() {
         });
         t.add(CLOSED, TOWER, Who::Peer, m);
         t.note("boxed response future");
+
+        let mut ours_tw = ours_tower(5);
+        let m = measure(OURS_TOWER, CALLS, |_| {
+            ok(&black_box(run(tower_call(&mut ours_tw, black_box(false)))))
+        });
+        t.add(CLOSED, OURS_TOWER, Who::Ours, m);
+        t.note("our tower layer, in the same harness as tower-resilience's");
 
         let cb = CbRs::builder()
             .failure_threshold(0.9)
@@ -940,6 +959,13 @@ fn main() {
             tower_rejected(&black_box(run(tower_call(&mut tw, black_box(false)))))
         });
         t.add(OPEN, TOWER, Who::Peer, m);
+
+        let mut ours_tw = ours_tower(1);
+        assert!(ours_failed(&run(tower_call(&mut ours_tw, true))));
+        let m = measure(OURS_TOWER, CALLS, |_| {
+            ours_rejected(&black_box(run(tower_call(&mut ours_tw, black_box(false)))))
+        });
+        t.add(OPEN, OURS_TOWER, Who::Ours, m);
 
         let cb = CbRs::builder()
             .consecutive_failures(1)
