@@ -150,3 +150,102 @@ async fn sync_fns_stack_both_ways() {
     })
     .await;
 }
+
+// ---- the other attributes on each shape: timeout, bulkhead, fallback
+
+use resilience::{bulkhead, resilient, timeout};
+use std::time::Duration;
+
+#[timeout("1s")]
+fn if_slow(hang: bool) -> impl Future<Output = Result<u32, ApiError>> + Send {
+    async move {
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(1)
+    }
+}
+
+fn if_cached(_n: u32, _e: ApiError) -> impl Future<Output = Result<u32, ApiError>> + Send {
+    async { Ok(0) }
+}
+
+#[bulkhead(name = "ss-if-bulkhead", max_concurrent = 1, fallback = if_cached)]
+fn if_limited(n: u32) -> impl Future<Output = Result<u32, ApiError>> + Send {
+    async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn impl_future_fns_take_timeout_bulkhead_and_fallback() {
+    assert_eq!(if_slow(false).await, Ok(1));
+    match if_slow(true).await {
+        Err(ApiError::Resilience(e)) => assert!(e.is_timeout()),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let held = tokio::spawn(if_limited(5));
+    support::settle().await;
+    assert_eq!(if_limited(6).await, Ok(0), "full: the fallback answers");
+    assert_eq!(held.await.unwrap(), Ok(5));
+}
+
+#[async_trait]
+trait Slow: Send + Sync {
+    async fn slow(&self, hang: bool) -> Result<u32, ApiError>;
+    async fn limited(&self, n: u32) -> Result<u32, ApiError>;
+}
+
+struct Svc;
+
+impl Svc {
+    async fn cached(&self, _n: u32, _e: ApiError) -> Result<u32, ApiError> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl Slow for Svc {
+    #[resilient(
+        name = "ss-at-resilient",
+        timeout = "1s",
+        max_attempts = 2,
+        delay = "10ms"
+    )]
+    async fn slow(&self, hang: bool) -> Result<u32, ApiError> {
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(1)
+    }
+
+    #[bulkhead(name = "ss-at-bulkhead", max_concurrent = 1, fallback = Self::cached)]
+    async fn limited(&self, n: u32) -> Result<u32, ApiError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_trait_methods_take_timeout_bulkhead_and_fallback() {
+    let svc: std::sync::Arc<dyn Slow> = std::sync::Arc::new(Svc);
+    assert_eq!(svc.slow(false).await, Ok(1));
+    let start = tokio::time::Instant::now();
+    match svc.slow(true).await {
+        Err(ApiError::Resilience(e)) => assert!(e.is_timeout()),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(2010),
+        "two attempts of 1 s, 10 ms apart"
+    );
+    let held = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.limited(5).await })
+    };
+    support::settle().await;
+    assert_eq!(svc.limited(6).await, Ok(0), "full: the fallback answers");
+    assert_eq!(held.await.unwrap(), Ok(5));
+}
