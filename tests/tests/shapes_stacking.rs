@@ -166,8 +166,8 @@ fn if_slow(hang: bool) -> impl Future<Output = Result<u32, ApiError>> + Send {
     }
 }
 
-fn if_cached(_n: u32, _e: ApiError) -> impl Future<Output = Result<u32, ApiError>> + Send {
-    async { Ok(0) }
+async fn if_cached(_n: u32, _e: ApiError) -> Result<u32, ApiError> {
+    Ok(0)
 }
 
 #[bulkhead(name = "ss-if-bulkhead", max_concurrent = 1, fallback = if_cached)]
