@@ -18,6 +18,12 @@ trait Provider: Send + Sync {
     async fn reset(&mut self) -> Result<u32, ApiError>;
 }
 
+/// A generic method (so not dyn compatible: a trait of its own).
+#[async_trait]
+trait Echo {
+    async fn echo<T: Clone + Send + Sync + 'static>(&self, value: T) -> Result<T, ApiError>;
+}
+
 struct Groq {
     calls: AtomicU32,
     resets: u32,
@@ -43,6 +49,16 @@ impl Provider for Groq {
     async fn reset(&mut self) -> Result<u32, ApiError> {
         self.resets += 1;
         Ok(self.resets)
+    }
+}
+
+#[async_trait]
+impl Echo for Groq {
+    /// Generic, by-value argument cloned per attempt.
+    #[retry(max_attempts = 2, backoff = "fixed", delay = "1ms")]
+    #[circuit_breaker(name = "at-echo")]
+    async fn echo<T: Clone + Send + Sync + 'static>(&self, value: T) -> Result<T, ApiError> {
+        Ok(value)
     }
 }
 
@@ -79,4 +95,15 @@ async fn mut_self_methods_keep_working_and_are_named_after_their_type() {
         registry().get("async_trait::Groq::reset").is_some(),
         "the unnamed breaker is named module::Type::method"
     );
+}
+
+#[tokio::test]
+async fn generic_methods_keep_their_bounds() {
+    let groq = Groq {
+        calls: AtomicU32::new(0),
+        resets: 0,
+    };
+    assert_eq!(groq.echo(String::from("x")).await, Ok("x".to_owned()));
+    assert_eq!(groq.echo(7u8).await, Ok(7));
+    assert!(registry().get("at-echo").is_some());
 }
