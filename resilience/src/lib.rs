@@ -50,13 +50,21 @@
 //! - [`registry()`]: the process-wide map from names to breakers, bulkheads
 //!   and retry budgets; runtime configuration, manual control, listeners and
 //!   the [`Snapshot`].
-//! - [`RetryPolicy`], [`Backoff`], [`RetryBudget`], [`Bulkhead`].
-//! - [`Error`]: what a layer itself produces.
+//! - [`RetryPolicy`], [`Backoff`], [`RetryBudget`], [`Bulkhead`],
+//!   [`Timeout`]; each layer's call behaviour is public for hand-written
+//!   callers: [`CircuitBreaker::call`], [`Bulkhead::call`], [`Timeout::call`].
+//! - [`Error`]: what a layer itself produces (one word; [`ErrorKind`]).
+//! - [`ConfigError`]: a configuration built at run time is held to the
+//!   attributes' rules, with the same words ([`Problem`]).
 //! - [`manifest`]: every annotated call site of the program (kind, name, keys,
 //!   location, callbacks), listed at link time, before anything runs.
 //! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
 //!   `serde`), fleet-wide breakers through Redis (feature `redis`, see
-//!   `Registry::share_via_redis`).
+//!   `Registry::share_via_redis`), tower layers (feature `tower`: the
+//!   `tower` module).
+//!
+//! The attributes work on `async fn`s, on `fn`s returning `impl Future`, on
+//! methods inside `#[async_trait]` impls, and on synchronous `fn`s.
 //!
 //! Time is `tokio::time` throughout, so `#[tokio::test(start_paused = true)]`
 //! drives every state change of annotated code without real waiting.
