@@ -1,4 +1,4 @@
-//! Seed 000's integration runner: three integrations fetched in parallel each
+//! A runner of integrations: three integrations fetched in parallel each
 //! round, each behind its own breaker (named after it) and a 30 s timeout.
 //! One is healthy, one fails, one hangs. Each round prints what every
 //! integration returned and why, and how long it took: the healthy one is

@@ -1,4 +1,4 @@
-//! Seed 000's integration runner in Rust: every integration is fetched in
+//! A runner of integrations: every integration is fetched in
 //! parallel, each behind its own circuit breaker named after it (3 failures
 //! to open, 60 s to recover) and a 30 s timeout, so one broken integration
 //! never slows or breaks the others.

@@ -1,29 +1,13 @@
 //! The status server of examples/status_server.rs on a free port, scraped
 //! with a real HTTP client while scripted calls trip and recover breakers.
 
+mod support;
+
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use resilience_examples::status::{serve, Workload};
 use tokio::net::TcpListener;
-
-/// GET `path`, off the runtime thread (the client blocks).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let url = format!("http://{addr}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(10)))
-                .build(),
-        );
-        let mut response = agent.get(&url).call().expect("request");
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().expect("body"))
-    })
-    .await
-    .unwrap()
-}
 
 /// The value of the Prometheus sample `series` (`name{labels}` as rendered).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -42,7 +26,7 @@ async fn metrics_and_status_follow_the_breakers() {
     for _ in 0..5 {
         work.round().await;
     }
-    let (status, text) = get(addr, "/metrics").await;
+    let (status, text) = support::http_get(addr, "/metrics").await;
     assert_eq!(status, 200);
     let payments_ok = r#"resilience_calls_total{breaker="payments",outcome="success"}"#;
     let payments_state = r#"resilience_circuit_state{breaker="payments"}"#;
@@ -54,7 +38,7 @@ async fn metrics_and_status_follow_the_breakers() {
     for _ in 0..5 {
         let _ = work.pay().await;
     }
-    let (_, text) = get(addr, "/metrics").await;
+    let (_, text) = support::http_get(addr, "/metrics").await;
     let failures = r#"resilience_calls_total{breaker="payments",outcome="failure"}"#;
     let rejected = r#"resilience_calls_total{breaker="payments",outcome="rejected"}"#;
     let opened = r#"resilience_transitions_total{breaker="payments",from="closed",to="open"}"#;
@@ -63,7 +47,7 @@ async fn metrics_and_status_follow_the_breakers() {
     assert_eq!(sample(&text, opened), Some(1.0), "{text}");
     assert_eq!(sample(&text, payments_state), Some(1.0), "{text}");
 
-    let (status, json) = get(addr, "/status").await;
+    let (status, json) = support::http_get(addr, "/status").await;
     assert_eq!(status, 200);
     let snapshot: serde_json::Value = serde_json::from_str(&json).unwrap();
     let payments = snapshot["breakers"]
@@ -86,13 +70,13 @@ async fn metrics_and_status_follow_the_breakers() {
     work.set_payments_down(false);
     tokio::time::advance(Duration::from_secs(2)).await;
     work.pay().await.unwrap();
-    let (_, text) = get(addr, "/metrics").await;
+    let (_, text) = support::http_get(addr, "/metrics").await;
     let closed = r#"resilience_transitions_total{breaker="payments",from="half_open",to="closed"}"#;
     assert_eq!(sample(&text, closed), Some(1.0), "{text}");
     assert_eq!(sample(&text, payments_state), Some(0.0), "{text}");
-    let (_, json) = get(addr, "/status").await;
+    let (_, json) = support::http_get(addr, "/status").await;
     assert!(json.contains(r#""state": "closed""#), "{json}");
 
-    let (status, _) = get(addr, "/nope").await;
+    let (status, _) = support::http_get(addr, "/nope").await;
     assert_eq!(status, 404);
 }

@@ -30,24 +30,6 @@ async fn pay() -> Response {
     }
 }
 
-/// GET `path`, off the runtime thread (the client blocks).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let url = format!("http://{addr}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(10)))
-                .build(),
-        );
-        let mut response = agent.get(&url).call().expect("request");
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().expect("body"))
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_axum_route_behind_the_breaker_layer_over_a_real_socket() {
     let config = BreakerConfig::builder()
@@ -77,11 +59,11 @@ async fn an_axum_route_behind_the_breaker_layer_over_a_real_socket() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     assert_eq!(
-        http_get(addr, "/pay").await,
+        support::http_get(addr, "/pay").await,
         (503, "upstream down".to_owned())
     );
     assert_eq!(
-        http_get(addr, "/pay").await,
+        support::http_get(addr, "/pay").await,
         (503, "upstream down".to_owned())
     );
     assert_eq!(
@@ -89,7 +71,7 @@ async fn an_axum_route_behind_the_breaker_layer_over_a_real_socket() {
         CircuitState::Open
     );
     // Rejected by the breaker: the handler is not called.
-    let (status, body) = http_get(addr, "/pay").await;
+    let (status, body) = support::http_get(addr, "/pay").await;
     assert_eq!(status, 503);
     assert!(
         body.starts_with("circuit breaker `ax-pay` is open"),
@@ -99,7 +81,10 @@ async fn an_axum_route_behind_the_breaker_layer_over_a_real_socket() {
     // After the recovery timeout (real time: a real server), the probe
     // succeeds and closes the circuit.
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(http_get(addr, "/pay").await, (200, "paid".to_owned()));
+    assert_eq!(
+        support::http_get(addr, "/pay").await,
+        (200, "paid".to_owned())
+    );
     assert_eq!(
         registry().get("ax-pay").unwrap().state(),
         CircuitState::Closed

@@ -14,6 +14,7 @@ use crate::breaker::{
 };
 use crate::bulkhead::{Bulkhead, BulkheadStatus};
 use crate::retry::{BudgetStatus, RetryBudget};
+pub use already_exists::{AlreadyExists, Registered};
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -130,65 +131,6 @@ impl std::fmt::Debug for Registry {
             .finish_non_exhaustive()
     }
 }
-
-/// A `configure*` method of the [`Registry`] was called for a name that is
-/// already taken; `existing` is what has it (a [`CircuitBreaker`], a
-/// [`Bulkhead`] or a [`RetryBudget`]). One error type for every policy.
-#[derive(Debug, Clone)]
-pub struct AlreadyExists<T = CircuitBreaker> {
-    /// What already has the name.
-    pub existing: Arc<T>,
-}
-
-/// What a [`Registry`] holds by name (sealed: implemented for the registry's
-/// policies only).
-pub trait Registered: sealed::Sealed {
-    /// What it is, for messages (`circuit breaker`).
-    const KIND: &'static str;
-    /// Its name.
-    fn registered_name(&self) -> &str;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::CircuitBreaker {}
-    impl Sealed for super::Bulkhead {}
-    impl Sealed for super::RetryBudget {}
-}
-
-impl Registered for CircuitBreaker {
-    const KIND: &'static str = "circuit breaker";
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-}
-
-impl Registered for Bulkhead {
-    const KIND: &'static str = "bulkhead";
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-}
-
-impl Registered for RetryBudget {
-    const KIND: &'static str = "retry budget";
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-}
-
-impl<T: Registered> std::fmt::Display for AlreadyExists<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} `{}` already exists; configure it before its first use",
-            T::KIND,
-            self.existing.registered_name()
-        )
-    }
-}
-
-impl<T: Registered + std::fmt::Debug> std::error::Error for AlreadyExists<T> {}
 
 impl Registry {
     /// An empty registry.
@@ -612,6 +554,7 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
     );
 }
 
+mod already_exists;
 mod dynamic;
 #[cfg(test)]
 mod tests;

@@ -101,3 +101,21 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// GET `path`, off the runtime thread (the client blocks).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build(),
+        );
+        let mut response = agent.get(&url).call().expect("request");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().expect("body"))
+    })
+    .await
+    .unwrap()
+}
