@@ -136,18 +136,29 @@ impl fmt::Display for UnknownChoice {
 const BACKOFF_NAMES: &[&str] = &["fixed", "linear", "exponential"];
 const JITTER_NAMES: &[&str] = &["none", "full", "equal", "decorrelated"];
 
+/// The choice of `all` named `s`, else what was expected of `key`.
+fn parse<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    key: &'static str,
+    expected: &'static [&'static str],
+    s: &str,
+) -> Result<T, UnknownChoice> {
+    all.iter()
+        .copied()
+        .find(|c| name(*c) == s)
+        .ok_or_else(|| UnknownChoice {
+            key,
+            found: s.into(),
+            expected,
+        })
+}
+
 impl FromStr for BackoffKind {
     type Err = UnknownChoice;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| UnknownChoice {
-                key: "backoff",
-                found: s.into(),
-                expected: BACKOFF_NAMES,
-            })
+        parse(&Self::ALL, Self::as_str, "backoff", BACKOFF_NAMES, s)
     }
 }
 
@@ -155,13 +166,6 @@ impl FromStr for Jitter {
     type Err = UnknownChoice;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| UnknownChoice {
-                key: "jitter",
-                found: s.into(),
-                expected: JITTER_NAMES,
-            })
+        parse(&Self::ALL, Self::as_str, "jitter", JITTER_NAMES, s)
     }
 }

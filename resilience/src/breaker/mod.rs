@@ -440,7 +440,7 @@ impl CircuitBreaker {
             "circuit breaker `{}` rejected a call",
             self.name
         );
-        Error::circuit_open(&self.identity)
+        self.rejection_error()
     }
 
     /// Moves from `(generation, from)` to `to` if the breaker is still there;
