@@ -291,9 +291,8 @@ impl CircuitBreaker {
                 }
                 CircuitState::ForcedOpen => return Err(self.rejection()),
                 CircuitState::Open => {
-                    let now = self.now_nanos();
                     let until = self.timing.open_until.load(Ordering::Acquire);
-                    if now < until {
+                    if self.timing.is_before(until) {
                         return Err(self.rejection());
                     }
                     if self.fleet_gated.load(Ordering::Acquire)

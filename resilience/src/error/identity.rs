@@ -60,6 +60,25 @@ impl OpenTiming {
         NOW.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether the clock has not reached `nanos` after the epoch yet: what
+    /// an open breaker asks on every rejection. Compares instants (the
+    /// deadline is the epoch plus `nanos`) instead of turning the present
+    /// into nanoseconds: no subtraction of time specs, no 128-bit product.
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn is_before(&self, nanos: u64) -> bool {
+        match self.epoch.checked_add(Duration::from_nanos(nanos)) {
+            Some(deadline) => tokio::time::Instant::now() < deadline,
+            None => true, // beyond what the clock can tell: not reached
+        }
+    }
+
+    /// [`is_before`](Self::is_before) on loom's counter clock.
+    #[cfg(loom)]
+    pub(crate) fn is_before(&self, nanos: u64) -> bool {
+        self.now_nanos() < nanos
+    }
+
     /// How long until a probe may run, if the breaker is open.
     fn retry_after(&self) -> Option<Duration> {
         if !self.open.load(Ordering::Acquire) {
