@@ -75,12 +75,14 @@ mod breaker;
 mod buckets;
 mod bulkhead;
 mod error;
+mod live;
 #[cfg(feature = "redis")]
 pub mod fleet;
 pub mod manifest;
 pub mod metrics;
 mod registry;
 mod retry;
+pub mod settings;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod spec;
@@ -101,7 +103,9 @@ pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig, FleetError};
-pub use registry::{registry, AlreadyExists, Registered, Registry, Snapshot};
+pub use registry::{
+    registry, AlreadyExists, Health, HealthState, PolicyHealth, Registered, Registry, Snapshot,
+};
 pub use retry::{
     Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy,
     RetryPolicyBuilder, RetryState,

@@ -58,8 +58,13 @@ impl fmt::Display for Window {
 /// assert_eq!(config.failure_rate(), Some(0.5));
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// Two configurations are equal when they behave the same, whichever keys
+/// were written to get there.
+#[derive(Debug, Clone, Copy)]
 pub struct BreakerConfig {
+    /// The keys it was built from (what a configuration by name layers on).
+    values: BreakerValues,
     failure_threshold: NonZeroU32,
     window: Option<Window>,
     failure_rate: Option<f64>,
@@ -101,6 +106,7 @@ impl BreakerConfig {
             None => None,
         };
         BreakerConfig {
+            values: v,
             failure_threshold: nz(or(
                 v.failure_threshold,
                 BreakerValues::DEFAULT_FAILURE_THRESHOLD,
@@ -128,6 +134,23 @@ impl BreakerConfig {
                 BreakerValues::DEFAULT_HALF_OPEN_MAX_CALLS,
             )),
         }
+    }
+
+    /// The configuration of `values`, held to the attribute's rules.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] listing every rule broken (see
+    /// [`BreakerConfigBuilder::build`]).
+    pub(crate) fn from_values(values: BreakerValues) -> Result<Self, ConfigError> {
+        crate::spec::checked(values.check())?;
+        Ok(BreakerConfig::from_checked(values))
+    }
+
+    /// The keys this configuration was built from, as the spec sees them
+    /// (an absent key takes its default).
+    pub(crate) const fn values(&self) -> BreakerValues {
+        self.values
     }
 
     /// Failures that open the circuit: consecutive ones, or within the
@@ -199,6 +222,28 @@ impl BreakerConfig {
                 self.recovery_timeout.saturating_mul(factor).min(max)
             }
         }
+    }
+}
+
+impl PartialEq for BreakerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // Everything but `values`: what the breaker does.
+        let key = |c: &Self| {
+            (
+                c.failure_threshold,
+                c.window,
+                c.failure_rate,
+                c.min_calls,
+                c.slow_call,
+                c.slow_call_rate,
+                c.recovery_timeout,
+                c.recovery_timeout_max,
+                c.fleet_threshold,
+                c.success_threshold,
+                c.half_open_max_calls,
+            )
+        };
+        key(self) == key(other)
     }
 }
 
@@ -357,8 +402,7 @@ impl BreakerConfigBuilder {
     /// assert_eq!(err.problems()[0].key(), "failure_rate");
     /// ```
     pub fn build(self) -> Result<BreakerConfig, ConfigError> {
-        crate::spec::checked(self.values.check())?;
-        Ok(BreakerConfig::from_checked(self.values))
+        BreakerConfig::from_values(self.values)
     }
 }
 

@@ -30,6 +30,7 @@ mod config;
 mod event;
 mod listeners;
 mod permit;
+mod reconfigure;
 mod status;
 mod window;
 
@@ -44,6 +45,7 @@ pub use status::BreakerStatus;
 use window::{Outcomes, Sample, Totals};
 
 use crate::error::{Identity, OpenTiming, Owner};
+use crate::live::Versions;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
 
@@ -152,7 +154,8 @@ impl Tagged {
 /// ```
 pub struct CircuitBreaker {
     name: Arc<str>,
-    config: BreakerConfig,
+    /// The configuration in force (changed live by `reconfigure`).
+    config: Versions<BreakerConfig>,
     /// `Tagged(generation, state bits)`.
     word: AtomicU64,
     /// Consecutive failures in the closed generation it is tagged with.
@@ -172,8 +175,9 @@ pub struct CircuitBreaker {
     identity: Identity,
     /// Consecutive failed probes since the circuit last closed.
     reopens: AtomicU32,
-    /// Outcomes in the window, for windowed trip rules.
-    window: Option<Outcomes>,
+    /// Outcomes in the window, for windowed trip rules (a new window when
+    /// `reconfigure` changes the trip rule).
+    window: Versions<Option<Outcomes>>,
     /// Serialises transitions (never taken on the call path).
     transition: Mutex<()>,
     listeners: Listeners,
@@ -195,7 +199,7 @@ impl std::fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.name)
             .field("state", &self.state())
-            .field("config", &self.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
     }
 }
@@ -219,14 +223,14 @@ impl CircuitBreaker {
             timing,
             identity,
             name,
-            config,
+            config: Versions::new(config),
             word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
             failures: AtomicU64::new(0),
             opened_with: AtomicU32::new(0),
             probes: AtomicU64::new(0),
             successes: AtomicU64::new(0),
             reopens: AtomicU32::new(0),
-            window: config.window().map(Outcomes::new),
+            window: Versions::new(config.window().map(Outcomes::new)),
             transition: Mutex::new(()),
             listeners: Listeners::default(),
             registry_listeners,
@@ -241,9 +245,16 @@ impl CircuitBreaker {
         &self.name
     }
 
-    /// The breaker's configuration.
+    /// The breaker's configuration in force (see [`reconfigure`](Self::reconfigure)).
+    #[inline]
     pub fn config(&self) -> &BreakerConfig {
-        &self.config
+        self.config.get()
+    }
+
+    /// The window of a windowed trip rule.
+    #[inline]
+    fn window(&self) -> Option<&Outcomes> {
+        self.window.get().as_ref()
     }
 
     /// The current state.
@@ -366,8 +377,7 @@ impl CircuitBreaker {
             _ => None,
         };
         let totals = self
-            .window
-            .as_ref()
+            .window()
             .map(|w| w.totals(now))
             .unwrap_or_default();
         BreakerStatus {
@@ -384,13 +394,13 @@ impl CircuitBreaker {
             window_slow_calls: totals.slow,
             probes_in_flight: Tagged(self.probes.load(Ordering::Acquire)).value_in(generation),
             probe_successes: Tagged(self.successes.load(Ordering::Acquire)).value_in(generation),
-            failure_threshold: self.config.failure_threshold().get(),
-            failure_rate: self.config.failure_rate(),
-            window: self.config.window(),
-            success_threshold: self.config.success_threshold().get(),
-            half_open_max_calls: self.config.half_open_max_calls().get(),
-            recovery_timeout: self.config.recovery_timeout(),
-            current_open_time: self.config.open_time(self.reopens.load(Ordering::Acquire)),
+            failure_threshold: self.config().failure_threshold().get(),
+            failure_rate: self.config().failure_rate(),
+            window: self.config().window(),
+            success_threshold: self.config().success_threshold().get(),
+            half_open_max_calls: self.config().half_open_max_calls().get(),
+            recovery_timeout: self.config().recovery_timeout(),
+            current_open_time: self.config().open_time(self.reopens.load(Ordering::Acquire)),
             retry_after,
         }
     }
@@ -401,8 +411,7 @@ impl CircuitBreaker {
         state == CircuitState::Closed
             && Tagged(self.failures.load(Ordering::Acquire)).value_in(generation) == 0
             && self
-                .window
-                .as_ref()
+                .window()
                 .is_none_or(|w| w.totals(self.now_nanos()).failures == 0)
     }
 
@@ -465,7 +474,7 @@ impl CircuitBreaker {
             // The clock is read only when it matters: to open, or to total a
             // time window.
             let now =
-                if to == CircuitState::Open || self.window.as_ref().is_some_and(|w| w.is_timed()) {
+                if to == CircuitState::Open || self.window().is_some_and(|w| w.is_timed()) {
                     self.now_nanos()
                 } else {
                     0
@@ -479,7 +488,7 @@ impl CircuitBreaker {
             if from.admits_all() && !to.admits_all() {
                 self.opened_with.store(consecutive, Ordering::Release);
             }
-            let totals = self.window.as_ref().map(|w| w.totals(now));
+            let totals = self.window().map(|w| w.totals(now));
             (failures, calls) = match totals {
                 Some(t) => (t.failures, t.calls),
                 None => (consecutive, 0),
@@ -494,14 +503,14 @@ impl CircuitBreaker {
                         self.reopens.store(0, Ordering::Release);
                         0
                     };
-                    let open_for = duration_nanos(self.config.open_time(reopens));
+                    let open_for = duration_nanos(self.config().open_time(reopens));
                     self.timing
                         .open_until
                         .store(now.saturating_add(open_for), Ordering::Release);
                 }
                 (_, CircuitState::Closed | CircuitState::Disabled) => {
                     self.reopens.store(0, Ordering::Release);
-                    if let Some(w) = &self.window {
+                    if let Some(w) = self.window() {
                         w.clear();
                     }
                 }

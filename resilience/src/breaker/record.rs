@@ -22,7 +22,7 @@ impl CircuitBreaker {
         slow: bool,
         error: Cause<'_>,
     ) {
-        if self.window.is_none() {
+        if self.window().is_none() {
             match self.effective(outcome, slow) {
                 Outcome::Success => self.on_closed_success(generation),
                 Outcome::Failure => self.on_closed_failure(generation, error),
@@ -36,7 +36,7 @@ impl CircuitBreaker {
     /// A slow call is a failure unless slow calls have a rate of their own.
     #[inline]
     fn effective(&self, outcome: Outcome, slow: bool) -> Outcome {
-        if slow && outcome == Outcome::Success && self.config.slow_call_rate().is_none() {
+        if slow && outcome == Outcome::Success && self.config().slow_call_rate().is_none() {
             Outcome::Failure
         } else {
             outcome
@@ -46,7 +46,7 @@ impl CircuitBreaker {
     #[inline(always)]
     pub(super) fn on_closed_success(&self, generation: u32) {
         let f = Tagged(self.failures.load(Ordering::Relaxed));
-        if self.config.fleet_threshold().is_some() {
+        if self.config().fleet_threshold().is_some() {
             self.fleet_success(generation);
         }
         if f.value_in(generation) == 0 {
@@ -66,7 +66,7 @@ impl CircuitBreaker {
     /// recorded before a transition never count toward the next opening.
     #[inline]
     fn count_for_fleet(&self, generation: u32) {
-        if self.config.fleet_threshold().is_none() {
+        if self.config().fleet_threshold().is_none() {
             return;
         }
         let mut current = self.fleet_report.load(Ordering::Relaxed);
@@ -128,7 +128,9 @@ impl CircuitBreaker {
                     // circuit: it reports exactly the count that opened it.
                     // Failures that land past it (other threads, before the
                     // state changed) find the transition already asked for.
-                    if count == self.config.failure_threshold().get() {
+                    // (A threshold lowered live clamps the count below it,
+                    // see `reconfigure`.)
+                    if count == self.config().failure_threshold().get() {
                         self.transition_from(
                             generation,
                             CircuitState::Closed,
@@ -149,7 +151,7 @@ impl CircuitBreaker {
         if g != generation || !state.admits_all() {
             return;
         }
-        let Some(window) = &self.window else { return };
+        let Some(window) = self.window() else { return };
         let sample = Sample {
             failure: self.effective(outcome, slow) == Outcome::Failure,
             slow,
@@ -179,7 +181,7 @@ impl CircuitBreaker {
 
     /// Whether the window's totals open the circuit, and why.
     fn trip_cause(&self, t: Totals) -> Option<TransitionCause> {
-        let c = &self.config;
+        let c = self.config();
         let enough = t.calls >= c.min_calls().get();
         let reached = |n: u32, rate: f64| f64::from(n) >= rate * f64::from(t.calls);
         match c.failure_rate() {
@@ -240,7 +242,7 @@ impl CircuitBreaker {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    if count >= self.config.success_threshold().get() {
+                    if count >= self.config().success_threshold().get() {
                         self.transition_from(
                             generation,
                             CircuitState::HalfOpen,
@@ -263,7 +265,7 @@ impl CircuitBreaker {
     /// would otherwise reset the new generation's count and let more than
     /// `half_open_max_calls` probes in.
     pub(super) fn take_probe_slot(&self, generation: u32) -> ProbeSlot {
-        let max = self.config.half_open_max_calls().get();
+        let max = self.config().half_open_max_calls().get();
         let mut current = self.probes.load(Ordering::Acquire);
         loop {
             if newer(Tagged(current).generation(), generation) {
