@@ -1,13 +1,19 @@
-//! Serves `/metrics` (Prometheus text) and `/status` (the JSON snapshot) on
-//! 127.0.0.1 while a simulated workload trips and recovers a few breakers.
+//! Serves the health of every breaker, bulkhead and retry budget on
+//! 127.0.0.1 while a simulated workload trips and recovers a few breakers:
+//!
+//! - `/health`: JSON, one verdict per policy (`healthy`, `degraded`, `open`)
+//!   and the worst of them; HTTP 200, or 503 while a breaker is open;
+//! - `/status`: the JSON snapshot (states, failure counts, slots, budgets);
+//! - `/metrics`: Prometheus text, with a `# HELP` line for each metric.
 //!
 //! ```text
-//! cargo run --example status_server --features status           # http://127.0.0.1:9898/metrics and /status
+//! cargo run --example status_server --features status           # http://127.0.0.1:9898/health, /status and /metrics
 //! cargo run --example status_server --features status -- 0 20    # any free port, stop after 20 s
 //! ```
 //!
-//! Point Prometheus at `http://127.0.0.1:9898/metrics`. Every 10 s the
-//! payments dependency is down for 3 s and the search dependency for 4 s.
+//! Point Prometheus at `http://127.0.0.1:9898/metrics`, a readiness probe at
+//! `/health`. Every 10 s the payments dependency is down for 3 s and the
+//! search dependency for 4 s: watch `/health` turn 503 while payments is open.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +31,10 @@ async fn main() -> anyhow::Result<()> {
     let seconds: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
 
     let metrics = PrometheusBuilder::new().install_recorder()?;
+    resilience::metrics::describe();
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    println!("serving http://{addr}/metrics and http://{addr}/status");
+    println!("serving http://{addr}/health, http://{addr}/status and http://{addr}/metrics");
     tokio::spawn(serve(listener, metrics));
 
     registry()

@@ -1,7 +1,15 @@
-//! The status server of `examples/status_server.rs`: `GET /metrics` answers
-//! Prometheus text (through `metrics-exporter-prometheus`), `GET /status` the
-//! JSON snapshot of every breaker, bulkhead and retry budget. A minimal
-//! HTTP/1.1 server on a tokio `TcpListener`: one request per connection.
+//! The status server of `examples/status_server.rs`, an axum [`router`]:
+//!
+//! - `GET /health`: [`registry().health()`](resilience::Registry::health) as
+//!   JSON; 200 while no policy is open, 503 while one is (a load balancer's
+//!   or orchestrator's probe reads the status code, a person the details);
+//! - `GET /status`: the JSON [`Snapshot`](resilience::Snapshot) of every
+//!   breaker, bulkhead and retry budget;
+//! - `GET /metrics`: Prometheus text, through `metrics-exporter-prometheus`.
+//!
+//! [`serve`] runs the router on a tokio `TcpListener` with hyper's HTTP/1
+//! connection and a timeout on reading each request head ([`serve_with`]
+//! serves any router that way).
 //!
 //! [`Workload`] drives a few annotated functions whose upstreams fail on
 //! command, so the figures move: breakers trip and recover.
@@ -9,96 +17,129 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
-use resilience::{bulkhead, circuit_breaker, registry, resilient};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use resilience::{bulkhead, circuit_breaker, registry, resilient, HealthState};
+use tokio::net::TcpListener;
 
-/// The largest request head the server reads.
-const MAX_REQUEST: usize = 8 * 1024;
+/// How long a client may take to send a request head (slow or idle clients
+/// are disconnected after it).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `/metrics` and `/status` until the listener fails.
+/// The content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// `GET /health`, `GET /status` and `GET /metrics` (other paths are 404,
+/// other methods 405; query strings are ignored).
 ///
-/// # Errors
+/// ```no_run
+/// # async fn run() -> anyhow::Result<()> {
+/// use metrics_exporter_prometheus::PrometheusBuilder;
 ///
-/// The listener's accept error.
-pub async fn serve(listener: TcpListener, metrics: PrometheusHandle) -> std::io::Result<()> {
+/// let metrics = PrometheusBuilder::new().install_recorder()?;
+/// resilience::metrics::describe();
+/// let app = resilience_examples::status::router(metrics);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9898").await?;
+/// axum::serve(listener, app).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn router(metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(prometheus))
+        .fallback(not_found)
+        .with_state(metrics)
+}
+
+/// Serves [`router`] on `listener`, one task per connection, until the
+/// returned future is dropped: [`serve_with`] with [`HEADER_READ_TIMEOUT`].
+pub async fn serve(listener: TcpListener, metrics: PrometheusHandle) {
+    serve_with(listener, router(metrics), HEADER_READ_TIMEOUT).await;
+}
+
+/// Serves `app` on `listener` over HTTP/1, one task per connection, until
+/// the returned future is dropped. A connection whose request head (the
+/// first, or the next one on a kept-alive connection) does not arrive within
+/// `header_read_timeout` is closed. A failed accept is logged and retried,
+/// after 100 ms when the listener itself is in trouble (such as too many open
+/// files).
+pub async fn serve_with(listener: TcpListener, app: Router, header_read_timeout: Duration) {
     loop {
-        let (stream, _) = listener.accept().await?;
-        let metrics = metrics.clone();
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                tracing::warn!("status server: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &metrics).await {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
                 tracing::debug!("status server: connection failed: {e}");
             }
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, metrics: &PrometheusHandle) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > MAX_REQUEST {
-            return respond(
-                &mut stream,
-                "400 Bad Request",
-                "text/plain",
-                "bad request\n",
-            )
-            .await;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split(' ');
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match (method, path) {
-        ("GET", "/metrics") => {
-            metrics.run_upkeep();
-            let body = metrics.render();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
-        }
-        ("GET", "/status") => {
-            let body = serde_json::to_string_pretty(&registry().snapshot())
-                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-            respond(&mut stream, "200 OK", "application/json", &body).await
-        }
-        ("GET", _) => {
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain",
-                "try /metrics or /status\n",
-            )
-            .await
-        }
-        _ => {
-            respond(
-                &mut stream,
-                "405 Method Not Allowed",
-                "text/plain",
-                "GET only\n",
-            )
-            .await
-        }
-    }
+/// An accept error about one connection (the peer gave up), not the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    kind: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+/// The registry's health: 503 while any policy is open.
+async fn health() -> Response {
+    let health = registry().health();
+    let code = if health.status == HealthState::Open {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json(code, serde_json::to_string_pretty(&health))
+}
+
+/// The registry's snapshot.
+async fn status() -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::to_string_pretty(&registry().snapshot()),
+    )
+}
+
+/// Everything the recorder holds, as Prometheus text.
+async fn prometheus(State(metrics): State<PrometheusHandle>) -> Response {
+    metrics.run_upkeep();
+    let body = metrics.render();
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "try /health, /status or /metrics\n").into_response()
+}
+
+/// A JSON `body` with status `code` (500 if it could not be serialized).
+fn json(code: StatusCode, body: serde_json::Result<String>) -> Response {
+    match body {
+        Ok(body) => (code, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 /// Calls to three simulated dependencies whose health is switched by hand.

@@ -29,6 +29,61 @@ pub const fn state_gauge(state: CircuitState) -> f64 {
     }
 }
 
+/// Gives every metric above its help text (and its unit, where it has one)
+/// through `metrics::describe_counter!`, `describe_gauge!` and
+/// `describe_histogram!`.
+///
+/// Call it once after installing a recorder, so that Prometheus shows a
+/// `# HELP` line for each metric (a recorder learns descriptions only from
+/// the describe calls made while it is installed); calling it again is
+/// harmless. Without the `metrics` feature it does nothing.
+///
+/// ```
+/// // let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+/// resilience::metrics::describe();
+/// ```
+pub fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::Unit;
+
+        metrics::describe_counter!(
+            "resilience_calls_total",
+            Unit::Count,
+            "Calls through a circuit breaker, by outcome (success, failure, ignored, rejected, timeout)"
+        );
+        metrics::describe_gauge!(
+            "resilience_circuit_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled"
+        );
+        metrics::describe_counter!(
+            "resilience_transitions_total",
+            Unit::Count,
+            "Circuit breaker state changes, by from and to state"
+        );
+        metrics::describe_counter!(
+            "resilience_retries_total",
+            Unit::Count,
+            "Retries: attempts after the first"
+        );
+        metrics::describe_counter!(
+            "resilience_retries_exhausted_total",
+            Unit::Count,
+            "Retried calls that gave up with an error"
+        );
+        metrics::describe_gauge!(
+            "resilience_bulkhead_in_flight",
+            Unit::Count,
+            "Calls holding a bulkhead slot"
+        );
+        metrics::describe_histogram!(
+            "resilience_call_duration_seconds",
+            Unit::Seconds,
+            "Duration of the calls a circuit breaker admitted"
+        );
+    }
+}
+
 #[inline]
 pub(crate) fn call(breaker: &Arc<str>, outcome: &'static str, duration: Option<Duration>) {
     #[cfg(feature = "metrics")]
@@ -113,6 +168,83 @@ mod tests {
                 (name, value)
             })
             .collect()
+    }
+
+    /// Collects what `describe` says; registers nothing.
+    #[derive(Debug, Default)]
+    struct Descriptions(std::sync::Mutex<Vec<(String, Option<metrics::Unit>)>>);
+
+    impl Descriptions {
+        fn add(&self, key: metrics::KeyName, unit: Option<metrics::Unit>, help: &str) {
+            assert!(!help.is_empty(), "{key:?} has an empty help text");
+            let mut all = self.0.lock().unwrap();
+            all.push((key.as_str().to_owned(), unit));
+        }
+    }
+
+    impl metrics::Recorder for Descriptions {
+        fn describe_counter(
+            &self,
+            key: metrics::KeyName,
+            unit: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.add(key, unit, &help);
+        }
+        fn describe_gauge(
+            &self,
+            key: metrics::KeyName,
+            unit: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.add(key, unit, &help);
+        }
+        fn describe_histogram(
+            &self,
+            key: metrics::KeyName,
+            unit: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.add(key, unit, &help);
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn describe_covers_every_metric_once() {
+        use metrics::Unit;
+
+        let recorder = Descriptions::default();
+        metrics::with_local_recorder(&recorder, super::describe);
+        let mut described = recorder.0.into_inner().unwrap();
+        described.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected = [
+            ("resilience_bulkhead_in_flight", Some(Unit::Count)),
+            ("resilience_call_duration_seconds", Some(Unit::Seconds)),
+            ("resilience_calls_total", Some(Unit::Count)),
+            ("resilience_circuit_state", None),
+            ("resilience_retries_exhausted_total", Some(Unit::Count)),
+            ("resilience_retries_total", Some(Unit::Count)),
+            ("resilience_transitions_total", Some(Unit::Count)),
+        ];
+        let described: Vec<_> = described.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        assert_eq!(described, expected);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::breaker::{
 use crate::bulkhead::{Bulkhead, BulkheadStatus};
 use crate::retry::{BudgetStatus, RetryBudget};
 pub use already_exists::{AlreadyExists, Registered};
+pub use health::{Health, HealthState, PolicyHealth};
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -556,5 +557,6 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
 
 mod already_exists;
 mod dynamic;
+mod health;
 #[cfg(test)]
 mod tests;

@@ -102,8 +102,19 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// GET `path`, off the runtime thread (the client blocks).
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+/// A response read by [`http_get_response`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The `content-type` header, empty if there is none.
+    pub content_type: String,
+    pub body: String,
+}
+
+/// GET `path` with a real HTTP client (ureq), off the runtime thread (the
+/// client blocks; a blocking task also keeps a paused clock from
+/// auto-advancing while the request is under way). Gives up after 10 s.
+pub async fn http_get_response(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
     let url = format!("http://{addr}{path}");
     tokio::task::spawn_blocking(move || {
         let agent = ureq::Agent::new_with_config(
@@ -113,9 +124,23 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
                 .build(),
         );
         let mut response = agent.get(&url).call().expect("request");
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().expect("body"))
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().expect("a text content type").to_owned())
+            .unwrap_or_default();
+        HttpResponse {
+            status: response.status().as_u16(),
+            content_type,
+            body: response.body_mut().read_to_string().expect("body"),
+        }
     })
     .await
     .unwrap()
+}
+
+/// GET `path` (see [`http_get_response`]): the status and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let response = http_get_response(addr, path).await;
+    (response.status, response.body)
 }
