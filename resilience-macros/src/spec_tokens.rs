@@ -144,7 +144,7 @@ pub(crate) fn breaker_config(b: &Breaker) -> TokenStream {
 }
 
 /// The retry's `RetryPolicy`, for a `static` initializer.
-pub(crate) fn retry_policy(r: &Retry) -> TokenStream {
+pub(crate) fn retry_values(r: &Retry) -> TokenStream {
     let k = &r.keys;
     let mut f = Fields::default();
     f.add("max_attempts", &k.max_attempts);
@@ -154,7 +154,7 @@ pub(crate) fn retry_policy(r: &Retry) -> TokenStream {
     f.add("multiplier", &k.multiplier);
     f.add("jitter", &k.jitter);
     f.add("max_elapsed", &k.max_elapsed);
-    f.call("retry_policy", "RetryValues", 7)
+    f.call("checked_retry_values", "RetryValues", 7)
 }
 
 /// The bulkhead's `BulkheadValues` (its limits, checked in the `static`).
@@ -165,9 +165,9 @@ pub(crate) fn bulkhead_values(b: &Bulkhead) -> TokenStream {
     f.call("bulkhead_values", "BulkheadValues", 2)
 }
 
-/// The timeout's duration, for a `const` initializer.
-pub(crate) fn timeout_after(after: &Val<Duration>) -> TokenStream {
+/// The timeout's `TimeoutValues` (its duration, checked in the `static`).
+pub(crate) fn timeout_values(after: &Val<Duration>) -> TokenStream {
     let mut f = Fields::default();
     f.add("timeout", &Some(after.clone()));
-    f.call("timeout_after", "TimeoutValues", 1)
+    f.call("checked_timeout_values", "TimeoutValues", 1)
 }

@@ -75,16 +75,16 @@ mod breaker;
 mod buckets;
 mod bulkhead;
 mod error;
-mod live;
 #[cfg(feature = "redis")]
 pub mod fleet;
+mod live;
 pub mod manifest;
 pub mod metrics;
 mod registry;
 mod retry;
-pub mod settings;
 #[cfg(feature = "serde")]
 mod serde_impls;
+pub mod settings;
 mod spec;
 mod sync;
 mod timeout;
@@ -104,7 +104,8 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig, FleetError};
 pub use registry::{
-    registry, AlreadyExists, Health, HealthState, PolicyHealth, Registered, Registry, Snapshot,
+    registry, AlreadyExists, Applied, Health, HealthState, PolicyHealth, Registered, Registry,
+    Snapshot,
 };
 pub use retry::{
     Backoff, BackoffKind, BudgetStatus, Delays, Jitter, RetryBudget, RetryPolicy,

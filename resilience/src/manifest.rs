@@ -67,7 +67,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::breaker::{CircuitBreaker, CircuitState, Transition};
+use crate::__private::{StaticBreaker, StaticBulkhead, StaticRetry, StaticTimeout};
+use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Transition};
 
 /// The link-time list itself (expansions add to it through
 /// `resilience::__private`); read it with [`call_sites`].
@@ -148,6 +149,25 @@ impl Name {
     }
 }
 
+/// What configures a call site's layer (for the configuration by name):
+/// the statics of its expansion. Used by the expansions; not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Policy {
+    /// Nothing to configure (a fallback).
+    None,
+    /// A breaker of a static name, or of no name.
+    Breaker(&'static StaticBreaker),
+    /// The configuration of a dynamic-name breaker.
+    DynamicBreaker(&'static BreakerConfig),
+    /// A retry.
+    Retry(&'static StaticRetry),
+    /// A timeout.
+    Timeout(&'static StaticTimeout),
+    /// A bulkhead.
+    Bulkhead(&'static StaticBulkhead),
+}
+
 /// A transition callback (`on_open = path`).
 pub type Callback = fn(&Transition);
 
@@ -165,6 +185,7 @@ pub struct CallSite {
     on_open: Option<Callback>,
     on_close: Option<Callback>,
     on_half_open: Option<Callback>,
+    policy: Policy,
 }
 
 impl CallSite {
@@ -193,7 +214,20 @@ impl CallSite {
             on_open: None,
             on_close: None,
             on_half_open: None,
+            policy: Policy::None,
         }
+    }
+
+    /// Used by the expansions; not public API.
+    #[doc(hidden)]
+    pub const fn __policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// What configures this layer.
+    pub(crate) const fn policy(&self) -> Policy {
+        self.policy
     }
 
     /// Used by the expansions; not public API.
@@ -299,7 +333,7 @@ impl CallSite {
     /// Whether an unnamed breaker of this call site can have `name` as its
     /// default name: `module::function` or `module::Type::function`,
     /// optionally with a `#2`-style suffix.
-    fn may_have_default_name(&self, name: &str) -> bool {
+    pub(crate) fn may_have_default_name(&self, name: &str) -> bool {
         if self.kind != Kind::CircuitBreaker || self.name != Name::Default {
             return false;
         }

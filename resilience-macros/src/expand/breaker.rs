@@ -59,7 +59,7 @@ pub(super) fn layer<'a>(
                 false => quote!(::core::option::Option::None),
             };
             cx.prelude.extend(quote! {
-                const #config_item: ::resilience::BreakerConfig = #config;
+                static #config_item: ::resilience::BreakerConfig = #config;
                 let #var = ::resilience::__private::dynamic_breaker(
                     ::core::convert::AsRef::<str>::as_ref(&(#expr)),
                     &#config_item,

@@ -2,14 +2,15 @@
 //!
 //! Input:  `#[bulkhead(name = "db", max_concurrent = 4)]` / `#[timeout("30s")]` around `inner`
 //! Output: `static BULKHEAD_0: StaticBulkhead = StaticBulkhead::new("db", VALUES);` and
-//!         `bulkhead_call(BULKHEAD_0.get(), inner, convert)`; `const TIMEOUT_1: Duration
-//!         = timeout_after(VALUES);` and `timeout(TIMEOUT_1, &flags, inner, convert)`.
+//!         `bulkhead_call(BULKHEAD_0.get(), inner, convert)`; `static TIMEOUT_1:
+//!         StaticTimeout = StaticTimeout::new(name, VALUES);` and
+//!         `timeout(TIMEOUT_1.get(), &flags, inner, convert)`.
 
 use quote::{format_ident, quote};
 
 use super::{Cx, Wrapper};
 use crate::layers::{Bulkhead, Timeout};
-use crate::spec_tokens::{bulkhead_values, timeout_after};
+use crate::spec_tokens::{bulkhead_values, timeout_values};
 
 /// Layer `i`, a bulkhead.
 pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrapper<'a> {
@@ -37,12 +38,18 @@ pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrappe
 /// Layer `i`, a timeout (checked in a `const`).
 pub(super) fn timeout<'a>(cx: &mut Cx<'a>, i: usize, t: &'a Timeout) -> Wrapper<'a> {
     let item = format_ident!("__RESILIENCE_TIMEOUT_{}", i);
-    let value = timeout_after(&t.after);
+    let values = timeout_values(&t.after);
+    // Configured by name under the breaker's static name, when it has one.
+    let label = match &cx.breaker_name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
     cx.prelude.extend(quote! {
-        const #item: ::core::time::Duration = #value;
+        static #item: ::resilience::__private::StaticTimeout =
+            ::resilience::__private::StaticTimeout::new(#label, #values);
     });
     let (flags, convert) = (cx.names.flags.clone(), cx.names.convert.clone());
     Box::new(
-        move |inner| quote!(::resilience::__private::timeout(#item, &#flags, #inner, #convert)),
+        move |inner| quote!(::resilience::__private::timeout(#item.get(), &#flags, #inner, #convert)),
     )
 }

@@ -7,7 +7,7 @@
 //!          file!(), line!()).__callbacks(callback(alert), None, None);`
 
 use proc_macro2::{Ident, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::Cx;
@@ -26,7 +26,9 @@ pub(super) fn name(cx: &Cx<'_>, layer: &Layer) -> TokenStream {
             }
             BreakerName::Private => quote!(#site_name::Default),
         },
-        Layer::Retry(_) => match &cx.breaker_name {
+        // A retry and a timeout are configured under the breaker's static
+        // name, when the function has one.
+        Layer::Retry(_) | Layer::Timeout(_) => match &cx.breaker_name {
             Some(lit) => quote!(#site_name::Static(#lit)),
             None => quote!(#site_name::Default),
         },
@@ -34,7 +36,7 @@ pub(super) fn name(cx: &Cx<'_>, layer: &Layer) -> TokenStream {
             Some(lit) => quote!(#site_name::Static(#lit)),
             None => quote!(#site_name::Default),
         },
-        Layer::Timeout(_) | Layer::Fallback(_) => quote!(#site_name::Default),
+        Layer::Fallback(_) => quote!(#site_name::Default),
     }
 }
 
@@ -46,8 +48,35 @@ pub(super) fn call_site(
     layer: &Layer,
     name: TokenStream,
     fn_name: &str,
+    i: usize,
 ) -> TokenStream {
     let private = quote!(::resilience::__private);
+    // The statics of the layer (emitted by its expansion, same index).
+    let policy = match layer {
+        Layer::Breaker(b) => match &b.name {
+            BreakerName::Dynamic(_) => {
+                let config = format_ident!("__RESILIENCE_CONFIG_{}", i);
+                quote!(.__policy(#private::SitePolicy::DynamicBreaker(&#config)))
+            }
+            _ => {
+                let cell = format_ident!("__RESILIENCE_BREAKER_{}", i);
+                quote!(.__policy(#private::SitePolicy::Breaker(&#cell)))
+            }
+        },
+        Layer::Retry(_) => {
+            let cell = format_ident!("__RESILIENCE_RETRY_{}", i);
+            quote!(.__policy(#private::SitePolicy::Retry(&#cell)))
+        }
+        Layer::Timeout(_) => {
+            let cell = format_ident!("__RESILIENCE_TIMEOUT_{}", i);
+            quote!(.__policy(#private::SitePolicy::Timeout(&#cell)))
+        }
+        Layer::Bulkhead(_) => {
+            let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
+            quote!(.__policy(#private::SitePolicy::Bulkhead(&#cell)))
+        }
+        Layer::Fallback(_) => quote!(),
+    };
     let kind = match layer {
         Layer::Breaker(_) => quote!(CircuitBreaker),
         Layer::Retry(_) => quote!(Retry),
@@ -85,6 +114,6 @@ pub(super) fn call_site(
             #fn_name,
             ::core::file!(),
             ::core::line!(),
-        )#callbacks;
+        )#callbacks #policy;
     }
 }

@@ -18,10 +18,10 @@
 //!     // and `BREAKER_0.get_for(type_name::<Self>)`, named `module::Type::get`)
 //!     #[distributed_slice(CALL_SITES)]    // entry per layer
 //!     static SITE_1: CallSite = CallSite::__new(Retry, "retry", Static("unifi"), ..);
-//!     static POLICY_1: RetryPolicy = retry_policy(RetryValues { max_attempts: Given(3), ..NONE });
+//!     static RETRY_1: StaticRetry = StaticRetry::new("unifi", checked_retry_values(RetryValues { max_attempts: Given(3), ..NONE }));
 //!     let breaker_0 = BREAKER_0.get();
 //!     let result = breaker_call_described(breaker_0, &flags, async {
-//!         let mut state = RetryState::new("unifi", &POLICY_1);
+//!         let mut state = RetryState::new("unifi", RETRY_1.get());
 //!         loop {
 //!             flags.reset();
 //!             let id = retry_clone::<String>(&id);
@@ -141,7 +141,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         // This layer's entry in the link-time manifest.
         let site_item = format_ident!("__RESILIENCE_SITE_{}", i);
         let name = manifest::name(&cx, layer);
-        let entry = manifest::call_site(&site_item, attr, layer, name, &cx.fn_name);
+        let entry = manifest::call_site(&site_item, attr, layer, name, &cx.fn_name, i);
         cx.prelude.extend(entry);
         wrappers.push(match layer {
             Layer::Breaker(b) => breaker::layer(&mut cx, i, b, &site_item),

@@ -1,27 +1,34 @@
 //! The retry layer: the body re-run inline.
 //!
 //! Input:  `#[retry(max_attempts = 3)]` around `inner`
-//! Output: `static RETRY_0: RetryPolicy = retry_policy(VALUES);` and
-//!         `async { let mut state = RetryState::new(label, &RETRY_0); loop {
+//! Output: `static RETRY_0: StaticRetry = StaticRetry::new(name, VALUES);` and
+//!         `async { let mut state = RetryState::new(label, RETRY_0.get()); loop {
 //!          flags.reset(); <clone by-value args>; let attempt = inner.await;
 //!          <next delay, unless Ok, not retried, or a breaker said stop>;
 //!          match delay { Some(d) => sleep(d).await, None => break attempt } } }`
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{hidden, Cx, Names, Wrapper};
 use crate::func::Func;
 use crate::layers::{Retry, RetryRule};
-use crate::spec_tokens::retry_policy;
+use crate::spec_tokens::retry_values;
 
 /// Layer `i`, a retry.
 pub(super) fn layer<'a>(cx: &mut Cx<'a>, i: usize, r: &'a Retry) -> Wrapper<'a> {
     let item = format_ident!("__RESILIENCE_RETRY_{}", i);
-    let policy = retry_policy(r);
+    let values = retry_values(r);
+    // Retries report (and are configured by name) under the breaker's name,
+    // when it has a static one.
+    let label = match &cx.breaker_name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
     cx.prelude.extend(quote! {
-        static #item: ::resilience::RetryPolicy = #policy;
+        static #item: ::resilience::__private::StaticRetry =
+            ::resilience::__private::StaticRetry::new(#label, #values);
     });
     let budget = r.budget.as_ref().map(|name| {
         let cell = format_ident!("__RESILIENCE_BUDGET_{}", i);
@@ -31,17 +38,12 @@ pub(super) fn layer<'a>(cx: &mut Cx<'a>, i: usize, r: &'a Retry) -> Wrapper<'a> 
         });
         quote!(.with_budget(#cell.get()))
     });
-    // Retries report under the breaker's name, when it has a static one.
-    let label = match &cx.breaker_name {
-        Some(lit) => quote!(#lit),
-        None => cx.site.clone(),
-    };
     let loop_tokens = RetryLoop {
         sync: cx.sync,
         func: cx.func,
         retry: r,
         label,
-        policy: item,
+        policy: quote!(#item.get()),
         budget,
     };
     let names = cx.names.clone();
@@ -55,7 +57,7 @@ pub(super) struct RetryLoop<'a> {
     func: &'a Func,
     retry: &'a Retry,
     label: TokenStream,
-    policy: Ident,
+    policy: TokenStream,
     budget: Option<TokenStream>,
 }
 
@@ -87,7 +89,7 @@ impl RetryLoop<'_> {
         });
         let inner = if self.retry.keys.max_elapsed.is_some() {
             quote!(::resilience::__private::deadline(
-                #state.deadline(), &#policy, &#flags, #inner, #convert,
+                #state.deadline(), #policy, &#flags, #inner, #convert,
             ))
         } else {
             inner
@@ -145,7 +147,7 @@ impl RetryLoop<'_> {
         };
         quote! {
             (#open {
-                let mut #state = ::resilience::__private::RetryState::new(#label, &#policy)#budget;
+                let mut #state = ::resilience::__private::RetryState::new(#label, #policy)#budget;
                 loop {
                     #flags.reset();
                     #(#clones)*

@@ -48,6 +48,7 @@ use crate::error::{Identity, OpenTiming, Owner};
 use crate::live::Versions;
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
+use resilience_spec::BreakerValues;
 
 /// The error of the call whose outcome is being recorded, if it returned one
 /// (carried by the transition it may cause).
@@ -156,6 +157,8 @@ pub struct CircuitBreaker {
     name: Arc<str>,
     /// The configuration in force (changed live by `reconfigure`).
     config: Versions<BreakerConfig>,
+    /// The keys its creator declared (what a configuration by name layers on).
+    declared: BreakerValues,
     /// `Tagged(generation, state bits)`.
     word: AtomicU64,
     /// Consecutive failures in the closed generation it is tagged with.
@@ -224,6 +227,7 @@ impl CircuitBreaker {
             identity,
             name,
             config: Versions::new(config),
+            declared: config.values(),
             word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
             failures: AtomicU64::new(0),
             opened_with: AtomicU32::new(0),
@@ -249,6 +253,17 @@ impl CircuitBreaker {
     #[inline]
     pub fn config(&self) -> &BreakerConfig {
         self.config.get()
+    }
+
+    /// The keys its creator declared.
+    pub(crate) fn declared(&self) -> &BreakerValues {
+        &self.declared
+    }
+
+    /// Records what its creator declared, when a configuration by name made
+    /// it with more.
+    pub(crate) fn set_declared(&mut self, declared: BreakerValues) {
+        self.declared = declared;
     }
 
     /// The window of a windowed trip rule.
@@ -376,10 +391,7 @@ impl CircuitBreaker {
             )),
             _ => None,
         };
-        let totals = self
-            .window()
-            .map(|w| w.totals(now))
-            .unwrap_or_default();
+        let totals = self.window().map(|w| w.totals(now)).unwrap_or_default();
         BreakerStatus {
             name: self.name.clone(),
             state,
@@ -400,7 +412,9 @@ impl CircuitBreaker {
             success_threshold: self.config().success_threshold().get(),
             half_open_max_calls: self.config().half_open_max_calls().get(),
             recovery_timeout: self.config().recovery_timeout(),
-            current_open_time: self.config().open_time(self.reopens.load(Ordering::Acquire)),
+            current_open_time: self
+                .config()
+                .open_time(self.reopens.load(Ordering::Acquire)),
             retry_after,
         }
     }
@@ -473,12 +487,11 @@ impl CircuitBreaker {
             }
             // The clock is read only when it matters: to open, or to total a
             // time window.
-            let now =
-                if to == CircuitState::Open || self.window().is_some_and(|w| w.is_timed()) {
-                    self.now_nanos()
-                } else {
-                    0
-                };
+            let now = if to == CircuitState::Open || self.window().is_some_and(|w| w.is_timed()) {
+                self.now_nanos()
+            } else {
+                0
+            };
             // The run of consecutive failures this generation ends with (the
             // one that reached the threshold, even if a success landed since).
             let consecutive = match cause {

@@ -24,6 +24,18 @@ pub const fn retry_policy(values: RetryValues) -> RetryPolicy {
     RetryPolicy::from_checked(&values)
 }
 
+/// A `#[retry]`'s keys, checked in a `const` (as [`breaker_config`]).
+pub const fn checked_retry_values(values: RetryValues) -> RetryValues {
+    values.check().assert_none();
+    values
+}
+
+/// A `#[timeout]`'s duration, checked in a `const` (as [`breaker_config`]).
+pub const fn checked_timeout_values(values: spec::TimeoutValues) -> spec::TimeoutValues {
+    values.check().assert_none();
+    values
+}
+
 /// A count written as a constant (`max_attempts = ATTEMPTS`): a `u32`.
 pub const fn count(n: u32) -> u64 {
     n as u64

@@ -9,11 +9,13 @@
 
 mod calls;
 mod config;
+mod live_sites;
 mod returns;
 mod sites;
 
 pub use calls::*;
 pub use config::*;
+pub use live_sites::{StaticRetry, StaticTimeout};
 pub use returns::*;
 #[cfg(test)]
 pub(crate) use sites::short_type_name;
@@ -24,7 +26,7 @@ pub use sites::{
 
 /// The link-time list of call sites (see [`crate::manifest`]).
 pub use crate::manifest::__CALL_SITES as CALL_SITES;
-pub use crate::manifest::{CallSite, Kind as SiteKind, Name as SiteName};
+pub use crate::manifest::{CallSite, Kind as SiteKind, Name as SiteName, Policy as SitePolicy};
 pub use crate::retry::{Backoff, BackoffKind, Jitter, RetryPolicy, RetryState};
 pub use crate::{CircuitState, Outcome, Transition};
 /// The `linkme` crate the manifest entries are declared with.

@@ -2,9 +2,7 @@
 //! resolved once (or, for a dynamic name, looked up per call), and its
 //! callbacks.
 
-use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use super::config::spec;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
@@ -71,6 +69,11 @@ impl StaticBreaker {
             config,
             cell: OnceLock::new(),
         }
+    }
+
+    /// The configuration its attribute declares.
+    pub(crate) fn config(&self) -> &BreakerConfig {
+        &self.config
     }
 
     /// The breaker, created or looked up on first use. An unnamed one is
@@ -177,8 +180,7 @@ pub fn every_error_fails<E>(_: &E) -> Outcome {
 #[derive(Debug)]
 pub struct StaticBulkhead {
     name: &'static str,
-    max_concurrent: u32,
-    max_wait: Duration,
+    values: spec::BulkheadValues,
     cell: OnceLock<Arc<Bulkhead>>,
 }
 
@@ -188,25 +190,26 @@ impl StaticBulkhead {
     pub const fn new(name: &'static str, values: spec::BulkheadValues) -> Self {
         StaticBulkhead {
             name,
-            max_concurrent: match values.max_concurrent.given() {
-                Some(n) => n as u32,
-                None => spec::BulkheadValues::DEFAULT_MAX_CONCURRENT as u32,
-            },
-            max_wait: match values.max_wait.given() {
-                Some(d) => d,
-                None => spec::BulkheadValues::DEFAULT_MAX_WAIT,
-            },
+            values,
             cell: OnceLock::new(),
         }
+    }
+
+    /// The bulkhead's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The limits its attribute declares.
+    pub(crate) fn values(&self) -> spec::BulkheadValues {
+        self.values
     }
 
     /// The bulkhead, created or looked up on first use.
     #[inline]
     pub fn get(&self) -> &Bulkhead {
-        self.cell.get_or_init(|| {
-            let max = NonZeroU32::new(self.max_concurrent).unwrap_or(NonZeroU32::MIN);
-            registry().bulkhead(self.name, max, self.max_wait)
-        })
+        self.cell
+            .get_or_init(|| registry().declared_bulkhead(self.name, self.values))
     }
 }
 

@@ -14,8 +14,11 @@ use crate::breaker::{
 };
 use crate::bulkhead::{Bulkhead, BulkheadStatus};
 use crate::retry::{BudgetStatus, RetryBudget};
+use crate::settings::Settings;
 pub use already_exists::{AlreadyExists, Registered};
+pub use apply::Applied;
 pub use health::{Health, HealthState, PolicyHealth};
+use resilience_spec::{BulkheadValues, Value};
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -85,6 +88,10 @@ pub struct Registry {
     pub(crate) fleet_shared: AtomicBool,
     /// Bounds on breakers of dynamic-name call sites; see `set_dynamic_limits`.
     dynamic: dynamic::Limits,
+    /// The configuration by name in force (see `apply`).
+    settings: RwLock<Settings>,
+    /// What the creator of each bulkhead declared (what settings layer on).
+    bulkhead_declared: DashMap<Arc<str>, BulkheadValues>,
 }
 
 impl Default for Registry {
@@ -97,6 +104,8 @@ impl Default for Registry {
             created: RwLock::default(),
             fleet_shared: AtomicBool::new(false),
             dynamic: dynamic::Limits::default(),
+            settings: RwLock::default(),
+            bulkhead_declared: DashMap::new(),
         }
     }
 }
@@ -258,6 +267,9 @@ impl Registry {
         check_config(&named, config);
         let breaker = named.breaker.clone();
         drop(named);
+        if created {
+            self.settle(&breaker);
+        }
         if created && dynamic {
             self.dynamic.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -274,12 +286,19 @@ impl Registry {
     }
 
     /// A breaker for an unnamed call site: only its own callbacks apply.
+    /// Created with the settings in force for its name, over `config`.
     fn create_private(&self, name: Arc<str>, config: BreakerConfig) -> Arc<CircuitBreaker> {
-        Arc::new(CircuitBreaker::with_listeners(
-            name,
-            config,
-            Some(self.listeners.clone()),
-        ))
+        let in_force = self.breaker_in_force(&name, &config.values());
+        let mut breaker =
+            CircuitBreaker::with_listeners(name, in_force, Some(self.listeners.clone()));
+        breaker.set_declared(config.values());
+        Arc::new(breaker)
+    }
+
+    /// A breaker just created, with the settings in force now (an `apply`
+    /// may have run while it was created).
+    fn settle(&self, breaker: &CircuitBreaker) {
+        breaker.reconfigure(self.breaker_in_force(breaker.name(), breaker.declared()));
     }
 
     fn notify_created(&self, breaker: &CircuitBreaker) {
@@ -455,13 +474,37 @@ impl Registry {
         max_concurrent: NonZeroU32,
         max_wait: Duration,
     ) -> Arc<Bulkhead> {
+        let declared = BulkheadValues {
+            max_concurrent: Value::Given(max_concurrent.get().into()),
+            max_wait: Value::Given(max_wait),
+        };
+        self.declared_bulkhead(name, declared)
+    }
+
+    /// The bulkhead named `name`, created on first use with the settings in
+    /// force over what its call site declares.
+    pub(crate) fn declared_bulkhead(&self, name: &str, declared: BulkheadValues) -> Arc<Bulkhead> {
         if let Some(b) = self.bulkheads.get(name) {
             return b.clone();
         }
-        self.bulkheads
+        let mut created = false;
+        let bulkhead = self
+            .bulkheads
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(Bulkhead::new(name, max_concurrent, max_wait)))
-            .clone()
+            .or_insert_with(|| {
+                created = true;
+                let (max, wait) = self.bulkhead_in_force(name, declared);
+                Arc::new(Bulkhead::new(name, max, wait))
+            })
+            .clone();
+        if created {
+            // An `apply` may have run while it was created.
+            let (max, wait) = self.bulkhead_in_force(name, declared);
+            if (bulkhead.max_concurrent(), bulkhead.max_wait()) != (max, wait) {
+                bulkhead.set_limits(max, wait);
+            }
+        }
+        bulkhead
     }
 
     /// The bulkhead named `name`, if one exists.
@@ -494,7 +537,7 @@ impl Registry {
         }
         self.budgets
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(RetryBudget::with_defaults(name)))
+            .or_insert_with(|| Arc::new(self.budget_in_force(name)))
             .clone()
     }
 
@@ -556,6 +599,7 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
 }
 
 mod already_exists;
+mod apply;
 mod dynamic;
 mod health;
 #[cfg(test)]

@@ -102,6 +102,30 @@ impl RetryBudget {
         Ok(Self::build(name.into(), ttl, min_per_sec, retry_ratio))
     }
 
+    /// A budget of checked-or-not `values` (absent keys take the defaults).
+    pub(crate) fn from_values(name: &str, values: &BudgetValues) -> Result<Self, ConfigError> {
+        crate::spec::checked(values.check())?;
+        let min_per_sec = values
+            .min_per_sec
+            .given()
+            .unwrap_or(BudgetValues::DEFAULT_MIN_PER_SEC);
+        Ok(Self::build(
+            name.into(),
+            values.ttl.given().unwrap_or(BudgetValues::DEFAULT_TTL),
+            u32::try_from(min_per_sec).unwrap_or(u32::MAX),
+            values
+                .retry_ratio
+                .given()
+                .unwrap_or(BudgetValues::DEFAULT_RETRY_RATIO),
+        ))
+    }
+
+    /// Whether `other` has the same settings.
+    pub(crate) fn same_settings(&self, other: &RetryBudget) -> bool {
+        (self.ttl, self.min_per_sec, self.retry_ratio)
+            == (other.ttl, other.min_per_sec, other.retry_ratio)
+    }
+
     fn build(name: Arc<str>, ttl: Duration, min_per_sec: u32, retry_ratio: f64) -> Self {
         RetryBudget {
             name,

@@ -69,6 +69,12 @@ impl RetryPolicy {
     }
 
     /// The policy of values that passed [`RetryValues::check`].
+    /// The policy of `values`, held to the attribute's rules.
+    pub(crate) fn from_values(values: &RetryValues) -> Result<Self, ConfigError> {
+        crate::spec::checked(values.check())?;
+        Ok(RetryPolicy::from_checked(values))
+    }
+
     pub(crate) const fn from_checked(v: &RetryValues) -> Self {
         let attempts = match v.max_attempts.given() {
             Some(n) => n,

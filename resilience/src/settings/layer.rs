@@ -4,7 +4,9 @@
 //! below, so that a file switching a breaker to a failure rate does not
 //! collide with the attribute's `failure_threshold`.
 
-use resilience_spec::{BreakerValues, BudgetValues, BulkheadValues, RetryValues, TimeoutValues, Value};
+use resilience_spec::{
+    BreakerValues, BudgetValues, BulkheadValues, RetryValues, TimeoutValues, Value,
+};
 
 /// `top`'s value if given (or unknown), else `below`'s.
 fn pick<T: Copy>(below: Value<T>, top: Value<T>) -> Value<T> {
@@ -30,31 +32,39 @@ pub(crate) fn breaker(below: &BreakerValues, top: &BreakerValues) -> BreakerValu
         below.failure_rate = Value::Absent;
         below.min_calls = Value::Absent;
     }
-    layered!(below, top, BreakerValues {
-        failure_threshold,
-        recovery_timeout,
-        success_threshold,
-        half_open_max_calls,
-        window,
-        failure_rate,
-        min_calls,
-        slow_call,
-        slow_call_rate,
-        recovery_timeout_max,
-        fleet_threshold,
-    })
+    layered!(
+        below,
+        top,
+        BreakerValues {
+            failure_threshold,
+            recovery_timeout,
+            success_threshold,
+            half_open_max_calls,
+            window,
+            failure_rate,
+            min_calls,
+            slow_call,
+            slow_call_rate,
+            recovery_timeout_max,
+            fleet_threshold,
+        }
+    )
 }
 
 pub(crate) fn retry(below: &RetryValues, top: &RetryValues) -> RetryValues {
-    layered!(below, top, RetryValues {
-        max_attempts,
-        backoff,
-        delay,
-        max_delay,
-        multiplier,
-        jitter,
-        max_elapsed,
-    })
+    layered!(
+        below,
+        top,
+        RetryValues {
+            max_attempts,
+            backoff,
+            delay,
+            max_delay,
+            multiplier,
+            jitter,
+            max_elapsed,
+        }
+    )
 }
 
 pub(crate) fn timeout(below: &TimeoutValues, top: &TimeoutValues) -> TimeoutValues {
@@ -62,11 +72,26 @@ pub(crate) fn timeout(below: &TimeoutValues, top: &TimeoutValues) -> TimeoutValu
 }
 
 pub(crate) fn bulkhead(below: &BulkheadValues, top: &BulkheadValues) -> BulkheadValues {
-    layered!(below, top, BulkheadValues { max_concurrent, max_wait })
+    layered!(
+        below,
+        top,
+        BulkheadValues {
+            max_concurrent,
+            max_wait
+        }
+    )
 }
 
 pub(crate) fn budget(below: &BudgetValues, top: &BudgetValues) -> BudgetValues {
-    layered!(below, top, BudgetValues { ttl, min_per_sec, retry_ratio })
+    layered!(
+        below,
+        top,
+        BudgetValues {
+            ttl,
+            min_per_sec,
+            retry_ratio
+        }
+    )
 }
 
 #[cfg(test)]

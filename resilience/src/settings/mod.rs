@@ -56,7 +56,10 @@ use std::fmt;
 
 use resilience_spec::{BreakerValues, BudgetValues, BulkheadValues, RetryValues, TimeoutValues};
 
-pub(crate) use layer::{breaker as layer_breaker, bulkhead as layer_bulkhead, budget as layer_budget, retry as layer_retry, timeout as layer_timeout};
+pub(crate) use layer::{
+    breaker as layer_breaker, budget as layer_budget, bulkhead as layer_bulkhead,
+    retry as layer_retry, timeout as layer_timeout,
+};
 
 /// A whole-process configuration by name (see the [module docs](self)): read
 /// it with any serde loader (feature `serde`), put it in force with
@@ -92,7 +95,11 @@ impl Settings {
             .chain(self.retries.keys().map(|n| ("retries", n.as_str())))
             .chain(self.timeouts.keys().map(|n| ("timeouts", n.as_str())))
             .chain(self.bulkheads.keys().map(|n| ("bulkheads", n.as_str())))
-            .chain(self.retry_budgets.keys().map(|n| ("retry_budgets", n.as_str())))
+            .chain(
+                self.retry_budgets
+                    .keys()
+                    .map(|n| ("retry_budgets", n.as_str())),
+            )
     }
 
     /// Whether `name` matches one of the `dynamic_names` patterns.

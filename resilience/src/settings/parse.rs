@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use resilience_spec::{
-    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues,
-    Jitter, RetryValues, TimeoutValues, Value, WindowValue,
+    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
+    Problem, RetryValues, TimeoutValues, Value, WindowValue,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -217,7 +217,9 @@ impl Section {
 
 /// Every key any section accepts (what a profile may hold).
 fn any_key() -> impl Iterator<Item = &'static str> {
-    Section::ALL.into_iter().flat_map(|s| s.keys().iter().copied())
+    Section::ALL
+        .into_iter()
+        .flat_map(|s| s.keys().iter().copied())
 }
 
 struct Reader {
@@ -247,7 +249,10 @@ impl Settings {
         };
         let mut settings = Settings::default();
         let Node::Table(root) = node else {
-            r.problem("(document)", format!("expected a table, found {}", node.kind()));
+            r.problem(
+                "(document)",
+                format!("expected a table, found {}", node.kind()),
+            );
             return Err(SettingsError::new(r.problems));
         };
         for key in root.keys() {
@@ -400,11 +405,19 @@ fn resolve<'n>(
             );
         } else {
             let message = match did_you_mean(key, section.keys().iter().copied()) {
-                Some(near) => format!("unknown key `{key}` for {}: did you mean `{near}`?", section.policy()),
+                Some(near) => format!(
+                    "unknown key `{key}` for {}: did you mean `{near}`?",
+                    section.policy()
+                ),
                 None => format!(
                     "unknown key `{key}` for {}; expected one of: {}",
                     section.policy(),
-                    section.keys().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    section
+                        .keys()
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             r.problem(format!("{path}.{key}"), message);
@@ -415,7 +428,10 @@ fn resolve<'n>(
     let mut visited = BTreeSet::new();
     while let Some(node) = next {
         let Node::Str(name) = node else {
-            r.problem(format!("{path}.profile"), format!("expected a profile's name, found {node}"));
+            r.problem(
+                format!("{path}.profile"),
+                format!("expected a profile's name, found {node}"),
+            );
             break;
         };
         if !visited.insert(name.as_str()) {
@@ -429,7 +445,8 @@ fn resolve<'n>(
         };
         for (key, value) in profile {
             if section.keys().contains(&key.as_str()) {
-                keys.entry(key).or_insert_with(|| (format!("profiles.{name}.{key}"), value));
+                keys.entry(key)
+                    .or_insert_with(|| (format!("profiles.{name}.{key}"), value));
             }
         }
         next = profile.get("profile");
@@ -503,13 +520,32 @@ fn read_entry(
             values.check()
         }
     };
-    for p in problems.iter() {
+    // Rules between keys wait for the layering over the attribute's keys
+    // (`Registry::apply`): a file's `max_delay = "500ms"` is fine over an
+    // attribute's `delay = "100ms"`.
+    for p in problems.iter().filter(|p| about_one_value(p)) {
         let at = match keys.get(p.key()) {
             Some((at, _)) => at.clone(),
             None => format!("{path}.{}", p.key()),
         };
         r.problem(at, p.to_string());
     }
+}
+
+/// Whether `problem` is about one value alone (its range), not about how
+/// keys go together.
+fn about_one_value(problem: &Problem) -> bool {
+    matches!(
+        problem,
+        Problem::Zero { .. }
+            | Problem::TooLarge { .. }
+            | Problem::NotPositive { .. }
+            | Problem::RateOutOfRange { .. }
+            | Problem::DurationOutOfRange { .. }
+            | Problem::NumberOutOfRange { .. }
+            | Problem::WindowTooLarge { .. }
+            | Problem::MultiplierBelowOne { .. }
+    )
 }
 
 /// Reads typed values out of an entry's keys, reporting what does not fit.
@@ -556,7 +592,9 @@ impl Values<'_, '_> {
     fn window(&mut self, key: &str) -> Value<WindowValue> {
         self.read(key, |node| match node {
             Node::Int(_) => whole_number(node).map(WindowValue::Calls),
-            Node::Str(s) if s.trim().bytes().all(|b| b.is_ascii_digit()) && !s.trim().is_empty() => {
+            Node::Str(s)
+                if s.trim().bytes().all(|b| b.is_ascii_digit()) && !s.trim().is_empty() =>
+            {
                 whole_number(node).map(WindowValue::Calls)
             }
             Node::Str(_) => parse_duration(node).map(WindowValue::Time),

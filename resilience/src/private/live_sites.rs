@@ -1,0 +1,122 @@
+//! The retry and timeout of each call site, as declared and as configured
+//! by name ([`Registry::apply`](crate::Registry::apply)): read once per
+//! call, without a lock, changed live.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::config::spec::{RetryValues, TimeoutValues};
+use crate::live::Versions;
+use crate::registry::registry;
+use crate::retry::RetryPolicy;
+
+/// A call site's retry policy: its attribute's keys, and the policy in
+/// force (those keys under the configuration by name of its name).
+#[derive(Debug)]
+pub struct StaticRetry {
+    name: &'static str,
+    values: RetryValues,
+    live: OnceLock<Versions<RetryPolicy>>,
+}
+
+impl StaticRetry {
+    /// The retry found by `name`, declared with `values` (checked by
+    /// `checked_retry_values`).
+    pub const fn new(name: &'static str, values: RetryValues) -> Self {
+        StaticRetry {
+            name,
+            values,
+            live: OnceLock::new(),
+        }
+    }
+
+    /// The policy in force.
+    #[inline]
+    pub fn get(&self) -> &RetryPolicy {
+        self.versions().get()
+    }
+
+    #[inline]
+    fn versions(&self) -> &Versions<RetryPolicy> {
+        match self.live.get() {
+            Some(v) => v,
+            None => self.init(),
+        }
+    }
+
+    #[cold]
+    fn init(&self) -> &Versions<RetryPolicy> {
+        self.live
+            .get_or_init(|| Versions::new(registry().retry_in_force(self.name, &self.values)))
+    }
+
+    /// The name it is configured by.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The keys its attribute wrote.
+    pub(crate) fn values(&self) -> &RetryValues {
+        &self.values
+    }
+
+    /// Puts `policy` in force; whether it changed.
+    pub(crate) fn set(&self, policy: RetryPolicy) -> bool {
+        self.versions().set(policy)
+    }
+}
+
+/// A call site's timeout: its attribute's duration, and the one in force.
+#[derive(Debug)]
+pub struct StaticTimeout {
+    name: &'static str,
+    values: TimeoutValues,
+    live: OnceLock<Versions<Duration>>,
+}
+
+impl StaticTimeout {
+    /// The timeout found by `name`, declared with `values` (checked by
+    /// `checked_timeout_values`).
+    pub const fn new(name: &'static str, values: TimeoutValues) -> Self {
+        StaticTimeout {
+            name,
+            values,
+            live: OnceLock::new(),
+        }
+    }
+
+    /// The duration in force.
+    #[inline]
+    pub fn get(&self) -> Duration {
+        *self.versions().get()
+    }
+
+    #[inline]
+    fn versions(&self) -> &Versions<Duration> {
+        match self.live.get() {
+            Some(v) => v,
+            None => self.init(),
+        }
+    }
+
+    #[cold]
+    fn init(&self) -> &Versions<Duration> {
+        self.live
+            .get_or_init(|| Versions::new(registry().timeout_in_force(self.name, &self.values)))
+    }
+
+    /// The name it is configured by.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The keys its attribute wrote.
+    pub(crate) fn values(&self) -> &TimeoutValues {
+        &self.values
+    }
+
+    /// Puts `after` in force; whether it changed.
+    pub(crate) fn set(&self, after: Duration) -> bool {
+        self.versions().set(after)
+    }
+}

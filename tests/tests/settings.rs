@@ -1,0 +1,293 @@
+//! Configuration by name: a TOML file plus environment overrides, read by
+//! the loaders users already have (figment, config-rs), checked against the
+//! program's declared names and the attributes' rules, applied live.
+
+// Each test holds `serial()` across its awaits on purpose: the tests share the
+// process-wide registry, and each runs on its own runtime.
+#![allow(clippy::await_holding_lock)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Jail};
+use resilience::settings::Settings;
+use resilience::{registry, CircuitState};
+
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("upstream down")]
+    Down,
+    #[error(transparent)]
+    Layer(#[from] resilience::Error),
+}
+
+#[resilience::circuit_breaker(name = "settings-payments", failure_threshold = 5)]
+async fn pay(fail: bool) -> Result<u32, ApiError> {
+    if fail {
+        Err(ApiError::Down)
+    } else {
+        Ok(1)
+    }
+}
+
+static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[resilience::retry(max_attempts = 2, delay = "10ms")]
+async fn sync_ledger() -> Result<u32, ApiError> {
+    ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+    Err(ApiError::Down)
+}
+
+#[resilience::bulkhead(name = "settings-db", max_concurrent = 2)]
+async fn query() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+#[resilience::resilient(
+    name = "settings-search",
+    failure_threshold = 3,
+    max_attempts = 3,
+    delay = "1ms",
+    timeout = "5s"
+)]
+async fn search() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+const FILE: &str = r#"
+[profiles.critical]
+failure_threshold = 2
+recovery_timeout = "30s"
+
+[breakers.settings-search]
+profile = "critical"
+
+[retries."settings::sync_ledger"]
+max_attempts = 3
+
+[bulkheads.settings-db]
+max_concurrent = 4
+max_wait = "50ms"
+
+[timeouts.settings-search]
+timeout = "2s"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_toml_file_and_the_environment_configure_breakers_retries_and_bulkheads() {
+    let _serial = serial();
+    Jail::expect_with(|jail| {
+        // The environment wins over the file (figment's `merge`).
+        jail.set_env("RESILIENCE__BULKHEADS__SETTINGS-DB__MAX_CONCURRENT", "8");
+        let settings: Settings = Figment::from(Toml::string(FILE))
+            .merge(Env::prefixed("RESILIENCE__").split("__"))
+            .extract()?;
+        registry().apply(&settings).map_err(|e| e.to_string())?;
+        Ok(())
+    });
+    // Created after the apply: with the settings.
+    query().await.unwrap();
+    let db = registry().snapshot();
+    let db = db
+        .bulkheads
+        .iter()
+        .find(|b| &*b.name == "settings-db")
+        .unwrap();
+    assert_eq!(db.max_concurrent, 8, "the environment wins over the file");
+    assert_eq!(
+        db.max_wait,
+        std::time::Duration::from_millis(50),
+        "the file's max_wait"
+    );
+
+    search().await.unwrap();
+    let breaker = registry().get("settings-search").unwrap();
+    assert_eq!(
+        breaker.config().failure_threshold().get(),
+        2,
+        "the profile's"
+    );
+    assert_eq!(breaker.config().recovery_timeout().as_secs(), 30);
+
+    ATTEMPTS.store(0, Ordering::SeqCst);
+    assert!(sync_ledger().await.is_err());
+    assert_eq!(
+        ATTEMPTS.load(Ordering::SeqCst),
+        3,
+        "the file's max_attempts over the attribute's 2"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_breaker_and_retry_change_on_the_next_call() {
+    let _serial = serial();
+    // Running, with its attribute's threshold of 5.
+    for _ in 0..3 {
+        let _ = pay(true).await;
+    }
+    assert_eq!(
+        registry().get("settings-payments").unwrap().state(),
+        CircuitState::Closed
+    );
+    let settings: Settings = toml_settings("[breakers.settings-payments]\nfailure_threshold = 4\n");
+    let applied = registry().apply(&settings).unwrap();
+    assert!(
+        applied
+            .changed
+            .contains(&"breakers.settings-payments".to_owned()),
+        "{applied:?}"
+    );
+    // It kept its 3 failures: the 4th opens it.
+    let _ = pay(true).await;
+    let breaker = registry().get("settings-payments").unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    let status = registry().snapshot();
+    assert_eq!(
+        status
+            .breaker("settings-payments")
+            .unwrap()
+            .failure_threshold,
+        4
+    );
+    breaker.reset();
+
+    // Going back: an apply without the name restores the attribute's 5.
+    registry().apply(&Settings::new()).unwrap();
+    assert_eq!(breaker.config().failure_threshold().get(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_changes_its_attempts_live() {
+    let _serial = serial();
+    ATTEMPTS.store(0, Ordering::SeqCst);
+    let _ = sync_ledger().await;
+    let before = ATTEMPTS.swap(0, Ordering::SeqCst);
+    let settings = toml_settings("[retries.\"settings::sync_ledger\"]\nmax_attempts = 5\n");
+    registry().apply(&settings).unwrap();
+    let _ = sync_ledger().await;
+    assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 5, "was {before}");
+}
+
+#[test]
+fn a_typo_in_a_name_is_rejected_with_a_suggestion_and_nothing_is_applied() {
+    let _serial = serial();
+    let settings = toml_settings(
+        "[breakers.settings-paymnets]\nfailure_threshold = 2\n\n[bulkheads.settings-db]\nmax_concurrent = 3\n",
+    );
+    let before = registry().settings();
+    let err = registry().apply(&settings).unwrap_err();
+    let problems: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        ["breakers.settings-paymnets: no circuit breaker of this program is named `settings-paymnets`: did you mean `settings-payments`?"]
+    );
+    assert_eq!(registry().settings(), before, "nothing applied");
+}
+
+#[test]
+fn a_name_created_at_run_time_is_allowed_by_a_pattern() {
+    let _serial = serial();
+    let settings = toml_settings("[breakers.tenant-7]\nfailure_threshold = 2\n");
+    assert!(registry().apply(&settings).is_err());
+    let settings = toml_settings(
+        "dynamic_names = [\"tenant-*\"]\n[breakers.tenant-7]\nfailure_threshold = 2\n",
+    );
+    registry().apply(&settings).unwrap();
+    registry().apply(&Settings::new()).unwrap();
+}
+
+#[test]
+fn settings_that_break_an_attributes_rule_once_layered_are_rejected() {
+    let _serial = serial();
+    // The attribute's threshold of 3 is dropped by a rate, which needs a window.
+    let settings = toml_settings("[breakers.settings-search]\nfailure_rate = 0.5\n");
+    let err = registry().apply(&settings).unwrap_err().to_string();
+    assert!(
+        err.contains("breakers.settings-search.failure_rate: `failure_rate` needs a window"),
+        "{err}"
+    );
+    // Over the attribute's `delay = "1ms"`, a `max_delay` of 10 ms is fine
+    // (alone, under the default delay of 1 s, it would not be).
+    let settings = toml_settings("[retries.settings-search]\nmax_delay = \"10ms\"\n");
+    registry().apply(&settings).unwrap();
+    let settings = toml_settings("[retries.settings-search]\nmax_delay = \"100us\"\n");
+    let err = registry().apply(&settings).unwrap_err().to_string();
+    assert!(err.contains("retries.settings-search.max_delay: "), "{err}");
+    registry().apply(&Settings::new()).unwrap();
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let _serial = serial();
+    for (file, expect) in [
+        (
+            "[breakers.settings-payments]\nfailure_rate = 1.5\nwindow = 10\n",
+            "breakers.settings-payments.failure_rate: ",
+        ),
+        (
+            "[breakers.settings-payments]\nfailure_threshold = \"three\"\n",
+            "expected a whole number, found \"three\"",
+        ),
+        (
+            "[breakers.settings-payments]\nrecovery_timout = \"30s\"\n",
+            "did you mean `recovery_timeout`?",
+        ),
+        (
+            "[breakers.settings-payments]\nprofile = \"none\"\n",
+            "no profile named `none`",
+        ),
+        (
+            "[profiles.a]\nprofile = \"a\"\n",
+            "profile `a` refers to itself",
+        ),
+        (
+            "[retries.x]\nbackoff = \"exponentail\"\n",
+            "did you mean \"exponential\"?",
+        ),
+    ] {
+        let err = Figment::from(Toml::string(file))
+            .extract::<Settings>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{file}: {err}");
+    }
+    // A malformed file: the loader's own error.
+    assert!(Figment::from(Toml::string("[breakers\n"))
+        .extract::<Settings>()
+        .is_err());
+}
+
+#[test]
+fn config_rs_reads_the_same_file_with_its_environment_convention() {
+    let _serial = serial();
+    let env = std::collections::HashMap::from([(
+        "RESILIENCE__BREAKERS__SETTINGS-SEARCH__RECOVERY_TIMEOUT".to_owned(),
+        "45s".to_owned(),
+    )]);
+    let settings: Settings = config::Config::builder()
+        .add_source(config::File::from_str(FILE, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("RESILIENCE")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        )
+        .build()
+        .unwrap()
+        .try_deserialize()
+        .unwrap();
+    let file_only: Settings = Figment::from(Toml::string(FILE)).extract().unwrap();
+    assert_ne!(settings, file_only, "the environment overrode a key");
+}
+
+/// The tests of this file share the process-wide registry and each applies
+/// a whole configuration: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn toml_settings(text: &str) -> Settings {
+    Figment::from(Toml::string(text)).extract().unwrap()
+}
