@@ -93,7 +93,12 @@ impl OpenTiming {
 #[derive(Debug, Clone)]
 pub(crate) enum Owner {
     Breaker(Weak<OpenTiming>),
-    Bulkhead { max_concurrent: u32 },
+    /// The bulkhead's limit, shared with it: `Bulkhead::set_limits` writes
+    /// it, so an error reports the limit in force now (the one it was made
+    /// under, unless the limit changed since).
+    Bulkhead {
+        max_concurrent: Arc<std::sync::atomic::AtomicU32>,
+    },
 }
 
 #[derive(Debug)]
@@ -204,10 +209,12 @@ impl Lookup {
         }
     }
 
-    /// A bulkhead's limit.
+    /// A bulkhead's limit, as of now.
     pub(crate) fn max_concurrent(&self) -> Option<u32> {
-        match self.owner {
-            Owner::Bulkhead { max_concurrent } => Some(max_concurrent),
+        match &self.owner {
+            Owner::Bulkhead { max_concurrent } => {
+                Some(max_concurrent.load(std::sync::atomic::Ordering::Acquire))
+            }
             Owner::Breaker(_) => None,
         }
     }
