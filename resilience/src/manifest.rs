@@ -230,6 +230,38 @@ impl CallSite {
         self.policy
     }
 
+    /// The settings in force for this layer, with every key (the attribute's
+    /// keys under the configuration by name, see
+    /// [`Registry::apply`](crate::Registry::apply)): `failure_threshold = 3,
+    /// recovery_timeout = 30s, …` for a breaker. `None` for a fallback and
+    /// for a dynamic-name breaker (one per name, listed in the snapshot).
+    pub fn settings(&self) -> Option<String> {
+        let registry = crate::registry();
+        match self.policy {
+            Policy::Breaker(site) => {
+                let name = match self.name {
+                    Name::Static(name) => name.to_owned(),
+                    _ => format!("{}::{}", self.module, self.function),
+                };
+                let config = match registry.get(&name) {
+                    Some(breaker) => *breaker.config(),
+                    None => registry.breaker_in_force(&name, &site.config().values()),
+                };
+                Some(config.to_string())
+            }
+            Policy::Retry(site) => Some(site.get().to_string()),
+            Policy::Timeout(site) => Some(format!("timeout = {:?}", site.get())),
+            Policy::Bulkhead(site) => {
+                let (max, wait) = match registry.get_bulkhead(site.name()) {
+                    Some(b) => (b.max_concurrent(), b.max_wait()),
+                    None => registry.bulkhead_in_force(site.name(), site.values()),
+                };
+                Some(format!("max_concurrent = {max}, max_wait = {wait:?}"))
+            }
+            Policy::DynamicBreaker(_) | Policy::None => None,
+        }
+    }
+
     /// Used by the expansions; not public API.
     #[doc(hidden)]
     pub const fn __callbacks(

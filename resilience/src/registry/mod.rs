@@ -451,8 +451,22 @@ impl Registry {
     }
 
     /// The status of every breaker (named and private), bulkhead and retry
-    /// budget, each list sorted by name.
+    /// budget, each list sorted by name. The process-wide registry's
+    /// snapshot also shows every breaker the program declares with a literal
+    /// name (per the [`manifest`](crate::manifest)) before its first call:
+    /// closed, with no calls.
     pub fn snapshot(&self) -> Snapshot {
+        if std::ptr::eq(self, registry()) {
+            // Every breaker the program declares by name, before its first
+            // call too: created now, as its first call would.
+            for site in crate::manifest::call_sites() {
+                if let (crate::manifest::Policy::Breaker(b), crate::manifest::Name::Static(_)) =
+                    (site.policy(), site.name())
+                {
+                    b.get();
+                }
+            }
+        }
         let mut breakers: Vec<_> = self.all().iter().map(|b| b.status()).collect();
         breakers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut bulkheads: Vec<_> = self.bulkheads.iter().map(|b| b.status()).collect();

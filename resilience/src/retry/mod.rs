@@ -188,6 +188,32 @@ impl RetryPolicyBuilder {
     }
 }
 
+/// Every key: `max_attempts = 3, backoff = exponential, delay = 1s,
+/// multiplier = 2, jitter = none` (and `max_delay`, `max_elapsed` when set).
+impl std::fmt::Display for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.backoff;
+        write!(
+            f,
+            "max_attempts = {}, backoff = {}, delay = {:?}",
+            self.max_attempts,
+            b.kind(),
+            b.delay()
+        )?;
+        if let Some(max) = b.max_delay() {
+            write!(f, ", max_delay = {max:?}")?;
+        }
+        if b.kind() == BackoffKind::Exponential {
+            write!(f, ", multiplier = {}", b.multiplier())?;
+        }
+        write!(f, ", jitter = {}", b.jitter())?;
+        if let Some(max) = self.max_elapsed {
+            write!(f, ", max_elapsed = {max:?}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self::DEFAULT
