@@ -58,18 +58,23 @@ max_concurrent = 16
 max_wait = "25ms"
 "#;
 
-fn load(file: &str) -> Result<Settings, figment::Error> {
+fn load(file: &str) -> Result<Settings, Box<figment::Error>> {
     // The environment wins over the file: RESILIENCE__BREAKERS__PAYMENTS__FAILURE_THRESHOLD=2
     Figment::from(Toml::string(file))
         .merge(Env::prefixed("RESILIENCE__").split("__"))
         .extract()
+        .map_err(Box::new)
 }
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = load(FILE)?;
     let applied = registry().apply(&settings)?;
-    println!("applied: {:?}", applied.changed);
+    // Nothing ran yet: every policy is created with these settings on its first call.
+    println!(
+        "applied before the first call (changed: {:?})",
+        applied.changed
+    );
 
     println!("\nEvery annotated call site and the settings in force:");
     for site in manifest::call_sites() {

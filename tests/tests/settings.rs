@@ -5,6 +5,8 @@
 // Each test holds `serial()` across its awaits on purpose: the tests share the
 // process-wide registry, and each runs on its own runtime.
 #![allow(clippy::await_holding_lock)]
+// figment's `Jail` closures return its (large) `figment::Error`.
+#![allow(clippy::result_large_err)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
