@@ -387,6 +387,42 @@ impl CallSite {
     }
 }
 
+/// One call site in a [`Snapshot`](crate::Snapshot): where it is, what it
+/// is called, and the settings in force for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct SiteStatus {
+    /// The layer: `circuit_breaker`, `retry`, `timeout`, `bulkhead` or `fallback`.
+    pub kind: &'static str,
+    /// The name it is configured by: a literal, a default name
+    /// (`module::function`), or a dynamic name's expression.
+    pub name: String,
+    /// `module::function`.
+    pub function: String,
+    /// `file:line` of the attribute.
+    pub location: String,
+    /// See [`CallSite::settings`].
+    pub settings: Option<String>,
+}
+
+impl CallSite {
+    /// This call site as the snapshot shows it.
+    pub fn status(&self) -> SiteStatus {
+        SiteStatus {
+            kind: self.kind.as_str(),
+            name: match self.name {
+                Name::Static(name) => name.to_owned(),
+                Name::Dynamic(expr) => format!("{{{expr}}}"),
+                Name::Default => format!("{}::{}", self.module, self.function),
+            },
+            function: format!("{}::{}", self.module, self.function),
+            location: format!("{}:{}", self.file, self.line),
+            settings: self.settings(),
+        }
+    }
+}
+
 impl fmt::Debug for CallSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallSite")

@@ -123,6 +123,10 @@ pub struct Snapshot {
     pub bulkheads: Vec<BulkheadStatus>,
     /// Every retry budget.
     pub retry_budgets: Vec<BudgetStatus>,
+    /// Every annotated call site of the program with the settings in force
+    /// for it (the process-wide registry's snapshot only), in the order of
+    /// [`manifest::call_sites`](crate::manifest::call_sites).
+    pub call_sites: Vec<crate::manifest::SiteStatus>,
 }
 
 impl Snapshot {
@@ -456,28 +460,43 @@ impl Registry {
     /// name (per the [`manifest`](crate::manifest)) before its first call:
     /// closed, with no calls.
     pub fn snapshot(&self) -> Snapshot {
-        if std::ptr::eq(self, registry()) {
-            // Every breaker the program declares by name, before its first
-            // call too: created now, as its first call would.
-            for site in crate::manifest::call_sites() {
-                if let (crate::manifest::Policy::Breaker(b), crate::manifest::Name::Static(_)) =
-                    (site.policy(), site.name())
-                {
-                    b.get();
-                }
-            }
-        }
         let mut breakers: Vec<_> = self.all().iter().map(|b| b.status()).collect();
         breakers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut bulkheads: Vec<_> = self.bulkheads.iter().map(|b| b.status()).collect();
         bulkheads.sort_by(|a, b| a.name.cmp(&b.name));
         let mut retry_budgets: Vec<_> = self.budgets.iter().map(|b| b.status()).collect();
         retry_budgets.sort_by(|a, b| a.name.cmp(&b.name));
+        let call_sites = if std::ptr::eq(self, registry()) {
+            self.declared_breakers(&mut breakers);
+            crate::manifest::call_sites().map(|s| s.status()).collect()
+        } else {
+            Vec::new()
+        };
         Snapshot {
             breakers,
             bulkheads,
             retry_budgets,
+            call_sites,
         }
+    }
+
+    /// Adds to `breakers` (sorted by name) the status of every breaker the
+    /// program declares with a literal name that is not created yet: closed,
+    /// no calls, its settings in force. Nothing is created (a breaker may
+    /// still be `configure`d before its first call).
+    fn declared_breakers(&self, breakers: &mut Vec<BreakerStatus>) {
+        use crate::manifest::{Name, Policy};
+        for site in crate::manifest::call_sites() {
+            let (Policy::Breaker(b), Name::Static(name)) = (site.policy(), site.name()) else {
+                continue;
+            };
+            if self.named.contains_key(name) || breakers.iter().any(|s| &*s.name == name) {
+                continue;
+            }
+            let config = self.breaker_in_force(name, &b.config().values());
+            breakers.push(CircuitBreaker::new(name, config).status());
+        }
+        breakers.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// The bulkhead named `name`, created with these limits on first use
