@@ -92,6 +92,7 @@ mod tests {
                     "max_concurrent": 4,
                     "max_wait_seconds": 0.1
                 }],
+                "call_sites": [],
                 "retry_budgets": [{
                     "name": "api",
                     "calls": 0,

@@ -32,6 +32,12 @@ async fn pay(fail: bool) -> Result<u32, ApiError> {
     }
 }
 
+#[resilience::circuit_breaker(name = "settings-never-called")]
+#[allow(dead_code)]
+async fn never_called() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
 static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
 
 #[resilience::retry(max_attempts = 2, delay = "10ms")]
@@ -168,6 +174,26 @@ async fn a_retry_changes_its_attempts_live() {
     registry().apply(&settings).unwrap();
     let _ = sync_ledger().await;
     assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 5, "was {before}");
+    // The snapshot shows the call site with its settings in force.
+    let snapshot = registry().snapshot();
+    let site = snapshot
+        .call_sites
+        .iter()
+        .find(|s| s.kind == "retry" && s.name == "settings::sync_ledger")
+        .expect("listed");
+    assert!(
+        site.settings
+            .as_deref()
+            .unwrap()
+            .starts_with("max_attempts = 5, "),
+        "{site:?}"
+    );
+    assert!(
+        site.location.starts_with("tests/tests/settings.rs:"),
+        "{site:?}"
+    );
+    // A breaker declared by name shows before its first call.
+    assert!(snapshot.breaker("settings-never-called").is_some());
 }
 
 #[test]
