@@ -74,7 +74,10 @@
 mod breaker;
 mod buckets;
 mod bulkhead;
+mod adaptive;
+mod coalesce;
 mod error;
+mod hedge;
 #[cfg(feature = "redis")]
 pub mod fleet;
 mod live;
@@ -113,5 +116,11 @@ pub use retry::{
 };
 pub use spec::{ConfigError, Place, Problem};
 pub use timeout::Timeout;
+#[allow(unused_imports)]
+pub use adaptive::*;
+#[allow(unused_imports)]
+pub use coalesce::*;
+#[allow(unused_imports)]
+pub use hedge::*;
 
 pub use resilience_macros::{bulkhead, circuit_breaker, resilient, retry, timeout};

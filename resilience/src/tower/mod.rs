@@ -27,8 +27,11 @@
 //! A classifier decides what a response counts as (an HTTP 503 is an `Ok`
 //! response): [`CircuitBreakerLayer::classify`].
 
+mod adaptive;
 mod breaker;
 mod bulkhead;
+mod coalesce;
+mod hedge;
 mod retry;
 mod timeout;
 
@@ -36,6 +39,12 @@ pub use breaker::{
     circuit_breaker, CircuitBreakerLayer, CircuitBreakerService, Classify, DefaultClassifier,
     ResponseFuture,
 };
+#[allow(unused_imports)]
+pub use adaptive::*;
+#[allow(unused_imports)]
+pub use coalesce::*;
+#[allow(unused_imports)]
+pub use hedge::*;
 pub use bulkhead::{bulkhead, BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use retry::{
     retry, EveryError, NoHint, RetryAfter, RetryFuture, RetryIf, RetryLayer, RetryService,
