@@ -12,11 +12,12 @@ use resilience_spec::keys;
 use crate::layers::{all_keys, Kind};
 
 /// Each documented attribute, its table's file, and its keys.
-fn tables() -> [(&'static str, String); 4] {
+fn tables() -> [(&'static str, String); 5] {
     [
         ("circuit_breaker", keys::table(&keys::BREAKER)),
         ("retry", keys::table(&keys::RETRY)),
         ("bulkhead", keys::table(&keys::BULKHEAD)),
+        ("rate_limit", keys::table(&keys::RATE_LIMIT)),
         ("resilient", keys::table(&keys::RESILIENT)),
     ]
 }
@@ -59,6 +60,7 @@ fn every_key_the_parser_accepts_is_documented_with_its_default() {
         .iter()
         .chain(&keys::RETRY)
         .chain(&keys::BULKHEAD)
+        .chain(&keys::RATE_LIMIT)
         .chain(&keys::RESILIENT)
         .chain([&keys::FALLBACK])
         .inspect(|k| assert!(!k.default.is_empty() && !k.doc.is_empty(), "{k:?}"))
@@ -67,5 +69,5 @@ fn every_key_the_parser_accepts_is_documented_with_its_default() {
     for key in all_keys() {
         assert!(documented.contains(&key), "`{key}` is not documented");
     }
-    assert_eq!(Kind::ALL.len(), 5, "a new attribute needs a table here");
+    assert_eq!(Kind::ALL.len(), 6, "a new attribute needs a table here");
 }

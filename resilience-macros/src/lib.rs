@@ -267,6 +267,35 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Bulkhead, args, item)
 }
 
+/// A named, shared rate limit: at most `rate` calls per `per` on average,
+/// `burst` at once (the generic cell rate algorithm: one atomic word, no
+/// background task).
+///
+/// ```
+/// use resilience::rate_limit;
+///
+/// #[rate_limit(name = "openai", rate = 50, per = "1s", burst = 10, max_wait = "200ms")]
+/// async fn complete(prompt: &str) -> anyhow::Result<usize> {
+///     Ok(prompt.len())
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() { complete("hi").await.unwrap(); }
+/// ```
+///
+/// Every key, its default and what it does:
+///
+#[doc = include_str!("../doc/rate_limit.md")]
+///
+/// A call over the limit waits for its turn up to `max_wait` (tokio's
+/// clock), else returns `Err(E::from(error))` with an `error` of kind
+/// `ErrorKind::RateLimited` whose `retry_after()` says when a call would be
+/// allowed; a `#[retry]` above it waits that long before the next attempt.
+/// It stands for `registry().rate_limiter(name, ..).acquire().await?` around
+/// the body.
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::RateLimit, args, item)
+}
+
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     expand_attribute(kind, args.into(), item.into()).into()
 }

@@ -15,7 +15,7 @@ use quote::{quote, quote_spanned};
 use resilience_spec::{BackoffKind, Jitter, WindowValue};
 use syn::spanned::Spanned;
 
-use crate::layers::{Breaker, Bulkhead, Retry};
+use crate::layers::{Breaker, Bulkhead, Retry, RateLimit};
 use crate::value::Val;
 
 /// `::core::time::Duration::new(s, n)`, usable in `const` items.
@@ -163,6 +163,16 @@ pub(crate) fn bulkhead_values(b: &Bulkhead) -> TokenStream {
     f.add("max_concurrent", &b.max_concurrent);
     f.add("max_wait", &b.max_wait);
     f.call("bulkhead_values", "BulkheadValues", 2)
+}
+
+/// The rate limiter's `RateLimitValues` (checked in the `static`).
+pub(crate) fn rate_limit_values(r: &RateLimit) -> TokenStream {
+    let mut f = Fields::default();
+    f.add("rate", &r.rate);
+    f.add("per", &r.per);
+    f.add("burst", &r.burst);
+    f.add("max_wait", &r.max_wait);
+    f.call("checked_rate_limit_values", "RateLimitValues", 4)
 }
 
 /// The timeout's `TimeoutValues` (its duration, checked in the `static`).

@@ -72,6 +72,27 @@ pub const BULKHEAD: [Key; 3] = [
     ),
 ];
 
+/// The keys of `#[rate_limit]`.
+pub const RATE_LIMIT: [Key; 5] = [
+    key(
+        "name",
+        "the function's path",
+        "one limit per name, shared by every call site (an API quota)",
+    ),
+    key("rate", "required", "calls allowed per `per`, on average (≥ 1)"),
+    key("per", "`\"1s\"`", "the period `rate` counts over (> 0)"),
+    key(
+        "burst",
+        "`rate`",
+        "calls allowed at once after a quiet period (≥ 1): the limit's tolerance",
+    ),
+    key(
+        "max_wait",
+        "`0`",
+        "how long a call over the limit may wait for its turn, then `Error::RateLimited`",
+    ),
+];
+
 /// The keys `#[resilient]` takes besides those of `#[circuit_breaker]` and
 /// `#[retry]`.
 pub const RESILIENT: [Key; 4] = [
@@ -129,5 +150,7 @@ pub const BREAKER_NAMES: [&str; 19] = names(&BREAKER);
 pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 /// The names of [`BULKHEAD`]'s keys.
 pub const BULKHEAD_NAMES: [&str; 3] = names(&BULKHEAD);
+/// The names of [`RATE_LIMIT`]'s keys.
+pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
 /// The names of [`RESILIENT`]'s keys.
 pub const RESILIENT_NAMES: [&str; 4] = names(&RESILIENT);

@@ -1,5 +1,5 @@
 //! The policy specification of the `resilience` crate: for every policy
-//! (circuit breaker, retry, timeout, bulkhead, retry budget), each key's
+//! (circuit breaker, retry, timeout, bulkhead, retry budget, rate limit), each key's
 //! name, default, valid range and cross-key rules, and one `check` that
 //! returns every problem, each naming its key.
 //!
@@ -29,12 +29,14 @@ pub mod duration;
 mod guard;
 pub mod keys;
 mod problem;
+mod rate;
 mod retry;
 
 pub use breaker::{BreakerValues, WindowValue, MAX_COUNT_WINDOW};
 pub use choice::{BackoffKind, Jitter, UnknownChoice};
 pub use guard::{BudgetValues, BulkheadValues, TimeoutValues};
 pub use problem::{Place, Problem, Problems};
+pub use rate::RateLimitValues;
 pub use retry::RetryValues;
 
 /// A key's value as the spec sees it.

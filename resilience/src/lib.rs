@@ -84,6 +84,7 @@ mod live;
 pub mod manifest;
 pub mod metrics;
 mod registry;
+mod rate_limit;
 mod retry;
 #[cfg(feature = "serde")]
 mod serde_impls;
@@ -115,6 +116,7 @@ pub use retry::{
     RetryPolicyBuilder, RetryState,
 };
 pub use spec::{ConfigError, Place, Problem};
+pub use rate_limit::{RateLimitConfig, RateLimitConfigBuilder, RateLimitStatus, RateLimiter};
 pub use timeout::Timeout;
 #[allow(unused_imports)]
 pub use adaptive::*;
@@ -123,4 +125,4 @@ pub use coalesce::*;
 #[allow(unused_imports)]
 pub use hedge::*;
 
-pub use resilience_macros::{bulkhead, circuit_breaker, resilient, retry, timeout};
+pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};

@@ -67,7 +67,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::__private::{StaticBreaker, StaticBulkhead, StaticRetry, StaticTimeout};
+use crate::__private::{StaticBreaker, StaticBulkhead, StaticRateLimiter, StaticRetry, StaticTimeout};
 use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Transition};
 
 /// The link-time list itself (expansions add to it through
@@ -106,18 +106,22 @@ pub enum Kind {
     Timeout,
     /// A bulkhead (`#[bulkhead]`, or `#[resilient(max_concurrent = ..)]`).
     Bulkhead,
+    /// A rate limiter (`#[rate_limit]`, or `#[resilient(rate = ..)]`).
+    RateLimit,
     /// A `fallback = path` of any attribute.
     Fallback,
 }
 
 impl Kind {
-    /// `"circuit_breaker"`, `"retry"`, `"timeout"`, `"bulkhead"` or `"fallback"`.
+    /// `"circuit_breaker"`, `"retry"`, `"timeout"`, `"bulkhead"`,
+    /// `"rate_limit"` or `"fallback"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::CircuitBreaker => "circuit_breaker",
             Kind::Retry => "retry",
             Kind::Timeout => "timeout",
             Kind::Bulkhead => "bulkhead",
+            Kind::RateLimit => "rate_limit",
             Kind::Fallback => "fallback",
         }
     }
@@ -166,6 +170,8 @@ pub enum Policy {
     Timeout(&'static StaticTimeout),
     /// A bulkhead.
     Bulkhead(&'static StaticBulkhead),
+    /// A rate limiter.
+    RateLimit(&'static StaticRateLimiter),
 }
 
 /// A transition callback (`on_open = path`).
@@ -258,6 +264,12 @@ impl CallSite {
                 };
                 Some(format!("max_concurrent = {max}, max_wait = {wait:?}"))
             }
+            Policy::RateLimit(site) => Some(match registry.get_rate_limiter(site.name()) {
+                Some(limiter) => limiter.config().to_string(),
+                None => registry
+                    .rate_limit_in_force(site.name(), &site.values())
+                    .to_string(),
+            }),
             Policy::DynamicBreaker(_) | Policy::None => None,
         }
     }

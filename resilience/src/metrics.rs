@@ -76,6 +76,11 @@ pub fn describe() {
             Unit::Count,
             "Calls holding a bulkhead slot"
         );
+        metrics::describe_counter!(
+            "resilience_rate_limited_total",
+            Unit::Count,
+            "Calls a rate limiter refused"
+        );
         metrics::describe_histogram!(
             "resilience_call_duration_seconds",
             Unit::Seconds,
@@ -134,6 +139,12 @@ pub(crate) fn bulkhead_in_flight(name: &Arc<str>, in_flight: u32) {
     #[cfg(feature = "metrics")]
     metrics::gauge!("resilience_bulkhead_in_flight", "name" => name.clone())
         .set(f64::from(in_flight));
+}
+
+#[inline]
+pub(crate) fn rate_limited(name: &Arc<str>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("resilience_rate_limited_total", "name" => name.clone()).increment(1);
 }
 
 #[cfg(all(test, feature = "metrics"))]
@@ -239,6 +250,7 @@ mod tests {
             ("resilience_call_duration_seconds", Some(Unit::Seconds)),
             ("resilience_calls_total", Some(Unit::Count)),
             ("resilience_circuit_state", None),
+            ("resilience_rate_limited_total", Some(Unit::Count)),
             ("resilience_retries_exhausted_total", Some(Unit::Count)),
             ("resilience_retries_total", Some(Unit::Count)),
             ("resilience_transitions_total", Some(Unit::Count)),

@@ -9,8 +9,8 @@
 use quote::{format_ident, quote};
 
 use super::{Cx, Wrapper};
-use crate::layers::{Bulkhead, Timeout};
-use crate::spec_tokens::{bulkhead_values, timeout_values};
+use crate::layers::{Bulkhead, RateLimit, Timeout};
+use crate::spec_tokens::{bulkhead_values, rate_limit_values, timeout_values};
 
 /// Layer `i`, a bulkhead.
 pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrapper<'a> {
@@ -33,6 +33,29 @@ pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrappe
     Box::new(
         move |inner| quote!(::resilience::__private::bulkhead_call(#cell.get(), #inner, #convert)),
     )
+}
+
+/// Layer `i`, a rate limiter.
+pub(super) fn rate_limit<'a>(cx: &mut Cx<'a>, i: usize, r: &'a RateLimit) -> Wrapper<'a> {
+    let cell = format_ident!("__RESILIENCE_RATE_LIMIT_{}", i);
+    let name = match &r.name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
+    let values = rate_limit_values(r);
+    cx.prelude.extend(quote! {
+        static #cell: ::resilience::__private::StaticRateLimiter =
+            ::resilience::__private::StaticRateLimiter::new(#name, #values);
+    });
+    let (flags, convert) = (cx.names.flags.clone(), cx.names.convert.clone());
+    if cx.sync {
+        return Box::new(move |inner| {
+            quote!((|| ::resilience::__private::rate_limit_call_sync(#cell.get(), &#flags, #inner, #convert)))
+        });
+    }
+    Box::new(move |inner| {
+        quote!(::resilience::__private::rate_limit_call(#cell.get(), &#flags, #inner, #convert))
+    })
 }
 
 /// Layer `i`, a timeout (checked in a `const`).

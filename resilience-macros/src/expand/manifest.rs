@@ -36,6 +36,10 @@ pub(super) fn name(cx: &Cx<'_>, layer: &Layer) -> TokenStream {
             Some(lit) => quote!(#site_name::Static(#lit)),
             None => quote!(#site_name::Default),
         },
+        Layer::RateLimit(r) => match &r.name {
+            Some(lit) => quote!(#site_name::Static(#lit)),
+            None => quote!(#site_name::Default),
+        },
         Layer::Fallback(_) => quote!(#site_name::Default),
     }
 }
@@ -75,6 +79,10 @@ pub(super) fn call_site(
             let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
             quote!(.__policy(#private::SitePolicy::Bulkhead(&#cell)))
         }
+        Layer::RateLimit(_) => {
+            let cell = format_ident!("__RESILIENCE_RATE_LIMIT_{}", i);
+            quote!(.__policy(#private::SitePolicy::RateLimit(&#cell)))
+        }
         Layer::Fallback(_) => quote!(),
     };
     let kind = match layer {
@@ -82,6 +90,7 @@ pub(super) fn call_site(
         Layer::Retry(_) => quote!(Retry),
         Layer::Timeout(_) => quote!(Timeout),
         Layer::Bulkhead(_) => quote!(Bulkhead),
+        Layer::RateLimit(_) => quote!(RateLimit),
         Layer::Fallback(_) => quote!(Fallback),
     };
     let attribute = attr.kind.name();

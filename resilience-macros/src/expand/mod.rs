@@ -113,7 +113,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     // Layers that can fail the call need `E: From<resilience::Error>`: checked
     // once, here, under the error type.
     let can_fail = layers.iter().any(|l| match l {
-        Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::Timeout(_) => true,
+        Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::RateLimit(_) | Layer::Timeout(_) => true,
         Layer::Retry(r) => r.keys.max_elapsed.is_some(),
         Layer::Fallback(_) => false,
     });
@@ -148,6 +148,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             Layer::Retry(r) => retry::layer(&mut cx, i, r),
             Layer::Bulkhead(b) => guard::bulkhead(&mut cx, i, b),
             Layer::Timeout(t) => guard::timeout(&mut cx, i, t),
+            Layer::RateLimit(r) => guard::rate_limit(&mut cx, i, r),
             Layer::Fallback(f) => fallback::layer(&mut cx, f),
         });
     }
@@ -171,6 +172,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         Kind::Resilient => quote!(check_resilient_return),
         Kind::Timeout => quote!(check_timeout_return),
         Kind::Bulkhead => quote!(check_bulkhead_return),
+        Kind::RateLimit => quote!(check_rate_limit_return),
     };
     let checked = quote_spanned!(ret_span=> ::resilience::__private::#check_return(#result));
 

@@ -101,9 +101,13 @@ impl RetryLoop<'_> {
             }
             RetryRule::On(pats) => quote!(!::core::matches!(#error, #(#pats)|*)),
         };
+        // The user's hint (`retry_after`), else a rate limiter's below.
         let hint = match &self.retry.retry_after {
-            Some(f) => quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error)),
-            None => quote!(::core::option::Option::None),
+            Some(f) => {
+                let user = quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error));
+                quote!(#user.or(#flags.wait_hint()))
+            }
+            None => quote!(#flags.wait_hint()),
         };
         // An `Ok` the user wants retried (`retry_if_ok`): the next delay,
         // with no hint and no `on_retry` (they take the error).

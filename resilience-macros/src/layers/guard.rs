@@ -7,13 +7,23 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use resilience_spec::{BulkheadValues, TimeoutValues};
+use resilience_spec::{BulkheadValues, RateLimitValues, TimeoutValues};
 
 use super::{key, report};
 use crate::args::{Arg, Args, Errors};
 use crate::value::{self, Val};
 
 pub(crate) const BULKHEAD_KEYS: &[&str] = &resilience_spec::keys::BULKHEAD_NAMES;
+pub(crate) const RATE_LIMIT_KEYS: &[&str] = &resilience_spec::keys::RATE_LIMIT_NAMES;
+
+pub(crate) struct RateLimit {
+    /// `None`: named after the function.
+    pub(crate) name: Option<LitStr>,
+    pub(crate) rate: Option<Val<u64>>,
+    pub(crate) per: Option<Val<Duration>>,
+    pub(crate) burst: Option<Val<u64>>,
+    pub(crate) max_wait: Option<Val<Duration>>,
+}
 
 pub(crate) struct Timeout {
     pub(crate) after: Val<Duration>,
@@ -102,6 +112,57 @@ pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulk
         max_concurrent,
         max_wait,
     }
+}
+
+/// The rate limiter keys of `#[rate_limit]`; `rate` is required.
+pub(crate) fn rate_limit(args: &Args, span: Span, errors: &mut Errors) -> Option<RateLimit> {
+    let name = literal_name(args, "name", "rate limiter", "openai", errors);
+    let rate = key(args, "rate", value::count, errors);
+    let per = key(args, "per", value::duration, errors);
+    let burst = key(args, "burst", value::count, errors);
+    let max_wait = key(args, "max_wait", value::duration, errors);
+    if rate.is_none() {
+        errors.push_span(
+            span,
+            "`#[rate_limit]` needs `rate`, the calls allowed per `per` (default 1 s): `#[rate_limit(rate = 50)]`",
+        );
+    }
+    let values = RateLimitValues {
+        rate: Val::spec(&rate),
+        per: Val::spec(&per),
+        burst: Val::spec(&burst),
+        max_wait: Val::spec(&max_wait),
+    };
+    report(args, &values.check(), errors);
+    rate.is_some().then_some(RateLimit {
+        name,
+        rate,
+        per,
+        burst,
+        max_wait,
+    })
+}
+
+/// A `name_key = "literal"` naming a shared `what`.
+fn literal_name(
+    args: &Args,
+    name_key: &str,
+    what: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> Option<LitStr> {
+    args.get(name_key).and_then(|a| match &a.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if !s.value().trim().is_empty() => Some(s.clone()),
+        other => {
+            errors.push_at(
+                other,
+                format!("`{name_key}` expects the {what}'s name: `{name_key} = \"{example}\"`"),
+            );
+            None
+        }
+    })
 }
 
 pub(crate) fn fallback(args: &Args, errors: &mut Errors) -> Option<Fallback> {

@@ -17,15 +17,17 @@ pub(crate) enum Kind {
     Resilient,
     Timeout,
     Bulkhead,
+    RateLimit,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::CircuitBreaker,
         Kind::Retry,
         Kind::Resilient,
         Kind::Timeout,
         Kind::Bulkhead,
+        Kind::RateLimit,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Resilient => "resilient",
             Kind::Timeout => "timeout",
             Kind::Bulkhead => "bulkhead",
+            Kind::RateLimit => "rate_limit",
         }
     }
 
@@ -49,7 +52,7 @@ mod guard;
 pub(crate) mod retry;
 
 pub(crate) use breaker::{Breaker, BreakerName, FailureRule};
-pub(crate) use guard::{Bulkhead, Fallback, Timeout};
+pub(crate) use guard::{Bulkhead, Fallback, RateLimit, Timeout};
 pub(crate) use retry::{Retry, RetryRule};
 
 pub(crate) enum Layer {
@@ -57,6 +60,7 @@ pub(crate) enum Layer {
     Breaker(Box<Breaker>),
     Retry(Box<Retry>),
     Bulkhead(Bulkhead),
+    RateLimit(Box<RateLimit>),
     Timeout(Timeout),
 }
 
@@ -67,6 +71,7 @@ impl Layer {
             Layer::Breaker(_) => "circuit breaker",
             Layer::Retry(_) => "retry",
             Layer::Bulkhead(_) => "bulkhead",
+            Layer::RateLimit(_) => "rate limiter",
             Layer::Timeout(_) => "timeout",
         }
     }
@@ -103,6 +108,7 @@ fn key_layer(kind: Kind, key: &str) -> &'static str {
         Kind::CircuitBreaker => "circuit breaker",
         Kind::Retry => "retry",
         Kind::Bulkhead => "bulkhead",
+        Kind::RateLimit => "rate limiter",
         Kind::Timeout => "timeout",
         Kind::Resilient => {
             if breaker::KEYS.contains(&key) {
@@ -209,6 +215,20 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 }
             }
         }
+        Kind::RateLimit => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(guard::RATE_LIMIT_KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            keys = written(&args);
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.extend(
+                guard::rate_limit(&args, span, errors).map(|r| Layer::RateLimit(Box::new(r))),
+            );
+        }
         Kind::Timeout => {
             if !tokens.is_empty() {
                 keys.push(("timeout".to_owned(), crate::source::text(tokens.clone())));
@@ -231,6 +251,7 @@ pub(crate) fn all_keys() -> Vec<&'static str> {
         .iter()
         .chain(retry::KEYS)
         .chain(guard::BULKHEAD_KEYS)
+        .chain(guard::RATE_LIMIT_KEYS)
         .chain(&["timeout", "bulkhead", "fallback"])
         .copied()
         .collect()
@@ -254,6 +275,7 @@ fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
         (Kind::CircuitBreaker, breaker::KEYS),
         (Kind::Retry, retry::KEYS),
         (Kind::Bulkhead, guard::BULKHEAD_KEYS),
+        (Kind::RateLimit, guard::RATE_LIMIT_KEYS),
     ]
     .into_iter()
     .find(|(_, keys)| keys.contains(&key.as_str()))?

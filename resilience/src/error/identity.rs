@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 /// Generations and slot indexes, as packed in an error.
-pub(crate) const INDEX_BITS: u32 = 30;
+pub(crate) const INDEX_BITS: u32 = 29;
 const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
 /// When an open breaker lets a probe through: shared between the breaker
@@ -99,6 +99,8 @@ pub(crate) enum Owner {
     Bulkhead {
         max_concurrent: Arc<std::sync::atomic::AtomicU32>,
     },
+    /// A rate limiter's schedule: its errors read their `retry_after` from it.
+    RateLimiter(Weak<crate::rate_limit::Gcra>),
 }
 
 #[derive(Debug)]
@@ -164,7 +166,7 @@ impl Identity {
         }
     }
 
-    /// The identity packed in 62 bits: slot index and generation.
+    /// The identity packed in 61 bits: slot index and generation.
     #[inline]
     pub(crate) fn bits(&self) -> u64 {
         (u64::from(self.index) << 32) | u64::from(self.generation)
@@ -205,6 +207,7 @@ impl Lookup {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match &self.owner {
             Owner::Breaker(timing) => timing.upgrade()?.retry_after(),
+            Owner::RateLimiter(gcra) => Some(gcra.upgrade()?.retry_after()),
             Owner::Bulkhead { .. } => None,
         }
     }
@@ -215,7 +218,7 @@ impl Lookup {
             Owner::Bulkhead { max_concurrent } => {
                 Some(max_concurrent.load(std::sync::atomic::Ordering::Acquire))
             }
-            Owner::Breaker(_) => None,
+            Owner::Breaker(_) | Owner::RateLimiter(_) => None,
         }
     }
 }

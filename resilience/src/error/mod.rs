@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Timeout,
     /// A bulkhead had no free slot within the time it may wait.
     BulkheadFull,
+    /// A rate limiter's limit was reached, and the call's turn was further
+    /// off than it may wait.
+    RateLimited,
 }
 
 /// The kind, in the error's top two bits (never zero).
@@ -62,6 +65,9 @@ const PAYLOAD: u64 = (1 << SHIFT) - 1;
 const OPEN: u64 = 1;
 const TIMEOUT: u64 = 2;
 const FULL: u64 = 3;
+/// Of a `FULL` payload: a rate limiter's, not a bulkhead's (identities use
+/// the 61 bits below).
+const LIMITED: u64 = 1 << 61;
 
 impl Error {
     fn pack(kind: u64, payload: u64) -> Self {
@@ -98,11 +104,17 @@ impl Error {
         Self::pack(FULL, bulkhead.bits())
     }
 
+    /// The rate limiter registered as `limiter` refused a call.
+    pub(crate) fn rate_limited(limiter: &Identity) -> Self {
+        Self::pack(FULL, limiter.bits() | LIMITED)
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         match self.0.get() >> SHIFT {
             OPEN => ErrorKind::CircuitOpen,
             TIMEOUT => ErrorKind::Timeout,
+            _ if self.payload() & LIMITED != 0 => ErrorKind::RateLimited,
             _ => ErrorKind::BulkheadFull,
         }
     }
@@ -113,9 +125,16 @@ impl Error {
 
     fn who(&self) -> Option<identity::Lookup> {
         match self.kind() {
-            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull => identity::lookup(self.payload()),
+            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::RateLimited => {
+                identity::lookup(self.payload() & !LIMITED)
+            }
             ErrorKind::Timeout => None,
         }
+    }
+
+    /// Whether a rate limiter refused the call ([`ErrorKind::RateLimited`]).
+    pub fn is_rate_limited(&self) -> bool {
+        self.kind() == ErrorKind::RateLimited
     }
 
     /// Whether a circuit breaker rejected the call ([`ErrorKind::CircuitOpen`]).
@@ -133,8 +152,8 @@ impl Error {
         self.kind() == ErrorKind::BulkheadFull
     }
 
-    /// The name of the breaker that rejected the call, or of the full
-    /// bulkhead; `None` for a timeout (or once the breaker is gone and its
+    /// The name of the breaker that rejected the call, of the full
+    /// bulkhead or of the rate limiter; `None` for a timeout (or once the breaker is gone and its
     /// slot reused).
     pub fn name(&self) -> Option<Arc<str>> {
         self.who().map(|w| w.name)
@@ -143,10 +162,12 @@ impl Error {
     /// For a rejection: how long until the breaker lets a probe through, as
     /// of now (zero once the open time is over); `None` while the breaker is
     /// half-open with its probes busy, forced open, no longer open, or gone.
-    /// Callers may pass it on (a `Retry-After` header).
+    /// Callers may pass it on (a `Retry-After` header). For a rate
+    /// limiter's refusal: how long until a call would be allowed, as of now
+    /// (a retry above the limiter waits that long).
     pub fn retry_after(&self) -> Option<Duration> {
         match self.kind() {
-            ErrorKind::CircuitOpen => self.who()?.retry_after(),
+            ErrorKind::CircuitOpen | ErrorKind::RateLimited => self.who()?.retry_after(),
             _ => None,
         }
     }
@@ -190,6 +211,15 @@ impl fmt::Display for Error {
                     Duration::from_nanos(self.payload())
                 )
             }
+            ErrorKind::RateLimited => {
+                let who = self.who();
+                let retry_after = who.as_ref().and_then(identity::Lookup::retry_after);
+                write!(f, "rate limit `{}` reached", named(who.map(|w| w.name)))?;
+                match retry_after {
+                    Some(d) => write!(f, "; the next call may run in {d:.1?}"),
+                    None => Ok(()),
+                }
+            }
             ErrorKind::BulkheadFull => {
                 let who = self.who();
                 let max = who.as_ref().and_then(identity::Lookup::max_concurrent);
@@ -215,6 +245,9 @@ impl fmt::Debug for Error {
             ErrorKind::BulkheadFull => d
                 .field("name", &self.name())
                 .field("max_concurrent", &self.max_concurrent()),
+            ErrorKind::RateLimited => d
+                .field("name", &self.name())
+                .field("retry_after", &self.retry_after()),
         };
         d.finish()
     }
@@ -239,7 +272,7 @@ impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         let kind = match e.kind() {
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
-            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull => {
+            ErrorKind::CircuitOpen | ErrorKind::BulkheadFull | ErrorKind::RateLimited => {
                 std::io::ErrorKind::ConnectionRefused
             }
         };

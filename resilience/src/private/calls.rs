@@ -5,13 +5,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::returns::ResultLike;
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
+use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;
 use crate::{CircuitState, Error, Outcome};
 
@@ -21,6 +22,9 @@ use crate::{CircuitState, Error, Outcome};
 pub struct Flags {
     stop_retry: AtomicBool,
     timed_out: AtomicBool,
+    /// A rate limiter's `retry_after` for the next attempt, in nanoseconds
+    /// (0: none).
+    wait: AtomicU64,
 }
 
 impl Flags {
@@ -29,6 +33,7 @@ impl Flags {
         Flags {
             stop_retry: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
+            wait: AtomicU64::new(0),
         }
     }
 
@@ -37,6 +42,22 @@ impl Flags {
     pub fn reset(&self) {
         self.stop_retry.store(false, Ordering::Relaxed);
         self.timed_out.store(false, Ordering::Relaxed);
+        self.wait.store(0, Ordering::Relaxed);
+    }
+
+    /// The delay a rate limiter asked for before the next attempt: the
+    /// retry waits at least this long.
+    #[inline]
+    pub fn wait_hint(&self) -> Option<Duration> {
+        match self.wait.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn set_wait(&self, wait: Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.wait.store(nanos, Ordering::Relaxed);
     }
 
     /// Whether a breaker rejected the attempt or the attempt opened it.
@@ -234,6 +255,53 @@ where
     match bulkhead.acquire().await {
         Ok(_slot) => call.await,
         Err(e) => R::from_error(convert(e)),
+    }
+}
+
+/// One call (or attempt) through a rate limiter: it waits for its turn up to
+/// the limiter's `max_wait`, else fails with the limiter's refusal, telling
+/// an enclosing retry to wait until a call would be allowed.
+pub async fn rate_limit_call<R, F>(
+    limiter: &RateLimiter,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    match limiter.acquire().await {
+        Ok(()) => call.await,
+        Err(e) => {
+            if let Some(wait) = e.retry_after() {
+                flags.set_wait(wait);
+            }
+            R::from_error(convert(e))
+        }
+    }
+}
+
+/// [`rate_limit_call`] for a synchronous function: the thread sleeps for
+/// its turn.
+pub fn rate_limit_call_sync<R, F>(
+    limiter: &RateLimiter,
+    flags: &Flags,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: FnOnce() -> R,
+    R: ResultLike,
+{
+    match limiter.acquire_blocking() {
+        Ok(()) => call(),
+        Err(e) => {
+            if let Some(wait) = e.retry_after() {
+                flags.set_wait(wait);
+            }
+            R::from_error(convert(e))
+        }
     }
 }
 

@@ -36,6 +36,12 @@ pub const fn checked_timeout_values(values: spec::TimeoutValues) -> spec::Timeou
     values
 }
 
+/// A `#[rate_limit]`'s keys, checked in a `const` (as [`breaker_config`]).
+pub const fn checked_rate_limit_values(values: spec::RateLimitValues) -> spec::RateLimitValues {
+    values.check().assert_none();
+    values
+}
+
 /// A count written as a constant (`max_attempts = ATTEMPTS`): a `u32`.
 pub const fn count(n: u32) -> u64 {
     n as u64

@@ -5,7 +5,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::config::spec::{RetryValues, TimeoutValues};
+use std::sync::Arc;
+
+use super::config::spec::{RateLimitValues, RetryValues, TimeoutValues};
+use crate::rate_limit::RateLimiter;
 use crate::live::Versions;
 use crate::registry::registry;
 use crate::retry::RetryPolicy;
@@ -118,5 +121,42 @@ impl StaticTimeout {
     /// Puts `after` in force; whether it changed.
     pub(crate) fn set(&self, after: Duration) -> bool {
         self.versions().set(after)
+    }
+}
+
+/// A rate limiter resolved once per call site and cached in a `static`.
+#[derive(Debug)]
+pub struct StaticRateLimiter {
+    name: &'static str,
+    values: RateLimitValues,
+    cell: OnceLock<Arc<RateLimiter>>,
+}
+
+impl StaticRateLimiter {
+    /// The limiter named `name`, declared with `values` (checked by
+    /// `checked_rate_limit_values`).
+    pub const fn new(name: &'static str, values: RateLimitValues) -> Self {
+        StaticRateLimiter {
+            name,
+            values,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The limiter, created or looked up on first use.
+    #[inline]
+    pub fn get(&self) -> &RateLimiter {
+        self.cell
+            .get_or_init(|| registry().declared_rate_limiter(self.name, self.values))
+    }
+
+    /// The name it is found by.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The keys its attribute wrote.
+    pub(crate) fn values(&self) -> RateLimitValues {
+        self.values
     }
 }

@@ -129,9 +129,23 @@ pub fn check_bulkhead_return<R: BulkheadReturn>(result: R) -> R {
     result
 }
 
+/// The return type of a `#[rate_limit]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[rate_limit]` needs the function to return `Result<_, _>`, found `{Self}`",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait RateLimitReturn {}
+impl<T, E> RateLimitReturn for Result<T, E> {}
+/// Checks the return type of a `#[rate_limit]` function.
+#[inline(always)]
+pub fn check_rate_limit_return<R: RateLimitReturn>(result: R) -> R {
+    result
+}
+
 /// An error type a resilience layer can produce values of.
 #[diagnostic::on_unimplemented(
-    message = "the error type `{Self}` must implement `From<resilience::Error>`, because the circuit breaker or timeout can fail the call",
+    message = "the error type `{Self}` must implement `From<resilience::Error>`, because a circuit breaker, timeout, bulkhead or rate limit can fail the call",
     label = "`{Self}` has no `From<resilience::Error>`",
     note = "add a variant such as `#[error(transparent)] Resilience(#[from] resilience::Error)`, or use `anyhow::Error`"
 )]

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use resilience_spec::{
-    did_you_mean, BreakerValues, BudgetValues, BulkheadValues, Problems, RetryValues,
+    did_you_mean, BreakerValues, BudgetValues, BulkheadValues, Problems, RateLimitValues, RetryValues,
     TimeoutValues, Value,
 };
 
@@ -16,7 +16,7 @@ use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::manifest::{self, Kind, Name, Policy};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::settings::{
-    layer_breaker, layer_budget, layer_bulkhead, layer_retry, layer_timeout, Settings,
+    layer_breaker, layer_budget, layer_bulkhead, layer_rate_limit, layer_retry, layer_timeout, Settings,
     SettingsError, SettingsProblem,
 };
 
@@ -36,6 +36,7 @@ struct Plan {
     retries: Vec<(&'static crate::__private::StaticRetry, RetryPolicy)>,
     timeouts: Vec<(&'static crate::__private::StaticTimeout, Duration)>,
     bulkheads: Vec<(Arc<crate::Bulkhead>, NonZeroU32, Duration)>,
+    rate_limiters: Vec<(Arc<crate::RateLimiter>, crate::RateLimitConfig)>,
 }
 
 /// The problems of `problems` under `section.name`.
@@ -125,6 +126,11 @@ impl Registry {
                 changed.insert(format!("timeouts.{}", site.name()));
             }
         }
+        for (limiter, config) in plan.rate_limiters {
+            if limiter.set_config(config) {
+                changed.insert(format!("rate_limits.{}", limiter.name()));
+            }
+        }
         for (bulkhead, max, wait) in plan.bulkheads {
             if (bulkhead.max_concurrent(), bulkhead.max_wait()) != (max, wait) {
                 bulkhead.set_limits(max, wait);
@@ -167,7 +173,13 @@ impl Registry {
             .filter_map(|s| s.key("budget"))
             .map(|v| v.trim_matches('"').to_owned())
             .collect();
-        let sections: [(&str, &str, Vec<String>, Vec<String>); 5] = [
+        let sections: [(&str, &str, Vec<String>, Vec<String>); 6] = [
+            (
+                "rate_limits",
+                "rate limiter",
+                declared(Kind::RateLimit),
+                self.rate_limiters.iter().map(|l| l.key().to_string()).collect(),
+            ),
             (
                 "breakers",
                 "circuit breaker",
@@ -251,6 +263,17 @@ impl Registry {
             let (max, wait) = limits(&values);
             plan.bulkheads.push((bulkhead.value().clone(), max, wait));
         }
+        for limiter in self.rate_limiters.iter() {
+            let declared = self.rate_declared(limiter.key());
+            let values = match settings.rate_limits.get(&**limiter.key()) {
+                Some(top) => layer_rate_limit(&declared, top),
+                None => declared,
+            };
+            match crate::RateLimitConfig::from_values(&values) {
+                Ok(config) => plan.rate_limiters.push((limiter.value().clone(), config)),
+                Err(_) => report(out, "rate_limits", limiter.key(), &values.check()),
+            }
+        }
         if !global {
             return plan;
         }
@@ -293,6 +316,12 @@ impl Registry {
                     if let Some(top) = settings.bulkheads.get(site_bulkhead.name()) {
                         let values = layer_bulkhead(&site_bulkhead.values(), top);
                         report(out, "bulkheads", site_bulkhead.name(), &values.check());
+                    }
+                }
+                Policy::RateLimit(site_limiter) => {
+                    if let Some(top) = settings.rate_limits.get(site_limiter.name()) {
+                        let values = layer_rate_limit(&site_limiter.values(), top);
+                        report(out, "rate_limits", site_limiter.name(), &values.check());
                     }
                 }
                 Policy::DynamicBreaker(_) | Policy::None => {}
@@ -373,6 +402,30 @@ impl Registry {
         };
         drop(settings);
         RetryBudget::from_values(name, &values).unwrap_or_else(|_| RetryBudget::with_defaults(name))
+    }
+
+    /// A rate limiter's configuration in force.
+    pub(crate) fn rate_limit_in_force(
+        &self,
+        name: &str,
+        declared: &RateLimitValues,
+    ) -> crate::RateLimitConfig {
+        let settings = self.settings.read().unwrap_or_else(PoisonError::into_inner);
+        let values = match settings.rate_limits.get(name) {
+            Some(top) => layer_rate_limit(declared, top),
+            None => *declared,
+        };
+        drop(settings);
+        crate::RateLimitConfig::from_values(&values)
+            .or_else(|_| crate::RateLimitConfig::from_values(declared))
+            .unwrap_or_else(|_| crate::RateLimitConfig::from_checked(&RateLimitValues::NONE))
+    }
+
+    fn rate_declared(&self, name: &str) -> RateLimitValues {
+        match self.rate_declared.get(name) {
+            Some(v) => *v,
+            None => RateLimitValues::NONE,
+        }
     }
 
     fn bulkhead_declared(&self, name: &str) -> BulkheadValues {

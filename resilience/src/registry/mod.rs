@@ -18,7 +18,18 @@ use crate::settings::Settings;
 pub use already_exists::{AlreadyExists, Registered};
 pub use apply::Applied;
 pub use health::{Health, HealthState, PolicyHealth};
-use resilience_spec::{BulkheadValues, Value};
+use crate::rate_limit::{RateLimitConfig, RateLimitStatus, RateLimiter};
+use resilience_spec::{BulkheadValues, RateLimitValues, Value};
+
+/// Every key of `config`, as given values.
+fn rate_values(config: &RateLimitConfig) -> RateLimitValues {
+    RateLimitValues {
+        rate: Value::Given(config.rate().get().into()),
+        per: Value::Given(config.per()),
+        burst: Value::Given(config.burst().get().into()),
+        max_wait: Value::Given(config.max_wait()),
+    }
+}
 
 /// The process-wide registry the attribute macros use.
 ///
@@ -81,6 +92,7 @@ pub struct Registry {
     listeners: Arc<Listeners>,
     bulkheads: DashMap<Arc<str>, Arc<Bulkhead>>,
     budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
+    rate_limiters: DashMap<Arc<str>, Arc<RateLimiter>>,
     /// Called with every named breaker this registry creates.
     created: RwLock<Vec<CreationListener>>,
     /// Whether a fleet sync (feature `redis`) runs on this registry.
@@ -92,6 +104,8 @@ pub struct Registry {
     settings: RwLock<Settings>,
     /// What the creator of each bulkhead declared (what settings layer on).
     bulkhead_declared: DashMap<Arc<str>, BulkheadValues>,
+    /// What the creator of each rate limiter declared.
+    rate_declared: DashMap<Arc<str>, RateLimitValues>,
 }
 
 impl Default for Registry {
@@ -101,11 +115,13 @@ impl Default for Registry {
             listeners: Arc::default(),
             bulkheads: DashMap::new(),
             budgets: DashMap::new(),
+            rate_limiters: DashMap::new(),
             created: RwLock::default(),
             fleet_shared: AtomicBool::new(false),
             dynamic: dynamic::Limits::default(),
             settings: RwLock::default(),
             bulkhead_declared: DashMap::new(),
+            rate_declared: DashMap::new(),
         }
     }
 }
@@ -123,6 +139,8 @@ pub struct Snapshot {
     pub bulkheads: Vec<BulkheadStatus>,
     /// Every retry budget.
     pub retry_budgets: Vec<BudgetStatus>,
+    /// Every rate limiter.
+    pub rate_limiters: Vec<RateLimitStatus>,
     /// Every annotated call site of the program with the settings in force
     /// for it (the process-wide registry's snapshot only), in the order of
     /// [`manifest::call_sites`](crate::manifest::call_sites).
@@ -466,6 +484,8 @@ impl Registry {
         bulkheads.sort_by(|a, b| a.name.cmp(&b.name));
         let mut retry_budgets: Vec<_> = self.budgets.iter().map(|b| b.status()).collect();
         retry_budgets.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut rate_limiters: Vec<_> = self.rate_limiters.iter().map(|l| l.status()).collect();
+        rate_limiters.sort_by(|a, b| a.name.cmp(&b.name));
         let call_sites = if std::ptr::eq(self, registry()) {
             self.declared_breakers(&mut breakers);
             crate::manifest::call_sites().map(|s| s.status()).collect()
@@ -476,6 +496,7 @@ impl Registry {
             breakers,
             bulkheads,
             retry_budgets,
+            rate_limiters,
             call_sites,
         }
     }
@@ -540,6 +561,11 @@ impl Registry {
         bulkhead
     }
 
+    /// The rate limiter named `name`, if one exists.
+    pub(crate) fn get_rate_limiter(&self, name: &str) -> Option<Arc<RateLimiter>> {
+        self.rate_limiters.get(name).map(|l| l.clone())
+    }
+
     /// The bulkhead named `name`, if one exists.
     pub(crate) fn get_bulkhead(&self, name: &str) -> Option<Arc<Bulkhead>> {
         self.bulkheads.get(name).map(|b| b.clone())
@@ -572,6 +598,61 @@ impl Registry {
             .entry(Arc::from(name))
             .or_insert_with(|| Arc::new(self.budget_in_force(name)))
             .clone()
+    }
+
+    /// The rate limiter named `name`, created with `config` on first use
+    /// (later call sites share the first one's limit; the settings in force
+    /// for the name, see [`apply`](Self::apply), go over `config`).
+    pub fn rate_limiter(&self, name: &str, config: &RateLimitConfig) -> Arc<RateLimiter> {
+        self.declared_rate_limiter(name, rate_values(config))
+    }
+
+    /// The rate limiter named `name`, created on first use with the
+    /// settings in force over what its call site declares.
+    pub(crate) fn declared_rate_limiter(
+        &self,
+        name: &str,
+        declared: RateLimitValues,
+    ) -> Arc<RateLimiter> {
+        if let Some(l) = self.rate_limiters.get(name) {
+            return l.clone();
+        }
+        let mut created = false;
+        let limiter = self
+            .rate_limiters
+            .entry(Arc::from(name))
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(RateLimiter::new(name, self.rate_limit_in_force(name, &declared)))
+            })
+            .clone();
+        if created {
+            self.rate_declared.insert(Arc::from(name), declared);
+            // An `apply` may have run while it was created.
+            limiter.set_config(self.rate_limit_in_force(name, &declared));
+        }
+        limiter
+    }
+
+    /// Registers `limiter` under its name before any call site creates it.
+    ///
+    /// # Errors
+    ///
+    /// [`AlreadyExists`] (carrying the existing limiter) if the name is taken.
+    pub fn configure_rate_limiter(
+        &self,
+        limiter: RateLimiter,
+    ) -> Result<Arc<RateLimiter>, AlreadyExists<RateLimiter>> {
+        match self.rate_limiters.entry(Arc::from(limiter.name())) {
+            Entry::Occupied(e) => Err(AlreadyExists {
+                existing: e.get().clone(),
+            }),
+            Entry::Vacant(e) => {
+                self.rate_declared
+                    .insert(Arc::from(limiter.name()), rate_values(&limiter.config()));
+                Ok(e.insert(Arc::new(limiter)).clone())
+            }
+        }
     }
 
     /// Registers `budget` under its name before first use.

@@ -5,7 +5,8 @@
 //! collide with the attribute's `failure_threshold`.
 
 use resilience_spec::{
-    BreakerValues, BudgetValues, BulkheadValues, RetryValues, TimeoutValues, Value,
+    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues,
+    Value,
 };
 
 /// `top`'s value if given (or unknown), else `below`'s.
@@ -80,6 +81,10 @@ pub(crate) fn bulkhead(below: &BulkheadValues, top: &BulkheadValues) -> Bulkhead
             max_wait
         }
     )
+}
+
+pub(crate) fn rate_limit(below: &RateLimitValues, top: &RateLimitValues) -> RateLimitValues {
+    layered!(below, top, RateLimitValues { rate, per, burst, max_wait })
 }
 
 pub(crate) fn budget(below: &BudgetValues, top: &BudgetValues) -> BudgetValues {

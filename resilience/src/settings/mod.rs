@@ -44,6 +44,7 @@
 //! | `timeouts` | `timeout` | as `retries` |
 //! | `bulkheads` | `max_concurrent`, `max_wait` | the bulkhead's `name` |
 //! | `retry_budgets` | `ttl`, `min_per_sec`, `retry_ratio` | a retry's `budget` |
+//! | `rate_limits` | `rate`, `per`, `burst`, `max_wait` | a rate limiter's `name` |
 //!
 //! Every entry may also name a `profile`; a profile may name another one.
 
@@ -54,11 +55,13 @@ mod parse;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use resilience_spec::{BreakerValues, BudgetValues, BulkheadValues, RetryValues, TimeoutValues};
+use resilience_spec::{
+    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues,
+};
 
 pub(crate) use layer::{
     breaker as layer_breaker, budget as layer_budget, bulkhead as layer_bulkhead,
-    retry as layer_retry, timeout as layer_timeout,
+    rate_limit as layer_rate_limit, retry as layer_retry, timeout as layer_timeout,
 };
 
 /// A whole-process configuration by name (see the [module docs](self)): read
@@ -75,6 +78,7 @@ pub struct Settings {
     pub(crate) timeouts: BTreeMap<String, TimeoutValues>,
     pub(crate) bulkheads: BTreeMap<String, BulkheadValues>,
     pub(crate) retry_budgets: BTreeMap<String, BudgetValues>,
+    pub(crate) rate_limits: BTreeMap<String, RateLimitValues>,
     /// Glob patterns (`*` for any run of characters) of names created at
     /// run time, which no attribute declares literally.
     pub(crate) dynamic_names: Vec<String>,
@@ -87,7 +91,8 @@ impl Settings {
     }
 
     /// The names this configuration sets, per section (`"breakers"`,
-    /// `"retries"`, `"timeouts"`, `"bulkheads"`, `"retry_budgets"`).
+    /// `"retries"`, `"timeouts"`, `"bulkheads"`, `"retry_budgets"`,
+    /// `"rate_limits"`).
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         self.breakers
             .keys()
@@ -100,6 +105,7 @@ impl Settings {
                     .keys()
                     .map(|n| ("retry_budgets", n.as_str())),
             )
+            .chain(self.rate_limits.keys().map(|n| ("rate_limits", n.as_str())))
     }
 
     /// Whether `name` matches one of the `dynamic_names` patterns.

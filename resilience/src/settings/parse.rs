@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use resilience_spec::{
-    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
+    RateLimitValues,    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
     Problem, RetryValues, TimeoutValues, Value, WindowValue,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -123,12 +123,13 @@ impl<'de> Deserialize<'de> for Settings {
 }
 
 /// The sections of a settings document.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "breakers",
     "retries",
     "timeouts",
     "bulkheads",
     "retry_budgets",
+    "rate_limits",
     "profiles",
     "dynamic_names",
 ];
@@ -141,15 +142,17 @@ enum Section {
     Timeouts,
     Bulkheads,
     Budgets,
+    RateLimits,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Breakers,
         Section::Retries,
         Section::Timeouts,
         Section::Bulkheads,
         Section::Budgets,
+        Section::RateLimits,
     ];
 
     fn name(self) -> &'static str {
@@ -159,6 +162,7 @@ impl Section {
             Section::Timeouts => "timeouts",
             Section::Bulkheads => "bulkheads",
             Section::Budgets => "retry_budgets",
+            Section::RateLimits => "rate_limits",
         }
     }
 
@@ -169,6 +173,7 @@ impl Section {
             Section::Timeouts => "a timeout",
             Section::Bulkheads => "a bulkhead",
             Section::Budgets => "a retry budget",
+            Section::RateLimits => "a rate limiter",
         }
     }
 
@@ -200,6 +205,7 @@ impl Section {
             Section::Timeouts => &["timeout"],
             Section::Bulkheads => &["max_concurrent", "max_wait"],
             Section::Budgets => &["ttl", "min_per_sec", "retry_ratio"],
+            Section::RateLimits => &["rate", "per", "burst", "max_wait"],
         }
     }
 
@@ -210,6 +216,7 @@ impl Section {
             Section::Breakers => &keys::BREAKER_NAMES,
             Section::Retries => &keys::RETRY_NAMES,
             Section::Bulkheads => &keys::BULKHEAD_NAMES,
+            Section::RateLimits => &keys::RATE_LIMIT_NAMES,
             Section::Timeouts | Section::Budgets => &[],
         }
     }
@@ -508,6 +515,16 @@ fn read_entry(
                 max_wait: v.duration("max_wait"),
             };
             settings.bulkheads.insert(name.to_owned(), values);
+            values.check()
+        }
+        Section::RateLimits => {
+            let values = RateLimitValues {
+                rate: v.count("rate"),
+                per: v.duration("per"),
+                burst: v.count("burst"),
+                max_wait: v.duration("max_wait"),
+            };
+            settings.rate_limits.insert(name.to_owned(), values);
             values.check()
         }
         Section::Budgets => {

@@ -32,6 +32,7 @@ mod breaker;
 mod bulkhead;
 mod coalesce;
 mod hedge;
+mod rate_limit;
 mod retry;
 mod timeout;
 
@@ -45,6 +46,7 @@ pub use adaptive::*;
 pub use coalesce::*;
 #[allow(unused_imports)]
 pub use hedge::*;
+pub use rate_limit::{rate_limit, RateLimitFuture, RateLimitLayer, RateLimitService};
 pub use bulkhead::{bulkhead, BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use retry::{
     retry, EveryError, NoHint, RetryAfter, RetryFuture, RetryIf, RetryLayer, RetryService,
