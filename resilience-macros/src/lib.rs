@@ -296,6 +296,42 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::RateLimit, args, item)
 }
 
+/// Request coalescing (singleflight): concurrent calls with an equal key
+/// share one run of the body; the others wait for its result, cloned to each.
+///
+/// ```
+/// use resilience::coalesce;
+///
+/// #[derive(Debug, Clone)]
+/// struct Profile { id: u64 }
+///
+/// #[coalesce(key = id)]
+/// async fn profile(id: u64) -> Result<Profile, String> {
+///     Ok(Profile { id })
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (a, b) = tokio::join!(profile(7), profile(7)); // one run
+/// assert_eq!(a.unwrap().id, b.unwrap().id);
+/// # }
+/// ```
+///
+/// Every key, its default and what it does:
+///
+#[doc = include_str!("../doc/coalesce.md")]
+///
+/// The value and the error must be `Clone` (every caller gets one), `Send`
+/// and `'static`. Nothing outlives the call: once the result is handed
+/// out, the next call of the key runs the body again (this is not a cache).
+/// A caller that is cancelled while its body runs hands over to one of the
+/// waiting callers, which runs its own body; a panic likewise. It stands
+/// for `Coalescer::run(key, body)` on a `static Coalescer` of the call site.
+/// Put it above a breaker or retry so that the callers waiting on a key take
+/// no permit and make no attempt of their own.
+#[proc_macro_attribute]
+pub fn coalesce(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Coalesce, args, item)
+}
+
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     expand_attribute(kind, args.into(), item.into()).into()
 }

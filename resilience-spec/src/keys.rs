@@ -93,6 +93,20 @@ pub const RATE_LIMIT: [Key; 5] = [
     ),
 ];
 
+/// The keys of `#[coalesce]`.
+pub const COALESCE: [Key; 2] = [
+    key(
+        "key",
+        "required",
+        "an expression of the arguments (`key = id`, `key = (tenant, id)`): concurrent calls with equal keys share one run; taken by `.to_owned()`, so it must give an owned `Hash + Eq + Send + Sync + 'static` value",
+    ),
+    key(
+        "name",
+        "the function's path",
+        "the name its status and events are reported under",
+    ),
+];
+
 /// The keys `#[resilient]` takes besides those of `#[circuit_breaker]` and
 /// `#[retry]`.
 pub const RESILIENT: [Key; 4] = [
@@ -152,5 +166,7 @@ pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 pub const BULKHEAD_NAMES: [&str; 3] = names(&BULKHEAD);
 /// The names of [`RATE_LIMIT`]'s keys.
 pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
+/// The names of [`COALESCE`]'s keys.
+pub const COALESCE_NAMES: [&str; 2] = names(&COALESCE);
 /// The names of [`RESILIENT`]'s keys.
 pub const RESILIENT_NAMES: [&str; 4] = names(&RESILIENT);

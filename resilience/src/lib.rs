@@ -125,4 +125,6 @@ pub use coalesce::*;
 #[allow(unused_imports)]
 pub use hedge::*;
 
-pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, resilient, retry, timeout};
+pub use resilience_macros::{
+    bulkhead, circuit_breaker, coalesce, rate_limit, resilient, retry, timeout,
+};

@@ -106,15 +106,17 @@ pub enum Kind {
     Timeout,
     /// A bulkhead (`#[bulkhead]`, or `#[resilient(max_concurrent = ..)]`).
     Bulkhead,
-    /// A rate limiter (`#[rate_limit]`, or `#[resilient(rate = ..)]`).
+    /// A rate limiter (`#[rate_limit]`).
     RateLimit,
+    /// Request coalescing (`#[coalesce]`).
+    Coalesce,
     /// A `fallback = path` of any attribute.
     Fallback,
 }
 
 impl Kind {
     /// `"circuit_breaker"`, `"retry"`, `"timeout"`, `"bulkhead"`,
-    /// `"rate_limit"` or `"fallback"`.
+    /// `"rate_limit"`, `"coalesce"` or `"fallback"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::CircuitBreaker => "circuit_breaker",
@@ -122,6 +124,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::Bulkhead => "bulkhead",
             Kind::RateLimit => "rate_limit",
+            Kind::Coalesce => "coalesce",
             Kind::Fallback => "fallback",
         }
     }
@@ -172,6 +175,8 @@ pub enum Policy {
     Bulkhead(&'static StaticBulkhead),
     /// A rate limiter.
     RateLimit(&'static StaticRateLimiter),
+    /// Request coalescing.
+    Coalesce(&'static crate::Coalescer),
 }
 
 /// A transition callback (`on_open = path`).
@@ -270,7 +275,7 @@ impl CallSite {
                     .rate_limit_in_force(site.name(), &site.values())
                     .to_string(),
             }),
-            Policy::DynamicBreaker(_) | Policy::None => None,
+            Policy::DynamicBreaker(_) | Policy::Coalesce(_) | Policy::None => None,
         }
     }
 

@@ -6,10 +6,11 @@
 //!         StaticTimeout = StaticTimeout::new(name, VALUES);` and
 //!         `timeout(TIMEOUT_1.get(), &flags, inner, convert)`.
 
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::{Cx, Wrapper};
-use crate::layers::{Bulkhead, RateLimit, Timeout};
+use crate::layers::{Bulkhead, Coalesce, RateLimit, Timeout};
 use crate::spec_tokens::{bulkhead_values, rate_limit_values, timeout_values};
 
 /// Layer `i`, a bulkhead.
@@ -56,6 +57,21 @@ pub(super) fn rate_limit<'a>(cx: &mut Cx<'a>, i: usize, r: &'a RateLimit) -> Wra
     Box::new(move |inner| {
         quote!(::resilience::__private::rate_limit_call(#cell.get(), &#flags, #inner, #convert))
     })
+}
+
+/// Layer `i`, request coalescing: the calls of an equal key share one run.
+pub(super) fn coalesce<'a>(cx: &mut Cx<'a>, i: usize, c: &'a Coalesce) -> Wrapper<'a> {
+    let cell = format_ident!("__RESILIENCE_COALESCE_{}", i);
+    let name = match &c.name {
+        Some(lit) => quote!(#lit),
+        None => cx.site.clone(),
+    };
+    cx.prelude.extend(quote! {
+        static #cell: ::resilience::Coalescer = ::resilience::Coalescer::new(#name);
+    });
+    let key = &c.key;
+    let key = quote_spanned!(key.span()=> ::resilience::__private::coalesce_key((#key).to_owned()));
+    Box::new(move |inner| quote!(#cell.run(#key, #inner)))
 }
 
 /// Layer `i`, a timeout (checked in a `const`).

@@ -40,6 +40,10 @@ pub(super) fn name(cx: &Cx<'_>, layer: &Layer) -> TokenStream {
             Some(lit) => quote!(#site_name::Static(#lit)),
             None => quote!(#site_name::Default),
         },
+        Layer::Coalesce(c) => match &c.name {
+            Some(lit) => quote!(#site_name::Static(#lit)),
+            None => quote!(#site_name::Default),
+        },
         Layer::Fallback(_) => quote!(#site_name::Default),
     }
 }
@@ -83,6 +87,10 @@ pub(super) fn call_site(
             let cell = format_ident!("__RESILIENCE_RATE_LIMIT_{}", i);
             quote!(.__policy(#private::SitePolicy::RateLimit(&#cell)))
         }
+        Layer::Coalesce(_) => {
+            let cell = format_ident!("__RESILIENCE_COALESCE_{}", i);
+            quote!(.__policy(#private::SitePolicy::Coalesce(&#cell)))
+        }
         Layer::Fallback(_) => quote!(),
     };
     let kind = match layer {
@@ -91,6 +99,7 @@ pub(super) fn call_site(
         Layer::Timeout(_) => quote!(Timeout),
         Layer::Bulkhead(_) => quote!(Bulkhead),
         Layer::RateLimit(_) => quote!(RateLimit),
+        Layer::Coalesce(_) => quote!(Coalesce),
         Layer::Fallback(_) => quote!(Fallback),
     };
     let attribute = attr.kind.name();

@@ -115,7 +115,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     let can_fail = layers.iter().any(|l| match l {
         Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::RateLimit(_) | Layer::Timeout(_) => true,
         Layer::Retry(r) => r.keys.max_elapsed.is_some(),
-        Layer::Fallback(_) => false,
+        Layer::Fallback(_) | Layer::Coalesce(_) => false,
     });
     if can_fail {
         let convert_at = Ident::new(
@@ -149,6 +149,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             Layer::Bulkhead(b) => guard::bulkhead(&mut cx, i, b),
             Layer::Timeout(t) => guard::timeout(&mut cx, i, t),
             Layer::RateLimit(r) => guard::rate_limit(&mut cx, i, r),
+            Layer::Coalesce(c) => guard::coalesce(&mut cx, i, c),
             Layer::Fallback(f) => fallback::layer(&mut cx, f),
         });
     }
@@ -173,6 +174,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         Kind::Timeout => quote!(check_timeout_return),
         Kind::Bulkhead => quote!(check_bulkhead_return),
         Kind::RateLimit => quote!(check_rate_limit_return),
+        Kind::Coalesce => quote!(check_coalesce_return),
     };
     let checked = quote_spanned!(ret_span=> ::resilience::__private::#check_return(#result));
 

@@ -15,6 +15,31 @@ use crate::value::{self, Val};
 
 pub(crate) const BULKHEAD_KEYS: &[&str] = &resilience_spec::keys::BULKHEAD_NAMES;
 pub(crate) const RATE_LIMIT_KEYS: &[&str] = &resilience_spec::keys::RATE_LIMIT_NAMES;
+pub(crate) const COALESCE_KEYS: &[&str] = &resilience_spec::keys::COALESCE_NAMES;
+
+pub(crate) struct Coalesce {
+    /// `None`: named after the function.
+    pub(crate) name: Option<LitStr>,
+    pub(crate) key: Expr,
+}
+
+/// `#[coalesce(key = id)]`: `key` is required.
+pub(crate) fn coalesce(args: &Args, span: Span, errors: &mut Errors) -> Option<Coalesce> {
+    let name = literal_name(args, "name", "coalescing", "user-profile", errors);
+    match args.get("key") {
+        Some(arg) => Some(Coalesce {
+            name,
+            key: arg.value.clone(),
+        }),
+        None => {
+            errors.push_span(
+                span,
+                "`#[coalesce]` needs `key`, what makes two calls the same: `#[coalesce(key = id)]`",
+            );
+            None
+        }
+    }
+}
 
 pub(crate) struct RateLimit {
     /// `None`: named after the function.

@@ -18,16 +18,18 @@ pub(crate) enum Kind {
     Timeout,
     Bulkhead,
     RateLimit,
+    Coalesce,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 6] = [
+    pub(crate) const ALL: [Kind; 7] = [
         Kind::CircuitBreaker,
         Kind::Retry,
         Kind::Resilient,
         Kind::Timeout,
         Kind::Bulkhead,
         Kind::RateLimit,
+        Kind::Coalesce,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::Bulkhead => "bulkhead",
             Kind::RateLimit => "rate_limit",
+            Kind::Coalesce => "coalesce",
         }
     }
 
@@ -52,7 +55,7 @@ mod guard;
 pub(crate) mod retry;
 
 pub(crate) use breaker::{Breaker, BreakerName, FailureRule};
-pub(crate) use guard::{Bulkhead, Fallback, RateLimit, Timeout};
+pub(crate) use guard::{Bulkhead, Coalesce, Fallback, RateLimit, Timeout};
 pub(crate) use retry::{Retry, RetryRule};
 
 pub(crate) enum Layer {
@@ -61,6 +64,7 @@ pub(crate) enum Layer {
     Retry(Box<Retry>),
     Bulkhead(Bulkhead),
     RateLimit(Box<RateLimit>),
+    Coalesce(Coalesce),
     Timeout(Timeout),
 }
 
@@ -72,6 +76,7 @@ impl Layer {
             Layer::Retry(_) => "retry",
             Layer::Bulkhead(_) => "bulkhead",
             Layer::RateLimit(_) => "rate limiter",
+            Layer::Coalesce(_) => "coalescing",
             Layer::Timeout(_) => "timeout",
         }
     }
@@ -109,6 +114,7 @@ fn key_layer(kind: Kind, key: &str) -> &'static str {
         Kind::Retry => "retry",
         Kind::Bulkhead => "bulkhead",
         Kind::RateLimit => "rate limiter",
+        Kind::Coalesce => "coalescing",
         Kind::Timeout => "timeout",
         Kind::Resilient => {
             if breaker::KEYS.contains(&key) {
@@ -229,6 +235,18 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
                 guard::rate_limit(&args, span, errors).map(|r| Layer::RateLimit(Box::new(r))),
             );
         }
+        Kind::Coalesce => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(guard::COALESCE_KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            keys = written(&args);
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.extend(guard::coalesce(&args, span, errors).map(Layer::Coalesce));
+        }
         Kind::Timeout => {
             if !tokens.is_empty() {
                 keys.push(("timeout".to_owned(), crate::source::text(tokens.clone())));
@@ -252,6 +270,7 @@ pub(crate) fn all_keys() -> Vec<&'static str> {
         .chain(retry::KEYS)
         .chain(guard::BULKHEAD_KEYS)
         .chain(guard::RATE_LIMIT_KEYS)
+        .chain(guard::COALESCE_KEYS)
         .chain(&["timeout", "bulkhead", "fallback"])
         .copied()
         .collect()
@@ -276,6 +295,7 @@ fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
         (Kind::Retry, retry::KEYS),
         (Kind::Bulkhead, guard::BULKHEAD_KEYS),
         (Kind::RateLimit, guard::RATE_LIMIT_KEYS),
+        (Kind::Coalesce, guard::COALESCE_KEYS),
     ]
     .into_iter()
     .find(|(_, keys)| keys.contains(&key.as_str()))?
@@ -379,6 +399,13 @@ pub(crate) fn check_sync(attrs: &[Attr], errors: &mut Errors) {
                 Layer::Timeout(_) if attr.kind == Kind::Timeout => "`#[timeout]`",
                 Layer::Timeout(_) => "`timeout`",
                 Layer::Retry(r) if r.keys.max_elapsed.is_some() => "`max_elapsed`",
+                Layer::Coalesce(_) => {
+                    errors.push_span(
+                        attr.span,
+                        "`#[coalesce]` needs an `async fn` (or one returning a future): callers of a key wait for the one that runs, and a blocking thread cannot wait for another's result without holding its own",
+                    );
+                    continue;
+                }
                 _ => continue,
             };
             errors.push_span(

@@ -143,6 +143,34 @@ pub fn check_rate_limit_return<R: RateLimitReturn>(result: R) -> R {
     result
 }
 
+/// The return type of a `#[coalesce]` function: every caller gets a clone.
+#[diagnostic::on_unimplemented(
+    message = "`#[coalesce]` hands one result to every caller of a key: the function must return `Result<T, E>` with `T` and `E` both `Clone + Send + 'static`, found `{Self}`",
+    label = "each waiting caller gets a clone of this",
+    note = "derive `Clone` on the value and error types (an error type that cannot be cloned can be wrapped in an `Arc`)"
+)]
+pub trait CoalesceReturn {}
+impl<T: Clone + Send + 'static, E: Clone + Send + 'static> CoalesceReturn for Result<T, E> {}
+/// Checks the return type of a `#[coalesce]` function.
+#[inline(always)]
+pub fn check_coalesce_return<R: CoalesceReturn>(result: R) -> R {
+    result
+}
+
+/// The key of a `#[coalesce]` call: owned, comparable, shareable.
+#[diagnostic::on_unimplemented(
+    message = "`#[coalesce]`'s `key` must give an owned `Hash + Eq + Send + Sync + 'static` value, found `{Self}`",
+    label = "taken by `.to_owned()` from the `key` expression",
+    note = "a key borrowing an argument (`&str` fields of a borrowed struct) must be made owned: `key = name.to_string()`"
+)]
+pub trait CoalesceKey: std::hash::Hash + Eq + Send + Sync + 'static {}
+impl<K: std::hash::Hash + Eq + Send + Sync + 'static> CoalesceKey for K {}
+/// Checks a `#[coalesce]` key.
+#[inline(always)]
+pub fn coalesce_key<K: CoalesceKey>(key: K) -> K {
+    key
+}
+
 /// An error type a resilience layer can produce values of.
 #[diagnostic::on_unimplemented(
     message = "the error type `{Self}` must implement `From<resilience::Error>`, because a circuit breaker, timeout, bulkhead or rate limit can fail the call",

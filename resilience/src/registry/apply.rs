@@ -324,7 +324,7 @@ impl Registry {
                         report(out, "rate_limits", site_limiter.name(), &values.check());
                     }
                 }
-                Policy::DynamicBreaker(_) | Policy::None => {}
+                Policy::DynamicBreaker(_) | Policy::Coalesce(_) | Policy::None => {}
             }
         }
         plan
