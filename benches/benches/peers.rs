@@ -743,6 +743,8 @@ const RETRY: &str = "retry, first attempt succeeds";
 const BREAKER_RETRY: &str = "breaker + retry, success";
 const DYNAMIC: &str = "breaker named at run time, success";
 const TWO: &str = "two threads, one closed breaker";
+const RATE_OK: &str = "rate limit, call allowed";
+const RATE_REFUSED: &str = "rate limit, call refused";
 
 const OURS_API: &str = "ours: try_acquire + record";
 const OURS_MACRO: &str = "ours: #[circuit_breaker]";
@@ -1221,8 +1223,70 @@ fn main() {
         t.add(TWO, CBRS, Who::Peer, m);
     }
 
+    // ---- rate limit ----
+    {
+        let plenty = NonZeroU32::new(1_000_000_000).unwrap();
+        let ours = resilience::RateLimiter::new(
+            "bench-rate",
+            resilience::RateLimitConfig::builder(plenty.get())
+                .burst(plenty.get())
+                .build()
+                .unwrap(),
+        );
+        let m = measure("ours: RateLimiter::try_acquire", CALLS, |_| {
+            black_box(ours.try_acquire()).is_ok()
+        });
+        t.add(RATE_OK, "ours: RateLimiter::try_acquire", Who::Ours, m);
+        t.note("a billion a second, a burst of a billion: never refused");
+        let m = measure("ours: #[rate_limit]", CALLS, |_| {
+            ok(&black_box(run(macro_rate_limited(black_box(false)))))
+        });
+        t.add(RATE_OK, "ours: #[rate_limit]", Who::Ours, m);
+        let gov =
+            governor::RateLimiter::direct(governor::Quota::per_second(plenty).allow_burst(plenty));
+        let m = measure("governor 0.10", CALLS, |_| black_box(gov.check()).is_ok());
+        t.add(RATE_OK, "governor 0.10", Who::Peer, m);
+        t.note("`RateLimiter::direct(Quota).check()` (its own clock, quanta)");
+
+        let one = NonZeroU32::new(1).unwrap();
+        let ours = resilience::RateLimiter::new(
+            "bench-rate-refused",
+            resilience::RateLimitConfig::builder(1)
+                .per(HOUR)
+                .burst(1)
+                .build()
+                .unwrap(),
+        );
+        let _ = ours.try_acquire();
+        let m = measure("ours: RateLimiter::try_acquire", CALLS, |_| {
+            black_box(ours.try_acquire()).is_err_and(|e| e.is_rate_limited())
+        });
+        t.add(RATE_REFUSED, "ours: RateLimiter::try_acquire", Who::Ours, m);
+        let _ = run(macro_rate_refused(false));
+        let m = measure(
+            "ours: #[rate_limit]",
+            CALLS,
+            |_| matches!(black_box(run(macro_rate_refused(black_box(false)))), Err(BenchError::Layer(e)) if e.is_rate_limited()),
+        );
+        t.add(RATE_REFUSED, "ours: #[rate_limit]", Who::Ours, m);
+        let gov = governor::RateLimiter::direct(governor::Quota::per_hour(one));
+        let _ = gov.check();
+        let m = measure("governor 0.10", CALLS, |_| black_box(gov.check()).is_err());
+        t.add(RATE_REFUSED, "governor 0.10", Who::Peer, m);
+    }
+
     t.print(bare, two_base);
     targets(&t, bare, two_base);
+}
+
+#[resilience::rate_limit(name = "bench-rate-macro", rate = 1_000_000_000, burst = 1_000_000_000)]
+async fn macro_rate_limited(fail: bool) -> Result<u64, BenchError> {
+    upstream(fail).await
+}
+
+#[resilience::rate_limit(name = "bench-rate-macro-refused", rate = 1, per = "1h")]
+async fn macro_rate_refused(fail: bool) -> Result<u64, BenchError> {
+    upstream(fail).await
 }
 
 /// The targets, judged on this run.
