@@ -1,5 +1,7 @@
 //! Declarative resilience for async Rust: circuit breakers, retries,
-//! timeouts, bulkheads and fallbacks as attributes, checked at compile time.
+//! timeouts, bulkheads, rate limits, request coalescing and fallbacks as
+//! attributes, checked at compile time; hedging and adaptive concurrency
+//! limits in the runtime and as tower layers.
 //!
 //! ```
 //! use resilience::{circuit_breaker, retry, resilient};
@@ -37,9 +39,9 @@
 //! # The attributes
 //!
 //! Each is documented key by key, with its default and the code it stands
-//! for: [`circuit_breaker`], [`retry`], [`timeout`], [`bulkhead`] and
-//! [`resilient`] (all of them in one, composed fallback → breaker → retry →
-//! bulkhead → timeout → body). Stacked attributes read top-down: the first is
+//! for: [`circuit_breaker`], [`retry`], [`timeout`], [`bulkhead`],
+//! [`rate_limit`], [`coalesce`] and [`resilient`] (the first four in one,
+//! composed fallback → breaker → retry → bulkhead → timeout → body). Stacked attributes read top-down: the first is
 //! the outermost layer.
 //!
 //! # The runtime
@@ -53,6 +55,12 @@
 //! - [`RetryPolicy`], [`Backoff`], [`RetryBudget`], [`Bulkhead`],
 //!   [`Timeout`]; each layer's call behaviour is public for hand-written
 //!   callers: [`CircuitBreaker::call`], [`Bulkhead::call`], [`Timeout::call`].
+//! - [`RateLimiter`] (the generic cell rate algorithm, one atomic word),
+//!   [`Coalescer`] (singleflight), [`Hedge`] (hedged requests, fixed or
+//!   percentile delay), [`AdaptiveBulkhead`] (AIMD or Gradient2 limits).
+//! - [`settings`]: every policy configured by name from a file or the
+//!   environment (feature `serde`), checked against the manifest, applied
+//!   live with [`Registry::apply`]; [`Registry::health`] for readiness.
 //! - [`Error`]: what a layer itself produces (one word; [`ErrorKind`]).
 //! - [`ConfigError`]: a configuration built at run time is held to the
 //!   attributes' rules, with the same words ([`Problem`]).
@@ -71,20 +79,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod adaptive;
 mod breaker;
 mod buckets;
 mod bulkhead;
-mod adaptive;
 mod coalesce;
 mod error;
-mod hedge;
 #[cfg(feature = "redis")]
 pub mod fleet;
+mod hedge;
 mod live;
 pub mod manifest;
 pub mod metrics;
-mod registry;
 mod rate_limit;
+mod registry;
 mod retry;
 #[cfg(feature = "serde")]
 mod serde_impls;
@@ -99,14 +107,21 @@ pub mod tower;
 #[path = "private/mod.rs"]
 pub mod __private;
 
+#[allow(unused_imports)]
+pub use adaptive::*;
 pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerStatus, CircuitBreaker, CircuitState, Outcome,
     OwnedPermit, Permit, Transition, TransitionCause, Window,
 };
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
+#[allow(unused_imports)]
+pub use coalesce::*;
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig, FleetError};
+#[allow(unused_imports)]
+pub use hedge::*;
+pub use rate_limit::{RateLimitConfig, RateLimitConfigBuilder, RateLimitStatus, RateLimiter};
 pub use registry::{
     registry, AlreadyExists, Applied, Health, HealthState, PolicyHealth, Registered, Registry,
     Snapshot,
@@ -116,14 +131,7 @@ pub use retry::{
     RetryPolicyBuilder, RetryState,
 };
 pub use spec::{ConfigError, Place, Problem};
-pub use rate_limit::{RateLimitConfig, RateLimitConfigBuilder, RateLimitStatus, RateLimiter};
 pub use timeout::Timeout;
-#[allow(unused_imports)]
-pub use adaptive::*;
-#[allow(unused_imports)]
-pub use coalesce::*;
-#[allow(unused_imports)]
-pub use hedge::*;
 
 pub use resilience_macros::{
     bulkhead, circuit_breaker, coalesce, rate_limit, resilient, retry, timeout,

@@ -67,7 +67,9 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::__private::{StaticBreaker, StaticBulkhead, StaticRateLimiter, StaticRetry, StaticTimeout};
+use crate::__private::{
+    StaticBreaker, StaticBulkhead, StaticRateLimiter, StaticRetry, StaticTimeout,
+};
 use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Transition};
 
 /// The link-time list itself (expansions add to it through

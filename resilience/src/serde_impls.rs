@@ -92,6 +92,9 @@ mod tests {
                     "max_concurrent": 4,
                     "max_wait_seconds": 0.1
                 }],
+                "adaptive_bulkheads": [],
+                "coalescers": [],
+                "rate_limiters": [],
                 "call_sites": [],
                 "retry_budgets": [{
                     "name": "api",

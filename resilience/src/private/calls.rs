@@ -271,12 +271,10 @@ where
     F: Future<Output = R>,
     R: ResultLike,
 {
-    match limiter.acquire().await {
+    match limiter.acquire_or_wait().await {
         Ok(()) => call.await,
-        Err(e) => {
-            if let Some(wait) = e.retry_after() {
-                flags.set_wait(wait);
-            }
+        Err((e, wait)) => {
+            flags.set_wait(wait);
             R::from_error(convert(e))
         }
     }
@@ -294,12 +292,10 @@ where
     F: FnOnce() -> R,
     R: ResultLike,
 {
-    match limiter.acquire_blocking() {
+    match limiter.acquire_blocking_or_wait() {
         Ok(()) => call(),
-        Err(e) => {
-            if let Some(wait) = e.retry_after() {
-                flags.set_wait(wait);
-            }
+        Err((e, wait)) => {
+            flags.set_wait(wait);
             R::from_error(convert(e))
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use super::config::spec::{RateLimitValues, RetryValues, TimeoutValues};
-use crate::rate_limit::RateLimiter;
 use crate::live::Versions;
+use crate::rate_limit::RateLimiter;
 use crate::registry::registry;
 use crate::retry::RetryPolicy;
 

@@ -47,7 +47,11 @@ impl Gcra {
     /// drives it).
     fn now(&self) -> u64 {
         let since = tokio::time::Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        // Seconds and nanoseconds in 64 bits (584 years), no 128-bit product.
+        since
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()))
     }
 
     /// Takes the next turn if it comes within `max_wait` (nanoseconds):

@@ -292,6 +292,31 @@ impl RateLimiter {
         }
     }
 
+    /// [`acquire`](Self::acquire), with the refusal's wait until a call
+    /// would be allowed, known without a lookup (what a retry above waits).
+    pub(crate) async fn acquire_or_wait(&self) -> Result<(), (Error, Duration)> {
+        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
+            Ok(0) => Ok(()),
+            Ok(wait) => {
+                tokio::time::sleep(Duration::from_nanos(wait)).await;
+                Ok(())
+            }
+            Err(wait) => Err((self.refused(), Duration::from_nanos(wait))),
+        }
+    }
+
+    /// [`acquire_blocking`](Self::acquire_blocking), with the refusal's wait.
+    pub(crate) fn acquire_blocking_or_wait(&self) -> Result<(), (Error, Duration)> {
+        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
+            Ok(0) => Ok(()),
+            Ok(wait) => {
+                std::thread::sleep(Duration::from_nanos(wait));
+                Ok(())
+            }
+            Err(wait) => Err((self.refused(), Duration::from_nanos(wait))),
+        }
+    }
+
     /// [`acquire`](Self::acquire) for blocking code: the thread sleeps for
     /// its turn.
     ///

@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use resilience_spec::{
-    did_you_mean, BreakerValues, BudgetValues, BulkheadValues, Problems, RateLimitValues, RetryValues,
-    TimeoutValues, Value,
+    did_you_mean, BreakerValues, BudgetValues, BulkheadValues, Problems, RateLimitValues,
+    RetryValues, TimeoutValues, Value,
 };
 
 use super::{registry, Registry};
@@ -16,8 +16,8 @@ use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::manifest::{self, Kind, Name, Policy};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::settings::{
-    layer_breaker, layer_budget, layer_bulkhead, layer_rate_limit, layer_retry, layer_timeout, Settings,
-    SettingsError, SettingsProblem,
+    layer_breaker, layer_budget, layer_bulkhead, layer_rate_limit, layer_retry, layer_timeout,
+    Settings, SettingsError, SettingsProblem,
 };
 
 /// What [`Registry::apply`] changed.
@@ -178,7 +178,10 @@ impl Registry {
                 "rate_limits",
                 "rate limiter",
                 declared(Kind::RateLimit),
-                self.rate_limiters.iter().map(|l| l.key().to_string()).collect(),
+                self.rate_limiters
+                    .iter()
+                    .map(|l| l.key().to_string())
+                    .collect(),
             ),
             (
                 "breakers",

@@ -13,12 +13,12 @@ use crate::breaker::{
     BreakerConfig, BreakerStatus, CircuitBreaker, Listener, Listeners, Transition,
 };
 use crate::bulkhead::{Bulkhead, BulkheadStatus};
+use crate::rate_limit::{RateLimitConfig, RateLimitStatus, RateLimiter};
 use crate::retry::{BudgetStatus, RetryBudget};
 use crate::settings::Settings;
 pub use already_exists::{AlreadyExists, Registered};
 pub use apply::Applied;
 pub use health::{Health, HealthState, PolicyHealth};
-use crate::rate_limit::{RateLimitConfig, RateLimitStatus, RateLimiter};
 use resilience_spec::{BulkheadValues, RateLimitValues, Value};
 
 /// Every key of `config`, as given values.
@@ -141,6 +141,12 @@ pub struct Snapshot {
     pub retry_budgets: Vec<BudgetStatus>,
     /// Every rate limiter.
     pub rate_limiters: Vec<RateLimitStatus>,
+    /// Every adaptive bulkhead shared by name (the process-wide registry's
+    /// snapshot only).
+    pub adaptive_bulkheads: Vec<crate::AdaptiveBulkheadStatus>,
+    /// Every `#[coalesce]` call site's coalescer (the process-wide
+    /// registry's snapshot only).
+    pub coalescers: Vec<crate::CoalesceStatus>,
     /// Every annotated call site of the program with the settings in force
     /// for it (the process-wide registry's snapshot only), in the order of
     /// [`manifest::call_sites`](crate::manifest::call_sites).
@@ -486,17 +492,28 @@ impl Registry {
         retry_budgets.sort_by(|a, b| a.name.cmp(&b.name));
         let mut rate_limiters: Vec<_> = self.rate_limiters.iter().map(|l| l.status()).collect();
         rate_limiters.sort_by(|a, b| a.name.cmp(&b.name));
-        let call_sites = if std::ptr::eq(self, registry()) {
+        let global = std::ptr::eq(self, registry());
+        let (mut call_sites, mut adaptive_bulkheads, mut coalescers) =
+            (Vec::new(), Vec::new(), Vec::new());
+        if global {
             self.declared_breakers(&mut breakers);
-            crate::manifest::call_sites().map(|s| s.status()).collect()
-        } else {
-            Vec::new()
-        };
+            for site in crate::manifest::call_sites() {
+                call_sites.push(site.status());
+                if let crate::manifest::Policy::Coalesce(c) = site.policy() {
+                    coalescers.push(c.status());
+                }
+            }
+            adaptive_bulkheads = crate::AdaptiveBulkhead::statuses_of_shared();
+        }
+        coalescers.sort_by(|a: &crate::CoalesceStatus, b| a.name.cmp(&b.name));
+        adaptive_bulkheads.sort_by(|a: &crate::AdaptiveBulkheadStatus, b| a.name.cmp(&b.name));
         Snapshot {
             breakers,
             bulkheads,
             retry_budgets,
             rate_limiters,
+            adaptive_bulkheads,
+            coalescers,
             call_sites,
         }
     }
@@ -623,7 +640,10 @@ impl Registry {
             .entry(Arc::from(name))
             .or_insert_with(|| {
                 created = true;
-                Arc::new(RateLimiter::new(name, self.rate_limit_in_force(name, &declared)))
+                Arc::new(RateLimiter::new(
+                    name,
+                    self.rate_limit_in_force(name, &declared),
+                ))
             })
             .clone();
         if created {

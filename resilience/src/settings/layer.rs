@@ -5,8 +5,7 @@
 //! collide with the attribute's `failure_threshold`.
 
 use resilience_spec::{
-    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues,
-    Value,
+    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues, Value,
 };
 
 /// `top`'s value if given (or unknown), else `below`'s.
@@ -84,7 +83,16 @@ pub(crate) fn bulkhead(below: &BulkheadValues, top: &BulkheadValues) -> Bulkhead
 }
 
 pub(crate) fn rate_limit(below: &RateLimitValues, top: &RateLimitValues) -> RateLimitValues {
-    layered!(below, top, RateLimitValues { rate, per, burst, max_wait })
+    layered!(
+        below,
+        top,
+        RateLimitValues {
+            rate,
+            per,
+            burst,
+            max_wait
+        }
+    )
 }
 
 pub(crate) fn budget(below: &BudgetValues, top: &BudgetValues) -> BudgetValues {

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use resilience_spec::{
-    RateLimitValues,    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
-    Problem, RetryValues, TimeoutValues, Value, WindowValue,
+    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
+    Problem, RateLimitValues, RetryValues, TimeoutValues, Value, WindowValue,
 };
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 

@@ -1,6 +1,7 @@
 //! tower `Layer`s over the same named, registry-held policies and the same
 //! schedules as the attributes (feature `tower`): [`circuit_breaker`],
-//! [`retry`], [`bulkhead`] and [`timeout`]. `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
+//! [`retry`], [`bulkhead`], [`timeout`], [`rate_limit`], and the policies
+//! of the runtime: [`hedge`], [`coalesce`] and [`adaptive_concurrency`]. `ServiceBuilder::new().layer(resilience::tower::circuit_breaker("payments"))`
 //! and `#[circuit_breaker(name = "payments")]` in one process share one
 //! breaker, one status row, one metric series.
 //!
@@ -36,18 +37,18 @@ mod rate_limit;
 mod retry;
 mod timeout;
 
+#[allow(unused_imports)]
+pub use adaptive::*;
 pub use breaker::{
     circuit_breaker, CircuitBreakerLayer, CircuitBreakerService, Classify, DefaultClassifier,
     ResponseFuture,
 };
-#[allow(unused_imports)]
-pub use adaptive::*;
+pub use bulkhead::{bulkhead, BulkheadFuture, BulkheadLayer, BulkheadService};
 #[allow(unused_imports)]
 pub use coalesce::*;
 #[allow(unused_imports)]
 pub use hedge::*;
 pub use rate_limit::{rate_limit, RateLimitFuture, RateLimitLayer, RateLimitService};
-pub use bulkhead::{bulkhead, BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use retry::{
     retry, EveryError, NoHint, RetryAfter, RetryFuture, RetryIf, RetryLayer, RetryService,
 };
