@@ -15,7 +15,7 @@ use quote::{quote, quote_spanned};
 use resilience_spec::{BackoffKind, Jitter, WindowValue};
 use syn::spanned::Spanned;
 
-use crate::layers::{Breaker, Bulkhead, Retry, RateLimit};
+use crate::layers::{Breaker, Bulkhead, RateLimit, Retry};
 use crate::value::Val;
 
 /// `::core::time::Duration::new(s, n)`, usable in `const` items.

@@ -79,7 +79,11 @@ pub const RATE_LIMIT: [Key; 5] = [
         "the function's path",
         "one limit per name, shared by every call site (an API quota)",
     ),
-    key("rate", "required", "calls allowed per `per`, on average (≥ 1)"),
+    key(
+        "rate",
+        "required",
+        "calls allowed per `per`, on average (≥ 1)",
+    ),
     key("per", "`\"1s\"`", "the period `rate` counts over (> 0)"),
     key(
         "burst",

@@ -91,5 +91,9 @@ async fn a_cancelled_leader_hands_over_to_a_waiting_caller() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     leader.abort();
     assert_eq!(follower.await.unwrap().unwrap(), 9);
-    assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 2, "the follower ran its own body");
+    assert_eq!(
+        SLOW_RUNS.load(Ordering::SeqCst),
+        2,
+        "the follower ran its own body"
+    );
 }

@@ -50,13 +50,13 @@ pub(super) fn rate_limit<'a>(cx: &mut Cx<'a>, i: usize, r: &'a RateLimit) -> Wra
     });
     let (flags, convert) = (cx.names.flags.clone(), cx.names.convert.clone());
     if cx.sync {
-        return Box::new(move |inner| {
-            quote!((|| ::resilience::__private::rate_limit_call_sync(#cell.get(), &#flags, #inner, #convert)))
-        });
+        return Box::new(
+            move |inner| quote!((|| ::resilience::__private::rate_limit_call_sync(#cell.get(), &#flags, #inner, #convert))),
+        );
     }
-    Box::new(move |inner| {
-        quote!(::resilience::__private::rate_limit_call(#cell.get(), &#flags, #inner, #convert))
-    })
+    Box::new(
+        move |inner| quote!(::resilience::__private::rate_limit_call(#cell.get(), &#flags, #inner, #convert)),
+    )
 }
 
 /// Layer `i`, request coalescing: the calls of an equal key share one run.

@@ -104,7 +104,8 @@ impl RetryLoop<'_> {
         // The user's hint (`retry_after`), else a rate limiter's below.
         let hint = match &self.retry.retry_after {
             Some(f) => {
-                let user = quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error));
+                let user =
+                    quote_spanned!(f.span()=> ::resilience::__private::retry_after(#f, #error));
                 quote!(#user.or(#flags.wait_hint()))
             }
             None => quote!(#flags.wait_hint()),
