@@ -59,7 +59,9 @@ pub(super) fn layer<'a>(
                 false => quote!(::core::option::Option::None),
             };
             cx.prelude.extend(quote! {
-                static #config_item: ::resilience::BreakerConfig = #config;
+                // A `const` (the lookup compares it, folded); the manifest
+                // takes its promoted `'static` reference.
+                const #config_item: ::resilience::BreakerConfig = #config;
                 let #var = ::resilience::__private::dynamic_breaker(
                     ::core::convert::AsRef::<str>::as_ref(&(#expr)),
                     &#config_item,

@@ -153,6 +153,11 @@ impl BreakerConfig {
         self.values
     }
 
+    /// [`values`](Self::values), borrowed.
+    pub(crate) const fn values_ref(&self) -> &BreakerValues {
+        &self.values
+    }
+
     /// Failures that open the circuit: consecutive ones, or within the
     /// [`window`](Self::window) when one is set (default 5).
     pub const fn failure_threshold(&self) -> NonZeroU32 {
@@ -226,24 +231,20 @@ impl BreakerConfig {
 }
 
 impl PartialEq for BreakerConfig {
+    /// Everything but `values`: what the breaker does. Field by field, the
+    /// cheap ones first (a dynamic-name lookup compares on every call).
     fn eq(&self, other: &Self) -> bool {
-        // Everything but `values`: what the breaker does.
-        let key = |c: &Self| {
-            (
-                c.failure_threshold,
-                c.window,
-                c.failure_rate,
-                c.min_calls,
-                c.slow_call,
-                c.slow_call_rate,
-                c.recovery_timeout,
-                c.recovery_timeout_max,
-                c.fleet_threshold,
-                c.success_threshold,
-                c.half_open_max_calls,
-            )
-        };
-        key(self) == key(other)
+        self.failure_threshold == other.failure_threshold
+            && self.recovery_timeout == other.recovery_timeout
+            && self.window == other.window
+            && self.success_threshold == other.success_threshold
+            && self.half_open_max_calls == other.half_open_max_calls
+            && self.min_calls == other.min_calls
+            && self.failure_rate == other.failure_rate
+            && self.slow_call == other.slow_call
+            && self.slow_call_rate == other.slow_call_rate
+            && self.recovery_timeout_max == other.recovery_timeout_max
+            && self.fleet_threshold == other.fleet_threshold
     }
 }
 

@@ -46,7 +46,7 @@ use window::{Outcomes, Sample, Totals};
 
 use crate::error::{Identity, OpenTiming, Owner};
 use crate::live::Versions;
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
 use crate::Error;
 use resilience_spec::BreakerValues;
 
@@ -113,6 +113,28 @@ impl CircuitState {
     }
 }
 
+/// Of [`CircuitBreaker::hot`]: calls are timed (a `slow_call` is set).
+pub(crate) const TIMED: u8 = 1;
+/// Of [`CircuitBreaker::hot`]: the trip rule counts in a window.
+pub(crate) const WINDOWED: u8 = 2;
+/// Of [`CircuitBreaker::hot`]: the fleet counts failures (`fleet_threshold`).
+pub(crate) const FLEET: u8 = 4;
+
+/// What the closed path needs of `config`, as [`CircuitBreaker::hot`] bits.
+pub(crate) fn hot_bits(config: &BreakerConfig) -> u8 {
+    let mut bits = 0;
+    if config.slow_call().is_some() {
+        bits |= TIMED;
+    }
+    if config.window().is_some() {
+        bits |= WINDOWED;
+    }
+    if config.fleet_threshold().is_some() {
+        bits |= FLEET;
+    }
+    bits
+}
+
 /// A generation-tagged word: generation in the high 32 bits, a value in the low.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Tagged(u64);
@@ -157,8 +179,12 @@ pub struct CircuitBreaker {
     name: Arc<str>,
     /// The configuration in force (changed live by `reconfigure`).
     config: Versions<BreakerConfig>,
-    /// The keys its creator declared (what a configuration by name layers on).
-    declared: BreakerValues,
+    /// What the closed path needs of the configuration in force, in one
+    /// byte next to the state word: [`TIMED`], [`WINDOWED`], [`FLEET`].
+    hot: AtomicU8,
+    /// What its creator declared (what a configuration by name layers on,
+    /// and what other call sites of the name are compared with).
+    declared: BreakerConfig,
     /// `Tagged(generation, state bits)`.
     word: AtomicU64,
     /// Consecutive failures in the closed generation it is tagged with.
@@ -227,7 +253,8 @@ impl CircuitBreaker {
             identity,
             name,
             config: Versions::new(config),
-            declared: config.values(),
+            hot: AtomicU8::new(hot_bits(&config)),
+            declared: config,
             word: AtomicU64::new(Tagged::new(0, CircuitState::Closed.to_bits()).0),
             failures: AtomicU64::new(0),
             opened_with: AtomicU32::new(0),
@@ -255,14 +282,25 @@ impl CircuitBreaker {
         self.config.get()
     }
 
+    /// [`TIMED`], [`WINDOWED`] and [`FLEET`] of the configuration in force.
+    #[inline(always)]
+    pub(crate) fn hot(&self) -> u8 {
+        self.hot.load(Ordering::Relaxed)
+    }
+
     /// The keys its creator declared.
     pub(crate) fn declared(&self) -> &BreakerValues {
+        self.declared.values_ref()
+    }
+
+    /// The configuration its creator declared.
+    pub(crate) fn declared_config(&self) -> &BreakerConfig {
         &self.declared
     }
 
     /// Records what its creator declared, when a configuration by name made
     /// it with more.
-    pub(crate) fn set_declared(&mut self, declared: BreakerValues) {
+    pub(crate) fn set_declared(&mut self, declared: BreakerConfig) {
         self.declared = declared;
     }
 

@@ -59,7 +59,7 @@ impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(breaker: &'a CircuitBreaker, generation: u32, probe: bool) -> Self {
         // The clock is read only when slow calls or durations are measured.
-        let started = if cfg!(feature = "metrics") || breaker.config().slow_call().is_some() {
+        let started = if cfg!(feature = "metrics") || breaker.hot() & super::TIMED != 0 {
             // Stored plus one, so that 0 can mean "not timed".
             ((breaker.now_micros() as u32).wrapping_add(1) & STARTED).max(1)
         } else {
@@ -95,6 +95,9 @@ impl<'a> Permit<'a> {
 
     /// Whether the call has taken longer than the breaker's `slow_call`.
     pub fn is_slow(&self) -> bool {
+        if self.meta & STARTED == 0 {
+            return false; // not timed
+        }
         match (self.elapsed(), self.breaker.config().slow_call()) {
             (Some(elapsed), Some(limit)) => elapsed > limit,
             _ => false,
@@ -104,7 +107,10 @@ impl<'a> Permit<'a> {
     /// Records the call's outcome and gives the permit back.
     #[inline(always)]
     pub fn record(self, outcome: Outcome) {
-        if self.meta == 0 && outcome == Outcome::Success && self.breaker.window().is_none() {
+        if self.meta == 0
+            && outcome == Outcome::Success
+            && self.breaker.hot() & super::WINDOWED == 0
+        {
             // The hot path: a closed-state success, not timed, no window.
             self.breaker.on_closed_success(self.generation);
             return;

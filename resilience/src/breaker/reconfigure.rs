@@ -63,6 +63,7 @@ impl CircuitBreaker {
             }
         }
         self.config.set(config);
+        self.hot.store(super::hot_bits(&config), Ordering::Release);
         tracing::info!(
             target: "resilience",
             breaker = &*self.name,

@@ -22,7 +22,7 @@ impl CircuitBreaker {
         slow: bool,
         error: Cause<'_>,
     ) {
-        if self.window().is_none() {
+        if self.hot() & super::WINDOWED == 0 {
             match self.effective(outcome, slow) {
                 Outcome::Success => self.on_closed_success(generation),
                 Outcome::Failure => self.on_closed_failure(generation, error),
@@ -46,7 +46,7 @@ impl CircuitBreaker {
     #[inline(always)]
     pub(super) fn on_closed_success(&self, generation: u32) {
         let f = Tagged(self.failures.load(Ordering::Relaxed));
-        if self.config().fleet_threshold().is_some() {
+        if self.hot() & super::FLEET != 0 {
             self.fleet_success(generation);
         }
         if f.value_in(generation) == 0 {
@@ -66,7 +66,7 @@ impl CircuitBreaker {
     /// recorded before a transition never count toward the next opening.
     #[inline]
     fn count_for_fleet(&self, generation: u32) {
-        if self.config().fleet_threshold().is_none() {
+        if self.hot() & super::FLEET == 0 {
             return;
         }
         let mut current = self.fleet_report.load(Ordering::Relaxed);

@@ -319,7 +319,7 @@ impl Registry {
         let in_force = self.breaker_in_force(&name, &config.values());
         let mut breaker =
             CircuitBreaker::with_listeners(name, in_force, Some(self.listeners.clone()));
-        breaker.set_declared(config.values());
+        breaker.set_declared(config);
         Arc::new(breaker)
     }
 
@@ -715,7 +715,9 @@ fn check_config(named: &Named, asked: &BreakerConfig) {
     let Origin::CallSite { warned } = &named.origin else {
         return;
     };
-    let existing = named.breaker.config();
+    // Compared with what the first call site declared, not with what is in
+    // force (a configuration by name may have changed that).
+    let existing = named.breaker.declared_config();
     if existing == asked {
         return;
     }
