@@ -1,0 +1,164 @@
+//! The rate limiter and coalescing stacked with the other layers, both
+//! ways: the attribute written first is the outer layer. Paused clock; body
+//! runs, breaker counts, elapsed time and error kinds asserted exactly.
+
+mod support;
+
+use resilience::{circuit_breaker, coalesce, rate_limit, retry, timeout, CircuitState};
+use std::sync::atomic::{AtomicU32, Ordering};
+use support::{ms, state, status, ApiError};
+use tokio::time::Instant;
+
+fn limited<T: std::fmt::Debug>(r: &Result<T, ApiError>) -> bool {
+    matches!(r, Err(ApiError::Resilience(e)) if e.is_rate_limited())
+}
+
+// ------------------------------------------------ breaker / rate limit
+
+static CB_RL: AtomicU32 = AtomicU32::new(0);
+
+#[circuit_breaker(name = "srl-cb-rl", failure_threshold = 2, recovery_timeout = "10s")]
+#[rate_limit(name = "srl-cb-rl", rate = 1, per = "1m")]
+async fn breaker_over_rate_limit() -> Result<u32, ApiError> {
+    Ok(CB_RL.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_over_rate_limit_counts_refusals_as_failures() {
+    assert_eq!(breaker_over_rate_limit().await, Ok(1));
+    // As a full bulkhead below a breaker: the refusal is the call's error.
+    assert!(limited(&breaker_over_rate_limit().await));
+    assert!(limited(&breaker_over_rate_limit().await));
+    assert_eq!(state("srl-cb-rl"), CircuitState::Open);
+    assert_eq!(CB_RL.load(Ordering::SeqCst), 1, "refused calls never ran");
+}
+
+static RL_CB: AtomicU32 = AtomicU32::new(0);
+
+#[rate_limit(name = "srl-rl-cb", rate = 1, per = "1m")]
+#[circuit_breaker(name = "srl-rl-cb", failure_threshold = 2, recovery_timeout = "10s")]
+async fn rate_limit_over_breaker() -> Result<u32, ApiError> {
+    Ok(RL_CB.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_over_breaker_keeps_refusals_from_the_breaker() {
+    assert_eq!(rate_limit_over_breaker().await, Ok(1));
+    for _ in 0..5 {
+        assert!(limited(&rate_limit_over_breaker().await));
+    }
+    assert_eq!(state("srl-rl-cb"), CircuitState::Closed);
+    assert_eq!(status("srl-rl-cb").consecutive_failures, 0);
+}
+
+// ------------------------------------------------ retry / rate limit
+
+static RL_RT: AtomicU32 = AtomicU32::new(0);
+
+#[rate_limit(name = "srl-rl-rt", rate = 1, per = "1m")]
+#[retry(max_attempts = 3, delay = "100ms")]
+async fn rate_limit_over_retry() -> Result<u32, ApiError> {
+    RL_RT.fetch_add(1, Ordering::SeqCst);
+    Err(ApiError::Upstream)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_over_retry_takes_one_turn_for_every_attempt_of_a_call() {
+    let start = Instant::now();
+    assert_eq!(rate_limit_over_retry().await, Err(ApiError::Upstream));
+    assert_eq!(
+        RL_RT.load(Ordering::SeqCst),
+        3,
+        "three attempts on one turn"
+    );
+    assert_eq!(
+        start.elapsed(),
+        ms(100 + 200),
+        "exponential sleeps, no turn needed"
+    );
+    assert!(limited(&rate_limit_over_retry().await));
+    assert_eq!(RL_RT.load(Ordering::SeqCst), 3);
+}
+
+// (retry over rate limit, waiting the limiter's `retry_after`, is in
+// tests/tests/rate_limit.rs.)
+
+// ------------------------------------------------ timeout / rate limit
+
+#[timeout("150ms")]
+#[rate_limit(name = "srl-to-rl", rate = 10, burst = 1, max_wait = "1s")]
+async fn timeout_over_rate_limit() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_over_rate_limit_bounds_the_wait_for_a_turn() {
+    assert_eq!(timeout_over_rate_limit().await, Ok(1));
+    assert_eq!(timeout_over_rate_limit().await, Ok(1), "a wait of 100 ms");
+    // Two turns ahead are 100 and 200 ms off; the second wait is cut.
+    let (a, b) = tokio::join!(timeout_over_rate_limit(), timeout_over_rate_limit());
+    assert_eq!(a, Ok(1));
+    assert!(
+        matches!(b, Err(ApiError::Resilience(e)) if e.is_timeout()),
+        "{b:?}"
+    );
+}
+
+static RL_TO: AtomicU32 = AtomicU32::new(0);
+
+#[rate_limit(name = "srl-rl-to", rate = 10, burst = 1, max_wait = "1s")]
+#[timeout("50ms")]
+async fn rate_limit_over_timeout(work_ms: u64) -> Result<u32, ApiError> {
+    RL_TO.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(work_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_over_timeout_starts_the_clock_at_the_turn() {
+    assert_eq!(rate_limit_over_timeout(0).await, Ok(1));
+    let start = Instant::now();
+    // Its turn is 100 ms off; then 40 ms of work fits in the 50 ms timeout.
+    assert_eq!(rate_limit_over_timeout(40).await, Ok(1));
+    assert_eq!(start.elapsed(), ms(140));
+}
+
+// ------------------------------------------------ coalesce / breaker, retry
+
+static CO_RT: AtomicU32 = AtomicU32::new(0);
+
+#[coalesce(key = id)]
+#[retry(max_attempts = 3, delay = "100ms")]
+async fn coalesce_over_retry(id: u32) -> Result<u32, ApiError> {
+    if CO_RT.fetch_add(1, Ordering::SeqCst) % 3 < 2 {
+        Err(ApiError::Upstream)
+    } else {
+        Ok(id)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn coalesce_over_retry_shares_one_retried_call() {
+    let calls = (0..20).map(|_| coalesce_over_retry(4));
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|r| r == &Ok(4)), "{results:?}");
+    assert_eq!(CO_RT.load(Ordering::SeqCst), 3, "one call's three attempts");
+}
+
+static RT_CO: AtomicU32 = AtomicU32::new(0);
+
+#[retry(max_attempts = 2, delay = "100ms")]
+#[coalesce(key = id)]
+async fn retry_over_coalesce(id: u32) -> Result<u32, ApiError> {
+    RT_CO.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(10)).await;
+    Err(ApiError::Upstream)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_over_coalesce_shares_each_attempt() {
+    let (a, b) = tokio::join!(retry_over_coalesce(1), retry_over_coalesce(1));
+    assert_eq!((a, b), (Err(ApiError::Upstream), Err(ApiError::Upstream)));
+    // Each caller's attempts share a run with the other's: two runs in all.
+    assert_eq!(RT_CO.load(Ordering::SeqCst), 2);
+}
