@@ -113,18 +113,7 @@ pub(crate) fn timeout(span: Span, tokens: TokenStream, errors: &mut Errors) -> O
 /// The bulkhead keys; `name_key` is `name` for `#[bulkhead]` and `bulkhead`
 /// for `#[resilient]` (whose `name` is the breaker's).
 pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulkhead {
-    let name = args.get(name_key).and_then(|a| match &a.value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) if !s.value().trim().is_empty() => Some(s.clone()),
-        other => {
-            errors.push_at(
-                other,
-                format!("`{name_key}` expects the bulkhead's name: `{name_key} = \"db\"`"),
-            );
-            None
-        }
-    });
+    let name = literal_name(args, name_key, "bulkhead", "db", errors);
     let max_concurrent = key(args, "max_concurrent", value::count, errors);
     let max_wait = key(args, "max_wait", value::duration, errors);
     let values = BulkheadValues {

@@ -18,7 +18,6 @@
 //! it (a notification sent before the waiter sleeps is kept by the
 //! `Notify`), or the first waiter sees the freed slot when it looks.
 
-mod blocking;
 mod call;
 mod config;
 mod limit;
@@ -332,7 +331,7 @@ impl AdaptiveBulkhead {
         let mut slot = self.try_admit_first();
         let max_wait = self.max_wait();
         if slot.is_none() && !max_wait.is_zero() {
-            slot = blocking::wait_for(self.wait(), max_wait);
+            slot = crate::bulkhead::blocking::wait_for(self.wait(), max_wait);
         }
         match slot {
             Some(slot) => Ok(AdaptivePermit::new(self, slot)),

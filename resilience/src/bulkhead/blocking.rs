@@ -1,6 +1,7 @@
 //! Waiting for a bulkhead slot from blocking code: the semaphore's
-//! `acquire` future polled on the calling thread, which parks until the
-//! semaphore wakes it or the wait is over. No runtime needed, no spinning.
+//! `acquire` future (or the adaptive bulkhead's wait) polled on the calling
+//! thread, which parks until it is woken or the wait is over. No runtime
+//! needed, no spinning.
 
 use std::future::Future;
 use std::pin::pin;

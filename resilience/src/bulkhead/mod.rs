@@ -19,7 +19,7 @@
 //! after the change forgot the free ones; whoever gets that permit next
 //! pays the debt with it instead of running.
 
-mod blocking;
+pub(crate) mod blocking;
 mod call;
 #[cfg(test)]
 mod tests;
