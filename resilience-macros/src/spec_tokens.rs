@@ -15,6 +15,7 @@ use quote::{quote, quote_spanned};
 use resilience_spec::{BackoffKind, Jitter, WindowValue};
 use syn::spanned::Spanned;
 
+use crate::layers::guard::Adaptive;
 use crate::layers::{Breaker, Bulkhead, RateLimit, Retry};
 use crate::value::Val;
 
@@ -163,6 +164,17 @@ pub(crate) fn bulkhead_values(b: &Bulkhead) -> TokenStream {
     f.add("max_concurrent", &b.max_concurrent);
     f.add("max_wait", &b.max_wait);
     f.call("bulkhead_values", "BulkheadValues", 2)
+}
+
+/// An adaptive bulkhead's `AdaptiveValues` (checked in the `static`).
+pub(crate) fn adaptive_values(b: &Bulkhead, a: &Adaptive) -> TokenStream {
+    let mut f = Fields::default();
+    f.add("min_limit", &a.min_limit);
+    f.add("max_limit", &a.max_limit);
+    f.add("initial_limit", &a.initial_limit);
+    f.add("latency_threshold", &a.latency_threshold);
+    f.add("max_wait", &b.max_wait);
+    f.call("checked_adaptive_values", "AdaptiveValues", 5)
 }
 
 /// The rate limiter's `RateLimitValues` (checked in the `static`).

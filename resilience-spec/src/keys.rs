@@ -58,17 +58,41 @@ pub const RETRY: [Key; 13] = [
 ];
 
 /// The keys of `#[bulkhead]`.
-pub const BULKHEAD: [Key; 3] = [
+pub const BULKHEAD: [Key; 7] = [
     key(
         "name",
         "the function's path",
         "one limit per name, shared by every call site",
     ),
-    key("max_concurrent", "`10`", "calls in flight at once (≥ 1)"),
+    key(
+        "max_concurrent",
+        "`10`",
+        "calls in flight at once (≥ 1), or `\"adaptive\"`: a limit that follows the dependency's latency (AIMD)",
+    ),
     key(
         "max_wait",
         "`0`",
         "how long a call may wait for a slot, then `Error::BulkheadFull`",
+    ),
+    key(
+        "min_limit",
+        "`1`",
+        "adaptive: the smallest limit (≥ 1; needs `max_concurrent = \"adaptive\"`)",
+    ),
+    key(
+        "max_limit",
+        "`200`",
+        "adaptive: the largest limit (≥ `min_limit`)",
+    ),
+    key(
+        "initial_limit",
+        "`20`, or the nearest bound",
+        "adaptive: the limit before any call finished (between the bounds)",
+    ),
+    key(
+        "latency_threshold",
+        "`\"5s\"`",
+        "adaptive: a call slower than this (or failing) cuts the limit; faster ones grow it",
     ),
 ];
 
@@ -167,7 +191,7 @@ pub const BREAKER_NAMES: [&str; 19] = names(&BREAKER);
 /// The names of [`RETRY`]'s keys.
 pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 /// The names of [`BULKHEAD`]'s keys.
-pub const BULKHEAD_NAMES: [&str; 3] = names(&BULKHEAD);
+pub const BULKHEAD_NAMES: [&str; 7] = names(&BULKHEAD);
 /// The names of [`RATE_LIMIT`]'s keys.
 pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
 /// The names of [`COALESCE`]'s keys.

@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod adaptive;
 mod breaker;
 mod choice;
 pub mod duration;
@@ -32,6 +33,7 @@ mod problem;
 mod rate;
 mod retry;
 
+pub use adaptive::AdaptiveValues;
 pub use breaker::{BreakerValues, WindowValue, MAX_COUNT_WINDOW};
 pub use choice::{BackoffKind, Jitter, UnknownChoice};
 pub use guard::{BudgetValues, BulkheadValues, TimeoutValues};

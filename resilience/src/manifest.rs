@@ -175,6 +175,8 @@ pub enum Policy {
     Timeout(&'static StaticTimeout),
     /// A bulkhead.
     Bulkhead(&'static StaticBulkhead),
+    /// An adaptive bulkhead.
+    Adaptive(&'static crate::__private::StaticAdaptive),
     /// A rate limiter.
     RateLimit(&'static StaticRateLimiter),
     /// Request coalescing.
@@ -277,6 +279,17 @@ impl CallSite {
                     .rate_limit_in_force(site.name(), &site.values())
                     .to_string(),
             }),
+            Policy::Adaptive(site) => {
+                let c = site.config();
+                Some(format!(
+                    "max_concurrent = \"adaptive\" ({}), min_limit = {}, max_limit = {}, initial_limit = {}, max_wait = {:?}",
+                    c.algorithm().name(),
+                    c.min_limit(),
+                    c.max_limit(),
+                    c.initial_limit(),
+                    c.max_wait()
+                ))
+            }
             Policy::DynamicBreaker(_) | Policy::Coalesce(_) | Policy::None => None,
         }
     }

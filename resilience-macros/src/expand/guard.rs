@@ -11,7 +11,7 @@ use syn::spanned::Spanned;
 
 use super::{Cx, Wrapper};
 use crate::layers::{Bulkhead, Coalesce, RateLimit, Timeout};
-use crate::spec_tokens::{bulkhead_values, rate_limit_values, timeout_values};
+use crate::spec_tokens::{adaptive_values, bulkhead_values, rate_limit_values, timeout_values};
 
 /// Layer `i`, a bulkhead.
 pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrapper<'a> {
@@ -20,6 +20,22 @@ pub(super) fn bulkhead<'a>(cx: &mut Cx<'a>, i: usize, b: &'a Bulkhead) -> Wrappe
         Some(lit) => quote!(#lit),
         None => cx.site.clone(),
     };
+    if let Some(adaptive) = &b.adaptive {
+        let values = adaptive_values(b, adaptive);
+        cx.prelude.extend(quote! {
+            static #cell: ::resilience::__private::StaticAdaptive =
+                ::resilience::__private::StaticAdaptive::new(#name, #values);
+        });
+        let convert = cx.names.convert.clone();
+        if cx.sync {
+            return Box::new(
+                move |inner| quote!((|| ::resilience::__private::adaptive_call_sync(#cell.get(), #inner, #convert))),
+            );
+        }
+        return Box::new(
+            move |inner| quote!(::resilience::__private::adaptive_call(#cell.get(), #inner, #convert)),
+        );
+    }
     let values = bulkhead_values(b);
     cx.prelude.extend(quote! {
         static #cell: ::resilience::__private::StaticBulkhead =

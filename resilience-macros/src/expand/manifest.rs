@@ -79,6 +79,10 @@ pub(super) fn call_site(
             let cell = format_ident!("__RESILIENCE_TIMEOUT_{}", i);
             quote!(.__policy(#private::SitePolicy::Timeout(&#cell)))
         }
+        Layer::Bulkhead(b) if b.adaptive.is_some() => {
+            let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
+            quote!(.__policy(#private::SitePolicy::Adaptive(&#cell)))
+        }
         Layer::Bulkhead(_) => {
             let cell = format_ident!("__RESILIENCE_BULKHEAD_{}", i);
             quote!(.__policy(#private::SitePolicy::Bulkhead(&#cell)))

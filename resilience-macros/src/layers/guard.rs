@@ -7,7 +7,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
-use resilience_spec::{BulkheadValues, RateLimitValues, TimeoutValues};
+use resilience_spec::{AdaptiveValues, BulkheadValues, RateLimitValues, TimeoutValues};
 
 use super::{key, report};
 use crate::args::{Arg, Args, Errors};
@@ -59,7 +59,25 @@ pub(crate) struct Bulkhead {
     pub(crate) name: Option<LitStr>,
     pub(crate) max_concurrent: Option<Val<u64>>,
     pub(crate) max_wait: Option<Val<Duration>>,
+    /// `max_concurrent = "adaptive"`: the limit follows the latency.
+    pub(crate) adaptive: Option<Adaptive>,
 }
+
+/// The keys of an adaptive bulkhead.
+pub(crate) struct Adaptive {
+    pub(crate) min_limit: Option<Val<u64>>,
+    pub(crate) max_limit: Option<Val<u64>>,
+    pub(crate) initial_limit: Option<Val<u64>>,
+    pub(crate) latency_threshold: Option<Val<Duration>>,
+}
+
+/// The keys only an adaptive bulkhead takes.
+const ADAPTIVE_KEYS: [&str; 4] = [
+    "min_limit",
+    "max_limit",
+    "initial_limit",
+    "latency_threshold",
+];
 
 /// The timeout of `arg` (`#[timeout(..)]`, or `timeout = ..` in
 /// `#[resilient]`), checked by the spec.
@@ -114,8 +132,41 @@ pub(crate) fn timeout(span: Span, tokens: TokenStream, errors: &mut Errors) -> O
 /// for `#[resilient]` (whose `name` is the breaker's).
 pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulkhead {
     let name = literal_name(args, name_key, "bulkhead", "db", errors);
-    let max_concurrent = key(args, "max_concurrent", value::count, errors);
+    let adaptive = args.get("max_concurrent").is_some_and(|a| {
+        matches!(&a.value, Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value() == "adaptive")
+    });
     let max_wait = key(args, "max_wait", value::duration, errors);
+    if adaptive {
+        let adaptive = Adaptive {
+            min_limit: key(args, "min_limit", value::count, errors),
+            max_limit: key(args, "max_limit", value::count, errors),
+            initial_limit: key(args, "initial_limit", value::count, errors),
+            latency_threshold: key(args, "latency_threshold", value::duration, errors),
+        };
+        let values = AdaptiveValues {
+            min_limit: Val::spec(&adaptive.min_limit),
+            max_limit: Val::spec(&adaptive.max_limit),
+            initial_limit: Val::spec(&adaptive.initial_limit),
+            latency_threshold: Val::spec(&adaptive.latency_threshold),
+            max_wait: Val::spec(&max_wait),
+        };
+        report(args, &values.check(), errors);
+        return Bulkhead {
+            name,
+            max_concurrent: None,
+            max_wait,
+            adaptive: Some(adaptive),
+        };
+    }
+    for key in ADAPTIVE_KEYS {
+        if let Some(arg) = args.get(key) {
+            errors.push_at(
+                &arg.key,
+                format!("`{key}` is a key of an adaptive bulkhead: add `max_concurrent = \"adaptive\"`, or remove `{key}`"),
+            );
+        }
+    }
+    let max_concurrent = key(args, "max_concurrent", value::count, errors);
     let values = BulkheadValues {
         max_concurrent: Val::spec(&max_concurrent),
         max_wait: Val::spec(&max_wait),
@@ -125,6 +176,7 @@ pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulk
         name,
         max_concurrent,
         max_wait,
+        adaptive: None,
     }
 }
 

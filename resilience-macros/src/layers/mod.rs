@@ -51,7 +51,7 @@ impl Kind {
 }
 
 pub(crate) mod breaker;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod retry;
 
 pub(crate) use breaker::{Breaker, BreakerName, FailureRule};

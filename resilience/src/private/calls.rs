@@ -258,6 +258,57 @@ where
     }
 }
 
+/// One call (or attempt) through an adaptive bulkhead: the slot is held
+/// while `call` runs, and its latency and outcome (`Ok` a success, `Err` a
+/// failure) move the limit.
+pub async fn adaptive_call<R, F>(
+    bulkhead: &crate::AdaptiveBulkhead,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: Future<Output = R>,
+    R: ResultLike,
+{
+    match bulkhead.acquire().await {
+        Ok(permit) => {
+            let result = call.await;
+            permit.record(outcome(&result));
+            result
+        }
+        Err(e) => R::from_error(convert(e)),
+    }
+}
+
+/// [`adaptive_call`] for a synchronous function: the thread waits (parked)
+/// for a slot up to `max_wait`.
+pub fn adaptive_call_sync<R, F>(
+    bulkhead: &crate::AdaptiveBulkhead,
+    call: F,
+    convert: fn(Error) -> R::Error,
+) -> R
+where
+    F: FnOnce() -> R,
+    R: ResultLike,
+{
+    match bulkhead.acquire_blocking() {
+        Ok(permit) => {
+            let result = call();
+            permit.record(outcome(&result));
+            result
+        }
+        Err(e) => R::from_error(convert(e)),
+    }
+}
+
+fn outcome<R: ResultLike>(result: &R) -> Outcome {
+    if result.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    }
+}
+
 /// One call (or attempt) through a rate limiter: it waits for its turn up to
 /// the limiter's `max_wait`, else fails with the limiter's refusal, telling
 /// an enclosing retry to wait until a call would be allowed.

@@ -42,6 +42,12 @@ pub const fn checked_rate_limit_values(values: spec::RateLimitValues) -> spec::R
     values
 }
 
+/// An adaptive bulkhead's keys, checked in a `const` (as [`breaker_config`]).
+pub const fn checked_adaptive_values(values: spec::AdaptiveValues) -> spec::AdaptiveValues {
+    values.check().assert_none();
+    values
+}
+
 /// A count written as a constant (`max_attempts = ATTEMPTS`): a `u32`.
 pub const fn count(n: u32) -> u64 {
     n as u64

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::config::spec::{RateLimitValues, RetryValues, TimeoutValues};
+use super::config::spec::{AdaptiveValues, RateLimitValues, RetryValues, TimeoutValues};
 use crate::live::Versions;
 use crate::rate_limit::RateLimiter;
 use crate::registry::registry;
@@ -158,5 +158,58 @@ impl StaticRateLimiter {
     /// The keys its attribute wrote.
     pub(crate) fn values(&self) -> RateLimitValues {
         self.values
+    }
+}
+
+/// An adaptive bulkhead resolved once per call site and cached in a `static`
+/// (`#[bulkhead(max_concurrent = "adaptive")]`): the process-wide adaptive
+/// bulkhead of its name.
+#[derive(Debug)]
+pub struct StaticAdaptive {
+    name: &'static str,
+    values: AdaptiveValues,
+    cell: OnceLock<Arc<crate::AdaptiveBulkhead>>,
+}
+
+impl StaticAdaptive {
+    /// The adaptive bulkhead named `name`, declared with `values` (checked
+    /// by `checked_adaptive_values`).
+    pub const fn new(name: &'static str, values: AdaptiveValues) -> Self {
+        StaticAdaptive {
+            name,
+            values,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The bulkhead, created or looked up on first use.
+    #[inline]
+    pub fn get(&self) -> &crate::AdaptiveBulkhead {
+        self.cell
+            .get_or_init(|| crate::AdaptiveBulkhead::shared(self.name, self.config()))
+    }
+
+    /// The configuration of its checked keys: AIMD within the bounds.
+    pub(crate) fn config(&self) -> crate::AdaptiveConfig {
+        let v = &self.values;
+        let threshold = v
+            .latency_threshold
+            .given()
+            .unwrap_or(AdaptiveValues::DEFAULT_LATENCY_THRESHOLD);
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut builder =
+            crate::AdaptiveConfig::builder(crate::Aimd::default().latency_threshold(threshold))
+                .min_limit(count(v.min()))
+                .max_limit(count(v.max()))
+                .max_wait(v.max_wait.given().unwrap_or_default());
+        if let Some(initial) = v.initial_limit.given() {
+            builder = builder.initial_limit(count(initial));
+        }
+        // Checked at compile time by the same bounds.
+        builder.build().unwrap_or_else(|_| {
+            crate::AdaptiveConfig::builder(crate::Aimd::default())
+                .build()
+                .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"))
+        })
     }
 }

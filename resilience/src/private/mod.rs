@@ -15,7 +15,7 @@ mod sites;
 
 pub use calls::*;
 pub use config::*;
-pub use live_sites::{StaticRateLimiter, StaticRetry, StaticTimeout};
+pub use live_sites::{StaticAdaptive, StaticRateLimiter, StaticRetry, StaticTimeout};
 pub use returns::*;
 #[cfg(test)]
 pub(crate) use sites::short_type_name;

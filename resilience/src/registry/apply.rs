@@ -327,7 +327,12 @@ impl Registry {
                         report(out, "rate_limits", site_limiter.name(), &values.check());
                     }
                 }
-                Policy::DynamicBreaker(_) | Policy::Coalesce(_) | Policy::None => {}
+                // Adaptive bulkheads set their own limit; their bounds are
+                // the attribute's (not configured by name yet).
+                Policy::Adaptive(_)
+                | Policy::DynamicBreaker(_)
+                | Policy::Coalesce(_)
+                | Policy::None => {}
             }
         }
         plan
