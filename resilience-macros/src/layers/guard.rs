@@ -60,7 +60,7 @@ pub(crate) struct Bulkhead {
     pub(crate) max_concurrent: Option<Val<u64>>,
     pub(crate) max_wait: Option<Val<Duration>>,
     /// `max_concurrent = "adaptive"`: the limit follows the latency.
-    pub(crate) adaptive: Option<Adaptive>,
+    pub(crate) adaptive: Option<Box<Adaptive>>,
 }
 
 /// The keys of an adaptive bulkhead.
@@ -155,7 +155,7 @@ pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulk
             name,
             max_concurrent: None,
             max_wait,
-            adaptive: Some(adaptive),
+            adaptive: Some(Box::new(adaptive)),
         };
     }
     for key in ADAPTIVE_KEYS {
