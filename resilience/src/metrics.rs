@@ -77,6 +77,21 @@ pub fn describe() {
             "Calls holding a bulkhead slot"
         );
         metrics::describe_counter!(
+            "resilience_hedges_total",
+            Unit::Count,
+            "Hedged requests: extra attempts started"
+        );
+        metrics::describe_counter!(
+            "resilience_hedges_won_total",
+            Unit::Count,
+            "Hedged requests an extra attempt answered first"
+        );
+        metrics::describe_gauge!(
+            "resilience_adaptive_limit",
+            Unit::Count,
+            "The concurrency limit an adaptive bulkhead is at"
+        );
+        metrics::describe_counter!(
             "resilience_rate_limited_total",
             Unit::Count,
             "Calls a rate limiter refused"
@@ -139,6 +154,12 @@ pub(crate) fn bulkhead_in_flight(name: &Arc<str>, in_flight: u32) {
     #[cfg(feature = "metrics")]
     metrics::gauge!("resilience_bulkhead_in_flight", "name" => name.clone())
         .set(f64::from(in_flight));
+}
+
+#[inline]
+pub(crate) fn adaptive_limit(name: &Arc<str>, limit: u32) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("resilience_adaptive_limit", "name" => name.clone()).set(f64::from(limit));
 }
 
 #[inline]
@@ -246,10 +267,13 @@ mod tests {
         let mut described = recorder.0.into_inner().unwrap();
         described.sort_by(|a, b| a.0.cmp(&b.0));
         let expected = [
+            ("resilience_adaptive_limit", Some(Unit::Count)),
             ("resilience_bulkhead_in_flight", Some(Unit::Count)),
             ("resilience_call_duration_seconds", Some(Unit::Seconds)),
             ("resilience_calls_total", Some(Unit::Count)),
             ("resilience_circuit_state", None),
+            ("resilience_hedges_total", Some(Unit::Count)),
+            ("resilience_hedges_won_total", Some(Unit::Count)),
             ("resilience_rate_limited_total", Some(Unit::Count)),
             ("resilience_retries_exhausted_total", Some(Unit::Count)),
             ("resilience_retries_total", Some(Unit::Count)),

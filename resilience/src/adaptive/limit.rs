@@ -332,6 +332,7 @@ impl AdaptiveLimit {
                     let (from, to) = (whole(old), whole(new));
                     if from != to {
                         self.publish(to);
+                        crate::metrics::adaptive_limit(&self.name, to);
                         tracing::debug!(
                             target: "resilience",
                             adaptive_limit = &*self.name,
