@@ -162,3 +162,67 @@ async fn retry_over_coalesce_shares_each_attempt() {
     // Each caller's attempts share a run with the other's: two runs in all.
     assert_eq!(RT_CO.load(Ordering::SeqCst), 2);
 }
+
+// ------------------------------------------------ breaker, retry / adaptive bulkhead
+
+static CB_AD: AtomicU32 = AtomicU32::new(0);
+
+#[circuit_breaker(name = "srl-cb-ad", failure_threshold = 2, recovery_timeout = "10s")]
+#[resilience::bulkhead(
+    name = "srl-cb-ad",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1
+)]
+async fn breaker_over_adaptive(hold_ms: u64) -> Result<u32, ApiError> {
+    CB_AD.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(hold_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_over_adaptive_counts_a_full_bulkhead_as_a_failure() {
+    let holder = tokio::spawn(breaker_over_adaptive(1_000));
+    tokio::time::sleep(ms(1)).await;
+    for _ in 0..2 {
+        let r = breaker_over_adaptive(0).await;
+        assert!(
+            matches!(r, Err(ApiError::Resilience(e)) if e.is_bulkhead_full()),
+            "{r:?}"
+        );
+    }
+    assert_eq!(state("srl-cb-ad"), CircuitState::Open);
+    assert_eq!(CB_AD.load(Ordering::SeqCst), 1, "rejected calls never ran");
+    holder.await.unwrap().unwrap();
+}
+
+static RT_AD: AtomicU32 = AtomicU32::new(0);
+
+#[retry(max_attempts = 3, delay = "100ms")]
+#[resilience::bulkhead(
+    name = "srl-rt-ad",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1
+)]
+async fn retry_over_adaptive(hold_ms: u64) -> Result<u32, ApiError> {
+    RT_AD.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(hold_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_over_adaptive_retries_a_full_bulkhead_without_holding_a_slot() {
+    let holder = tokio::spawn(retry_over_adaptive(150));
+    tokio::time::sleep(ms(1)).await;
+    let start = Instant::now();
+    // Full at 1 ms and at 101 ms; the slot is free by the third attempt (301 ms).
+    assert_eq!(retry_over_adaptive(0).await, Ok(1));
+    assert_eq!(start.elapsed(), ms(300));
+    assert_eq!(
+        RT_AD.load(Ordering::SeqCst),
+        2,
+        "the holder and the third attempt"
+    );
+    holder.await.unwrap().unwrap();
+}
