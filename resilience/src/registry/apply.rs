@@ -381,13 +381,13 @@ impl Registry {
         }
     }
 
-    /// A bulkhead's limits in force, and records what its creator declared.
+    /// A bulkhead's limits in force: what its creator declared, under the
+    /// settings for its name.
     pub(crate) fn bulkhead_in_force(
         &self,
         name: &str,
         declared: BulkheadValues,
     ) -> (NonZeroU32, Duration) {
-        self.bulkhead_declared.insert(Arc::from(name), declared);
         let settings = self.settings.read().unwrap_or_else(PoisonError::into_inner);
         let values = match settings.bulkheads.get(name) {
             Some(top) => layer_bulkhead(&declared, top),

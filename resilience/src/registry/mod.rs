@@ -569,6 +569,7 @@ impl Registry {
             })
             .clone();
         if created {
+            self.bulkhead_declared.insert(Arc::from(name), declared);
             // An `apply` may have run while it was created.
             let (max, wait) = self.bulkhead_in_force(name, declared);
             if (bulkhead.max_concurrent(), bulkhead.max_wait()) != (max, wait) {
