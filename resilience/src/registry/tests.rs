@@ -3,6 +3,7 @@
 mod basics {
     use super::super::*;
     use crate::{CircuitState, Outcome};
+    use std::time::Duration;
 
     fn cfg(failures: u32) -> BreakerConfig {
         BreakerConfig::builder()
@@ -175,6 +176,8 @@ mod unnamed {
 #[cfg(test)]
 mod more_tests {
     use super::super::*;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn bulkheads_and_budgets_are_shared_by_name_and_in_the_snapshot() {
