@@ -12,7 +12,7 @@ use resilience_spec::{
 };
 
 use super::{registry, Registry};
-use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::breaker::BreakerConfig;
 use crate::manifest::{self, Kind, Name, Policy};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::settings::{
@@ -32,7 +32,6 @@ pub struct Applied {
 /// A plan: every change, computed before anything is applied.
 #[derive(Default)]
 struct Plan {
-    breakers: Vec<(Arc<CircuitBreaker>, BreakerConfig)>,
     retries: Vec<(&'static crate::__private::StaticRetry, RetryPolicy)>,
     timeouts: Vec<(&'static crate::__private::StaticTimeout, Duration)>,
     bulkheads: Vec<(Arc<crate::Bulkhead>, NonZeroU32, Duration)>,
@@ -101,13 +100,8 @@ impl Registry {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = settings.clone();
         let mut changed = BTreeSet::new();
-        for (breaker, config) in plan.breakers {
-            if breaker.reconfigure(config) {
-                changed.insert(format!("breakers.{}", breaker.name()));
-            }
-        }
-        // Breakers created while this ran were created with either
-        // settings; make sure they have these.
+        // Every breaker, those created while this ran included (with either
+        // settings), gets these: checked by `plan`, recomputed from them.
         for breaker in self.all() {
             let config = self.breaker_in_force(breaker.name(), breaker.declared());
             if breaker.reconfigure(config) {
@@ -233,15 +227,14 @@ impl Registry {
         out: &mut BTreeSet<(String, String)>,
     ) -> Plan {
         let mut plan = Plan::default();
+        // Breakers are only checked here: `apply` recomputes each one's
+        // configuration once the settings are stored.
         for breaker in self.all() {
             let values = match settings.breakers.get(breaker.name()) {
                 Some(top) => layer_breaker(breaker.declared(), top),
                 None => *breaker.declared(),
             };
-            match BreakerConfig::from_values(values) {
-                Ok(config) => plan.breakers.push((breaker, config)),
-                Err(_) => report(out, "breakers", breaker.name(), &values.check()),
-            }
+            report(out, "breakers", breaker.name(), &values.check());
         }
         for (name, budget) in &settings.retry_budgets {
             if let Some(existing) = self.budgets.get(name.as_str()) {
