@@ -50,7 +50,7 @@ impl Registry {
     /// names uses them, and each policy it no longer names goes back to what
     /// its attribute declares. Nothing else changes: a closed breaker keeps
     /// its counts (unless its trip rule changed), an open one its open time
-    /// (see [`CircuitBreaker::reconfigure`]); running calls finish under the
+    /// (see [`CircuitBreaker::reconfigure`](crate::CircuitBreaker::reconfigure)); running calls finish under the
     /// settings they started with. Each change is a `tracing` event and
     /// shows in the [`snapshot`](Self::snapshot). Policies created later
     /// (their first call) are created with these settings.
