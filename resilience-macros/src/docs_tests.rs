@@ -12,13 +12,14 @@ use resilience_spec::keys;
 use crate::layers::{all_keys, Kind};
 
 /// Each documented attribute, its table's file, and its keys.
-fn tables() -> [(&'static str, String); 6] {
+fn tables() -> [(&'static str, String); 7] {
     [
         ("circuit_breaker", keys::table(&keys::BREAKER)),
         ("retry", keys::table(&keys::RETRY)),
         ("bulkhead", keys::table(&keys::BULKHEAD)),
         ("rate_limit", keys::table(&keys::RATE_LIMIT)),
         ("coalesce", keys::table(&keys::COALESCE)),
+        ("hedge", keys::table(&keys::HEDGE)),
         ("resilient", keys::table(&keys::RESILIENT)),
     ]
 }
@@ -63,6 +64,7 @@ fn every_key_the_parser_accepts_is_documented_with_its_default() {
         .chain(&keys::BULKHEAD)
         .chain(&keys::RATE_LIMIT)
         .chain(&keys::COALESCE)
+        .chain(&keys::HEDGE)
         .chain(&keys::RESILIENT)
         .chain([&keys::FALLBACK])
         .inspect(|k| assert!(!k.default.is_empty() && !k.doc.is_empty(), "{k:?}"))
@@ -71,5 +73,5 @@ fn every_key_the_parser_accepts_is_documented_with_its_default() {
     for key in all_keys() {
         assert!(documented.contains(&key), "`{key}` is not documented");
     }
-    assert_eq!(Kind::ALL.len(), 7, "a new attribute needs a table here");
+    assert_eq!(Kind::ALL.len(), 8, "a new attribute needs a table here");
 }

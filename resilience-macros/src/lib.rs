@@ -332,6 +332,44 @@ pub fn coalesce(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Coalesce, args, item)
 }
 
+/// Hedged requests: when an attempt has not answered after `delay`, another
+/// one starts alongside it; the first `Ok` wins and the others are dropped
+/// (cancelled). For idempotent reads with a long latency tail.
+///
+/// ```
+/// use resilience::hedge;
+///
+/// struct Search;
+///
+/// impl Search {
+///     #[hedge(name = "search", delay = "50ms", max_hedges = 1)]
+///     async fn query(&self, q: String) -> Result<Vec<String>, std::io::Error> {
+///         Ok(vec![q])
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert_eq!(Search.query("rust".into()).await.unwrap(), ["rust"]);
+/// # }
+/// ```
+///
+/// Every key, its default and what it does:
+///
+#[doc = include_str!("../doc/hedge.md")]
+///
+/// Each attempt runs the body (and every layer written below `#[hedge]`)
+/// with its own clone of the by-value arguments; `&self` and `&` arguments
+/// are shared by the attempts, so a `&mut self` or `&mut` argument is a
+/// compile error that says why, and so is a synchronous function. A failed
+/// attempt starts the next hedge at once, without waiting for `delay`; when
+/// every attempt failed, the last error is returned. No hedge starts once a
+/// circuit breaker below has opened, nor, with `budget`, when the retry
+/// budget has no token (each call deposits into it, each hedge withdraws).
+/// It stands for `registry().hedge(name, ..).run_with(|| body, may_hedge)`.
+#[proc_macro_attribute]
+pub fn hedge(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Hedge, args, item)
+}
+
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     expand_attribute(kind, args.into(), item.into()).into()
 }
@@ -360,6 +398,9 @@ fn expand_attribute(kind: Kind, args: TokenStream2, item: TokenStream2) -> Token
         ));
     }
     layers::check_stack(&attrs, &mut errors);
+    for attr in attrs.iter().filter(|a| a.kind == Kind::Hedge) {
+        layers::hedge::check_shared(&func, attr.span, &mut errors);
+    }
     if func.is_sync() {
         layers::check_sync(&attrs, &mut errors);
     }

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use resilience_spec::{BackoffKind, Jitter, WindowValue};
+use resilience_spec::{BackoffKind, HedgeDelayValue, Jitter, WindowValue};
 use syn::spanned::Spanned;
 
 use crate::layers::guard::Adaptive;
+use crate::layers::hedge::Hedge;
 use crate::layers::{Breaker, Bulkhead, RateLimit, Retry};
 use crate::value::Val;
 
@@ -66,6 +67,23 @@ impl Tokens for WindowValue {
                 quote!(#private::WindowValue::Time(#d))
             }
         }
+    }
+}
+
+impl Tokens for HedgeDelayValue {
+    fn literal(&self) -> TokenStream {
+        let spec = quote!(::resilience::__private::spec);
+        match *self {
+            HedgeDelayValue::Fixed(d) => {
+                let d = duration(d);
+                quote!(#spec::HedgeDelayValue::Fixed(#d))
+            }
+            HedgeDelayValue::Percentile(p) => quote!(#spec::HedgeDelayValue::Percentile(#p)),
+        }
+    }
+    /// A constant `delay` is a `Duration`: a fixed delay.
+    fn constant(expr: &syn::Expr) -> TokenStream {
+        quote_spanned!(expr.span()=> ::resilience::__private::spec::HedgeDelayValue::Fixed(#expr))
     }
 }
 
@@ -192,4 +210,15 @@ pub(crate) fn timeout_values(after: &Val<Duration>) -> TokenStream {
     let mut f = Fields::default();
     f.add("timeout", &Some(after.clone()));
     f.call("checked_timeout_values", "TimeoutValues", 1)
+}
+
+/// The hedge's `HedgeValues` (checked in the `static`).
+pub(crate) fn hedge_values(h: &Hedge) -> TokenStream {
+    let mut f = Fields::default();
+    f.add("delay", &h.delay);
+    f.add("warmup_delay", &h.warmup_delay);
+    f.add("max_hedges", &h.max_hedges);
+    f.add("min_samples", &h.min_samples);
+    f.add("period", &h.period);
+    f.call("checked_hedge_values", "HedgeValues", 5)
 }

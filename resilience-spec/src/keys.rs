@@ -135,6 +135,45 @@ pub const COALESCE: [Key; 2] = [
     ),
 ];
 
+/// The keys of `#[hedge]`.
+pub const HEDGE: [Key; 7] = [
+    key(
+        "name",
+        "the function's path",
+        "one hedge per name, shared by every call site: its latency histogram and counters",
+    ),
+    key(
+        "delay",
+        "`\"p95\"`",
+        "how long an attempt runs before the next one starts: a duration (`\"50ms\"`, `0` = all at once) or a percentile of recent successful calls (`\"p95\"`, `\"p99.9\"`)",
+    ),
+    key(
+        "max_hedges",
+        "`1`",
+        "extra attempts at most, the first not counted (1 to 4)",
+    ),
+    key(
+        "warmup_delay",
+        "`\"2s\"`",
+        "a percentile `delay`'s delay until `min_samples` calls were seen",
+    ),
+    key(
+        "min_samples",
+        "`20`",
+        "successful calls seen before the percentile is trusted (≥ 1; percentile only)",
+    ),
+    key(
+        "period",
+        "`\"10s\"`",
+        "the latency histogram counts the current and the previous period (> 0; percentile only)",
+    ),
+    key(
+        "budget",
+        "none",
+        "`\"name\"`: draw each hedge from a shared retry budget, so hedging cannot multiply load in an outage; an empty budget starts no hedge",
+    ),
+];
+
 /// The keys `#[resilient]` takes besides those of `#[circuit_breaker]` and
 /// `#[retry]`.
 pub const RESILIENT: [Key; 4] = [
@@ -196,5 +235,7 @@ pub const BULKHEAD_NAMES: [&str; 7] = names(&BULKHEAD);
 pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
 /// The names of [`COALESCE`]'s keys.
 pub const COALESCE_NAMES: [&str; 2] = names(&COALESCE);
+/// The names of [`HEDGE`]'s keys.
+pub const HEDGE_NAMES: [&str; 7] = names(&HEDGE);
 /// The names of [`RESILIENT`]'s keys.
 pub const RESILIENT_NAMES: [&str; 4] = names(&RESILIENT);

@@ -1,5 +1,6 @@
 //! The policy specification of the `resilience` crate: for every policy
-//! (circuit breaker, retry, timeout, bulkhead, retry budget, rate limit), each key's
+//! (circuit breaker, retry, timeout, bulkhead, retry budget, rate limit,
+//! hedge), each key's
 //! name, default, valid range and cross-key rules, and one `check` that
 //! returns every problem, each naming its key.
 //!
@@ -28,6 +29,7 @@ mod breaker;
 mod choice;
 pub mod duration;
 mod guard;
+pub mod hedge;
 pub mod keys;
 mod problem;
 mod rate;
@@ -37,6 +39,7 @@ pub use adaptive::AdaptiveValues;
 pub use breaker::{BreakerValues, WindowValue, MAX_COUNT_WINDOW};
 pub use choice::{BackoffKind, Jitter, UnknownChoice};
 pub use guard::{BudgetValues, BulkheadValues, TimeoutValues};
+pub use hedge::{HedgeDelayValue, HedgeValues};
 pub use problem::{Place, Problem, Problems};
 pub use rate::RateLimitValues;
 pub use retry::RetryValues;

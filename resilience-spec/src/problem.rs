@@ -134,6 +134,12 @@ pub enum Problem {
         /// The value written.
         found: f64,
     },
+    /// A key of a percentile hedge delay (`warmup_delay`, `min_samples`,
+    /// `period`) with a fixed `delay`.
+    PercentileOnly {
+        /// The key.
+        key: &'static str,
+    },
     /// `max_elapsed` no longer than `delay`.
     MaxElapsedTooShort {
         /// `max_elapsed`.
@@ -157,7 +163,8 @@ impl Problem {
             | Problem::DurationOutOfRange { key, .. }
             | Problem::NumberOutOfRange { key, .. }
             | Problem::BelowOther { key, .. }
-            | Problem::RateNeedsWindow { key } => key,
+            | Problem::RateNeedsWindow { key }
+            | Problem::PercentileOnly { key } => key,
             Problem::SlowRateNeedsSlowCall => "slow_call_rate",
             Problem::MinCallsWithoutRate | Problem::MinCallsExceedsWindow { .. } => "min_calls",
             Problem::DefaultMinCallsExceedsWindow { .. }
@@ -180,7 +187,8 @@ impl Problem {
             | Problem::SlowRateNeedsSlowCall
             | Problem::MinCallsWithoutRate
             | Problem::ThresholdWithRate
-            | Problem::MultiplierWithoutExponential { .. } => Place::Key,
+            | Problem::MultiplierWithoutExponential { .. }
+            | Problem::PercentileOnly { .. } => Place::Key,
             _ => Place::Value,
         }
     }
@@ -291,6 +299,10 @@ impl Problem {
             Problem::MultiplierBelowOne { found } => {
                 w.str("`multiplier` must be at least 1.0 (a delay never shrinks), found ")
                     .f64(found);
+            }
+            Problem::PercentileOnly { key } => {
+                w.key(key).str(" only applies to a percentile `delay` (`delay = \"p95\"`); ");
+                w.str("with a fixed delay it would do nothing: remove it");
             }
             Problem::MaxElapsedTooShort { max_elapsed, delay } => {
                 w.str("`max_elapsed` (").duration(max_elapsed);

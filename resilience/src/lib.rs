@@ -40,7 +40,7 @@
 //!
 //! Each is documented key by key, with its default and the code it stands
 //! for: [`circuit_breaker`], [`retry`], [`timeout`], [`bulkhead`],
-//! [`rate_limit`], [`coalesce`] and [`resilient`] (the first four in one,
+//! [`rate_limit`], [`coalesce`], [`hedge`] and [`resilient`] (the first four in one,
 //! composed fallback → breaker → retry → bulkhead → timeout → body). Stacked attributes read top-down: the first is
 //! the outermost layer.
 //!
@@ -134,5 +134,5 @@ pub use spec::{ConfigError, Place, Problem};
 pub use timeout::Timeout;
 
 pub use resilience_macros::{
-    bulkhead, circuit_breaker, coalesce, rate_limit, resilient, retry, timeout,
+    bulkhead, circuit_breaker, coalesce, hedge, rate_limit, resilient, retry, timeout,
 };

@@ -37,7 +37,7 @@ pub(crate) struct Versions<T> {
 }
 
 impl<T> Versions<T> {
-    pub(crate) fn new(first: T) -> Self {
+    pub(crate) const fn new(first: T) -> Self {
         Versions {
             first,
             rest: OnceLock::new(),

@@ -112,13 +112,15 @@ pub enum Kind {
     RateLimit,
     /// Request coalescing (`#[coalesce]`).
     Coalesce,
+    /// Hedged requests (`#[hedge]`).
+    Hedge,
     /// A `fallback = path` of any attribute.
     Fallback,
 }
 
 impl Kind {
     /// `"circuit_breaker"`, `"retry"`, `"timeout"`, `"bulkhead"`,
-    /// `"rate_limit"`, `"coalesce"` or `"fallback"`.
+    /// `"rate_limit"`, `"coalesce"`, `"hedge"` or `"fallback"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::CircuitBreaker => "circuit_breaker",
@@ -127,6 +129,7 @@ impl Kind {
             Kind::Bulkhead => "bulkhead",
             Kind::RateLimit => "rate_limit",
             Kind::Coalesce => "coalesce",
+            Kind::Hedge => "hedge",
             Kind::Fallback => "fallback",
         }
     }
@@ -181,6 +184,8 @@ pub enum Policy {
     RateLimit(&'static StaticRateLimiter),
     /// Request coalescing.
     Coalesce(&'static crate::Coalescer),
+    /// A hedge.
+    Hedge(&'static crate::__private::StaticHedge),
 }
 
 /// A transition callback (`on_open = path`).
@@ -290,6 +295,12 @@ impl CallSite {
                     c.max_wait()
                 ))
             }
+            Policy::Hedge(site) => Some(match registry.get_hedge(site.name()) {
+                Some(hedge) => hedge.config().to_string(),
+                None => registry
+                    .hedge_in_force(site.name(), &site.values())
+                    .to_string(),
+            }),
             Policy::DynamicBreaker(_) | Policy::Coalesce(_) | Policy::None => None,
         }
     }

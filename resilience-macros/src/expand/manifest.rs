@@ -44,6 +44,10 @@ pub(super) fn name(cx: &Cx<'_>, layer: &Layer) -> TokenStream {
             Some(lit) => quote!(#site_name::Static(#lit)),
             None => quote!(#site_name::Default),
         },
+        Layer::Hedge(h) => match &h.name {
+            Some(lit) => quote!(#site_name::Static(#lit)),
+            None => quote!(#site_name::Default),
+        },
         Layer::Fallback(_) => quote!(#site_name::Default),
     }
 }
@@ -95,6 +99,10 @@ pub(super) fn call_site(
             let cell = format_ident!("__RESILIENCE_COALESCE_{}", i);
             quote!(.__policy(#private::SitePolicy::Coalesce(&#cell)))
         }
+        Layer::Hedge(_) => {
+            let cell = format_ident!("__RESILIENCE_HEDGE_{}", i);
+            quote!(.__policy(#private::SitePolicy::Hedge(&#cell)))
+        }
         Layer::Fallback(_) => quote!(),
     };
     let kind = match layer {
@@ -104,6 +112,7 @@ pub(super) fn call_site(
         Layer::Bulkhead(_) => quote!(Bulkhead),
         Layer::RateLimit(_) => quote!(RateLimit),
         Layer::Coalesce(_) => quote!(Coalesce),
+        Layer::Hedge(_) => quote!(Hedge),
         Layer::Fallback(_) => quote!(Fallback),
     };
     let attribute = attr.kind.name();

@@ -39,12 +39,13 @@
 //! ```
 //!
 //! One module per layer, each with its own Input/Output: [`breaker`],
-//! [`retry`], [`guard`] (bulkhead, timeout), [`fallback`], and the
+//! [`retry`], [`guard`] (bulkhead, timeout), [`hedge`], [`fallback`], and the
 //! [`manifest`] entry every layer adds.
 
 mod breaker;
 mod fallback;
 mod guard;
+mod hedge;
 mod manifest;
 mod retry;
 
@@ -115,7 +116,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     let can_fail = layers.iter().any(|l| match l {
         Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::RateLimit(_) | Layer::Timeout(_) => true,
         Layer::Retry(r) => r.keys.max_elapsed.is_some(),
-        Layer::Fallback(_) | Layer::Coalesce(_) => false,
+        Layer::Fallback(_) | Layer::Coalesce(_) | Layer::Hedge(_) => false,
     });
     if can_fail {
         let convert_at = Ident::new(
@@ -150,6 +151,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
             Layer::Timeout(t) => guard::timeout(&mut cx, i, t),
             Layer::RateLimit(r) => guard::rate_limit(&mut cx, i, r),
             Layer::Coalesce(c) => guard::coalesce(&mut cx, i, c),
+            Layer::Hedge(h) => hedge::layer(&mut cx, i, h),
             Layer::Fallback(f) => fallback::layer(&mut cx, f),
         });
     }
@@ -175,6 +177,7 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
         Kind::Bulkhead => quote!(check_bulkhead_return),
         Kind::RateLimit => quote!(check_rate_limit_return),
         Kind::Coalesce => quote!(check_coalesce_return),
+        Kind::Hedge => quote!(check_hedge_return),
     };
     let checked = quote_spanned!(ret_span=> ::resilience::__private::#check_return(#result));
 

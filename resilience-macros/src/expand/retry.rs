@@ -70,23 +70,7 @@ impl RetryLoop<'_> {
         let number = hidden("__resilience_attempt_number");
         let delay = hidden("__resilience_delay");
         let (label, policy, budget) = (&self.label, &self.policy, &self.budget);
-        let clones = self.func.cloned_args().into_iter().map(|arg| {
-            let binding = &arg.binding;
-            let ident = &binding.ident;
-            let (clone_fn, reference) = match binding.mutability {
-                Some(_) => (quote!(retry_clone_mut), quote!(&mut #ident)),
-                None => (quote!(retry_clone), quote!(&#ident)),
-            };
-            match &arg.ty {
-                Some(ty) => {
-                    let span = syn::spanned::Spanned::span(ty);
-                    quote_spanned!(span=> let #binding = ::resilience::__private::#clone_fn::<#ty>(#reference);)
-                }
-                None => quote_spanned!(ident.span()=>
-                    let #binding = ::resilience::__private::#clone_fn(#reference);
-                ),
-            }
-        });
+        let clones = clones(self.func, false);
         let inner = if self.retry.keys.max_elapsed.is_some() {
             quote!(::resilience::__private::deadline(
                 #state.deadline(), #policy, &#flags, #inner, #convert,
@@ -180,4 +164,32 @@ impl RetryLoop<'_> {
             })
         }
     }
+}
+
+/// `let id = retry_clone::<String>(&id);` for every by-value argument: each
+/// attempt gets its own copy (the body may consume it). With the declared
+/// type, so that a missing `Clone` is reported under it. `shared`: the
+/// attempts run at the same time (a hedge), so even a `mut` argument is
+/// cloned through a shared reference.
+pub(super) fn clones(func: &Func, shared: bool) -> Vec<TokenStream> {
+    func.cloned_args()
+        .into_iter()
+        .map(|arg| {
+            let binding = &arg.binding;
+            let ident = &binding.ident;
+            let (clone_fn, reference) = match binding.mutability {
+                Some(_) if !shared => (quote!(retry_clone_mut), quote!(&mut #ident)),
+                _ => (quote!(retry_clone), quote!(&#ident)),
+            };
+            match &arg.ty {
+                Some(ty) => {
+                    let span = syn::spanned::Spanned::span(ty);
+                    quote_spanned!(span=> let #binding = ::resilience::__private::#clone_fn::<#ty>(#reference);)
+                }
+                None => quote_spanned!(ident.span()=>
+                    let #binding = ::resilience::__private::#clone_fn(#reference);
+                ),
+            }
+        })
+        .collect()
 }

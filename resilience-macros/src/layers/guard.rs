@@ -210,7 +210,7 @@ pub(crate) fn rate_limit(args: &Args, span: Span, errors: &mut Errors) -> Option
 }
 
 /// A `name_key = "literal"` naming a shared `what`.
-fn literal_name(
+pub(crate) fn literal_name(
     args: &Args,
     name_key: &str,
     what: &str,

@@ -19,10 +19,11 @@ pub(crate) enum Kind {
     Bulkhead,
     RateLimit,
     Coalesce,
+    Hedge,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 7] = [
+    pub(crate) const ALL: [Kind; 8] = [
         Kind::CircuitBreaker,
         Kind::Retry,
         Kind::Resilient,
@@ -30,6 +31,7 @@ impl Kind {
         Kind::Bulkhead,
         Kind::RateLimit,
         Kind::Coalesce,
+        Kind::Hedge,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Bulkhead => "bulkhead",
             Kind::RateLimit => "rate_limit",
             Kind::Coalesce => "coalesce",
+            Kind::Hedge => "hedge",
         }
     }
 
@@ -52,6 +55,7 @@ impl Kind {
 
 pub(crate) mod breaker;
 pub(crate) mod guard;
+pub(crate) mod hedge;
 pub(crate) mod retry;
 
 pub(crate) use breaker::{Breaker, BreakerName, FailureRule};
@@ -65,6 +69,7 @@ pub(crate) enum Layer {
     Bulkhead(Bulkhead),
     RateLimit(Box<RateLimit>),
     Coalesce(Coalesce),
+    Hedge(Box<hedge::Hedge>),
     Timeout(Timeout),
 }
 
@@ -77,6 +82,7 @@ impl Layer {
             Layer::Bulkhead(_) => "bulkhead",
             Layer::RateLimit(_) => "rate limiter",
             Layer::Coalesce(_) => "coalescing",
+            Layer::Hedge(_) => "hedge",
             Layer::Timeout(_) => "timeout",
         }
     }
@@ -115,6 +121,7 @@ fn key_layer(kind: Kind, key: &str) -> &'static str {
         Kind::Bulkhead => "bulkhead",
         Kind::RateLimit => "rate limiter",
         Kind::Coalesce => "coalescing",
+        Kind::Hedge => "hedge",
         Kind::Timeout => "timeout",
         Kind::Resilient => {
             if breaker::KEYS.contains(&key) {
@@ -247,6 +254,18 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
             layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
             layers.extend(guard::coalesce(&args, span, errors).map(Layer::Coalesce));
         }
+        Kind::Hedge => {
+            let args = Args::parse(
+                tokens,
+                &with_fallback(hedge::HEDGE_KEYS),
+                kind.name(),
+                elsewhere,
+                errors,
+            );
+            keys = written(&args);
+            layers.extend(guard::fallback(&args, errors).map(Layer::Fallback));
+            layers.push(Layer::Hedge(Box::new(hedge::parse(&args, errors))));
+        }
         Kind::Timeout => {
             if !tokens.is_empty() {
                 keys.push(("timeout".to_owned(), crate::source::text(tokens.clone())));
@@ -271,6 +290,7 @@ pub(crate) fn all_keys() -> Vec<&'static str> {
         .chain(guard::BULKHEAD_KEYS)
         .chain(guard::RATE_LIMIT_KEYS)
         .chain(guard::COALESCE_KEYS)
+        .chain(hedge::HEDGE_KEYS)
         .chain(&["timeout", "bulkhead", "fallback"])
         .copied()
         .collect()
@@ -296,6 +316,7 @@ fn belongs_elsewhere(kind: Kind, arg: &Arg) -> Option<String> {
         (Kind::Bulkhead, guard::BULKHEAD_KEYS),
         (Kind::RateLimit, guard::RATE_LIMIT_KEYS),
         (Kind::Coalesce, guard::COALESCE_KEYS),
+        (Kind::Hedge, hedge::HEDGE_KEYS),
     ]
     .into_iter()
     .find(|(_, keys)| keys.contains(&key.as_str()))?

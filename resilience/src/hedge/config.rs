@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use resilience_spec::{Problem, Problems};
+use resilience_spec::{HedgeDelayValue, HedgeValues, Problem, Problems, Value};
 
 use crate::ConfigError;
 
@@ -92,14 +92,14 @@ impl HedgeConfig {
     /// The most extra attempts a call may start: every attempt lives inline
     /// in the call's future (no allocation), so the future has room for
     /// `1 + MAX_HEDGES` of them.
-    pub const MAX_HEDGES: u32 = 4;
+    pub const MAX_HEDGES: u32 = HedgeValues::MAX_HEDGES as u32;
 
     /// The default delay: the 95th percentile of recent successful calls
     /// ("The Tail at Scale"'s deferred hedge), 2 s until enough were seen
     /// (Polly's default delay).
     pub const DEFAULT_DELAY: HedgeDelay = HedgeDelay::Percentile {
         p: 0.95,
-        fallback: Duration::from_secs(2),
+        fallback: HedgeValues::DEFAULT_WARMUP_DELAY,
     };
 
     /// The defaults: [`DEFAULT_DELAY`](Self::DEFAULT_DELAY), one hedge
@@ -115,10 +115,67 @@ impl HedgeConfig {
     /// A builder starting from the [defaults](Self::DEFAULT).
     pub const fn builder() -> HedgeConfigBuilder {
         HedgeConfigBuilder {
-            delay: Self::DEFAULT.delay,
-            max_hedges: Self::DEFAULT.max_hedges as u32,
-            min_samples: Self::DEFAULT.min_samples,
-            period: Self::DEFAULT.period,
+            values: HedgeValues::NONE,
+        }
+    }
+
+    /// The configuration of values that passed [`HedgeValues::check`] (the
+    /// attribute's, checked in its `static`).
+    pub(crate) const fn from_checked(v: &HedgeValues) -> HedgeConfig {
+        let warmup = match v.warmup_delay.given() {
+            Some(d) => d,
+            None => HedgeValues::DEFAULT_WARMUP_DELAY,
+        };
+        let delay = match v.delay.given() {
+            Some(HedgeDelayValue::Fixed(d)) => HedgeDelay::Fixed(d),
+            Some(HedgeDelayValue::Percentile(p)) => HedgeDelay::Percentile {
+                p,
+                fallback: warmup,
+            },
+            None => Self::DEFAULT_DELAY,
+        };
+        let max_hedges = match v.max_hedges.given() {
+            // At most `MAX_HEDGES` (checked): fits a `u8`.
+            Some(n) => n as u8,
+            None => HedgeValues::DEFAULT_MAX_HEDGES as u8,
+        };
+        HedgeConfig {
+            delay,
+            max_hedges,
+            min_samples: match v.min_samples.given() {
+                Some(n) => n as u32,
+                None => HedgeValues::DEFAULT_MIN_SAMPLES as u32,
+            },
+            period: match v.period.given() {
+                Some(d) => d,
+                None => HedgeValues::DEFAULT_PERIOD,
+            },
+        }
+    }
+
+    /// What this configuration says, key by key (every key written).
+    pub(crate) const fn values(&self) -> HedgeValues {
+        let (delay, warmup) = match self.delay {
+            HedgeDelay::Fixed(d) => (HedgeDelayValue::Fixed(d), Value::Absent),
+            HedgeDelay::Percentile { p, fallback } => {
+                (HedgeDelayValue::Percentile(p), Value::Given(fallback))
+            }
+        };
+        let percentile = matches!(self.delay, HedgeDelay::Percentile { .. });
+        HedgeValues {
+            delay: Value::Given(delay),
+            warmup_delay: warmup,
+            max_hedges: Value::Given(self.max_hedges as u64),
+            min_samples: if percentile {
+                Value::Given(self.min_samples as u64)
+            } else {
+                Value::Absent
+            },
+            period: if percentile {
+                Value::Given(self.period)
+            } else {
+                Value::Absent
+            },
         }
     }
 
@@ -165,7 +222,8 @@ impl fmt::Display for HedgeConfig {
 
 /// Builds a [`HedgeConfig`] key by key; every key not set keeps its
 /// default. Each setter is a `const fn`, so a configuration can be built
-/// and checked in a `const` ([`try_build`](Self::try_build)).
+/// and checked in a `const` ([`try_build`](Self::try_build)). The rules are
+/// those of `#[hedge]`, in the same words.
 ///
 /// ```
 /// use std::time::Duration;
@@ -174,89 +232,64 @@ impl fmt::Display for HedgeConfig {
 /// let err = HedgeConfig::builder().max_hedges(0).percentile(1.5, Duration::ZERO).build().unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
-///     "invalid resilience configuration: `percentile` must be a share of the calls in (0, 1] \
+///     "invalid resilience configuration: `delay` must be a share of the calls in (0, 1] \
 ///      (0.5 = half of them), found 1.5; `max_hedges` must be at least 1, found 0"
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[must_use = "call `.build()` to get the configuration"]
 pub struct HedgeConfigBuilder {
-    delay: HedgeDelay,
-    max_hedges: u32,
-    min_samples: u32,
-    period: Duration,
+    values: HedgeValues,
 }
 
 impl HedgeConfigBuilder {
     /// A fixed delay before each extra attempt (zero: all at once).
     pub const fn delay(mut self, delay: Duration) -> Self {
-        self.delay = HedgeDelay::Fixed(delay);
+        self.values.delay = Value::Given(HedgeDelayValue::Fixed(delay));
         self
     }
 
     /// The `p` quantile of recent successful calls (in (0, 1]: `0.95` for
-    /// the 95th percentile), `fallback` until `min_samples` were seen.
-    pub const fn percentile(mut self, p: f64, fallback: Duration) -> Self {
-        self.delay = HedgeDelay::Percentile { p, fallback };
+    /// the 95th percentile), `warmup` until `min_samples` were seen.
+    pub const fn percentile(mut self, p: f64, warmup: Duration) -> Self {
+        self.values.delay = Value::Given(HedgeDelayValue::Percentile(p));
+        self.values.warmup_delay = Value::Given(warmup);
         self
     }
 
     /// The delay, fixed or a percentile (default
     /// [`HedgeConfig::DEFAULT_DELAY`]).
-    pub const fn hedge_delay(mut self, delay: HedgeDelay) -> Self {
-        self.delay = delay;
-        self
+    pub const fn hedge_delay(self, delay: HedgeDelay) -> Self {
+        match delay {
+            HedgeDelay::Fixed(d) => self.delay(d),
+            HedgeDelay::Percentile { p, fallback } => self.percentile(p, fallback),
+        }
     }
 
     /// Extra attempts at most (default 1; from 1 to
     /// [`HedgeConfig::MAX_HEDGES`]).
     pub const fn max_hedges(mut self, n: u32) -> Self {
-        self.max_hedges = n;
+        self.values.max_hedges = Value::Given(n as u64);
         self
     }
 
     /// Successful calls seen before a percentile delay is used (default 20;
-    /// at least 1).
+    /// at least 1; only with a percentile delay).
     pub const fn min_samples(mut self, n: u32) -> Self {
-        self.min_samples = n;
+        self.values.min_samples = Value::Given(n as u64);
         self
     }
 
     /// How often the latency histogram rotates (default 10 s; longer than
-    /// zero).
+    /// zero; only with a percentile delay).
     pub const fn period(mut self, period: Duration) -> Self {
-        self.period = period;
+        self.values.period = Value::Given(period);
         self
     }
 
     /// Every rule the configuration breaks, in the order of the keys.
     pub(crate) const fn check(&self) -> Problems {
-        let mut problems = Problems::new();
-        if let HedgeDelay::Percentile { p, .. } = self.delay {
-            // Written so that NaN fails too.
-            if !(p > 0.0 && p <= 1.0) {
-                problems.push(Problem::RateOutOfRange {
-                    key: "percentile",
-                    found: p,
-                });
-            }
-        }
-        if self.max_hedges == 0 {
-            problems.push(Problem::Zero { key: "max_hedges" });
-        } else if self.max_hedges > HedgeConfig::MAX_HEDGES {
-            problems.push(Problem::TooLarge {
-                key: "max_hedges",
-                found: self.max_hedges as u64,
-                max: HedgeConfig::MAX_HEDGES as u64,
-            });
-        }
-        if self.min_samples == 0 {
-            problems.push(Problem::Zero { key: "min_samples" });
-        }
-        if self.period.is_zero() {
-            problems.push(Problem::NotPositive { key: "period" });
-        }
-        problems
+        self.values.check()
     }
 
     /// The configuration, or the first problem found, in a `const fn` (see
@@ -270,30 +303,20 @@ impl HedgeConfigBuilder {
         if let Some(problem) = self.check().first() {
             return Err(problem);
         }
-        Ok(self.checked())
-    }
-
-    /// The configuration of values `check` found no problem in.
-    const fn checked(self) -> HedgeConfig {
-        HedgeConfig {
-            delay: self.delay,
-            // At most `MAX_HEDGES` (checked): fits a `u8`.
-            max_hedges: self.max_hedges as u8,
-            min_samples: self.min_samples,
-            period: self.period,
-        }
+        Ok(HedgeConfig::from_checked(&self.values))
     }
 
     /// The configuration, or every problem found.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] listing every rule broken: a `percentile` outside
-    /// (0, 1] (or NaN), `max_hedges` of zero or above
-    /// [`HedgeConfig::MAX_HEDGES`], `min_samples` of zero, a zero `period`.
+    /// [`ConfigError`] listing every rule broken: a percentile `delay`
+    /// outside (0, 1] (or NaN), `max_hedges` of zero or above
+    /// [`HedgeConfig::MAX_HEDGES`], `min_samples` of zero, a zero `period`,
+    /// `min_samples` or `period` with a fixed delay.
     pub fn build(self) -> Result<HedgeConfig, ConfigError> {
         crate::spec::checked(self.check())?;
-        Ok(self.checked())
+        Ok(HedgeConfig::from_checked(&self.values))
     }
 }
 
@@ -310,7 +333,16 @@ mod tests {
             .period(Duration::ZERO)
             .check();
         let keys: Vec<_> = problems.iter().map(|p| p.key()).collect();
-        assert_eq!(keys, ["percentile", "max_hedges", "min_samples", "period"]);
+        assert_eq!(keys, ["delay", "max_hedges", "min_samples", "period"]);
+        let fixed = HedgeConfig::builder()
+            .delay(Duration::from_millis(5))
+            .min_samples(3)
+            .build()
+            .unwrap_err();
+        assert!(
+            fixed.to_string().contains("`min_samples` only applies to a percentile `delay`"),
+            "{fixed}"
+        );
     }
 
     #[test]
@@ -323,6 +355,17 @@ mod tests {
         ));
         assert!(ok(HedgeConfig::builder().delay(Duration::ZERO)));
         assert_eq!(HedgeConfig::builder().build(), Ok(HedgeConfig::DEFAULT));
+        for config in [
+            HedgeConfig::DEFAULT,
+            HedgeConfig::builder()
+                .delay(Duration::from_millis(7))
+                .max_hedges(3)
+                .build()
+                .unwrap(),
+        ] {
+            assert!(config.values().check().is_empty());
+            assert_eq!(HedgeConfig::from_checked(&config.values()), config);
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) use future::Core;
 pub use future::HedgeFuture;
 use histogram::LatencyHistogram;
 
+use crate::live::Versions;
+
 /// A named hedging policy: the attempts of a call are raced, the next one
 /// starting when the running ones have not answered after the delay (or at
 /// once when one fails); the first `Ok` wins and the others are dropped
@@ -85,7 +87,9 @@ use histogram::LatencyHistogram;
 #[derive(Debug)]
 pub struct Hedge {
     name: Name,
-    config: HedgeConfig,
+    /// Read per call; [`set_config`](Hedge::set_config) publishes a new
+    /// version without a lock on the readers' side.
+    config: Versions<HedgeConfig>,
     latency: Latency,
     calls: AtomicU64,
     hedges: AtomicU64,
@@ -179,7 +183,7 @@ impl Hedge {
     const fn build(name: Name, config: HedgeConfig) -> Hedge {
         Hedge {
             name,
-            config,
+            config: Versions::new(config),
             latency: Latency(LatencyHistogram::new()),
             calls: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
@@ -192,9 +196,39 @@ impl Hedge {
         self.name.as_str()
     }
 
-    /// The configuration.
-    pub const fn config(&self) -> &HedgeConfig {
-        &self.config
+    /// The configuration in force.
+    pub fn config(&self) -> HedgeConfig {
+        *self.config.get()
+    }
+
+    /// Puts `config` in force from the next call on (calls under way keep
+    /// the delay they started with). The latency histogram is kept.
+    /// Returns whether anything changed; a change is a `tracing` event.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use resilience::{Hedge, HedgeConfig, HedgeDelay};
+    ///
+    /// let hedge = Hedge::with_name("search", HedgeConfig::DEFAULT);
+    /// let faster = HedgeConfig::builder().delay(Duration::from_millis(30)).build().unwrap();
+    /// assert!(hedge.set_config(faster));
+    /// assert_eq!(hedge.config().delay(), HedgeDelay::Fixed(Duration::from_millis(30)));
+    /// assert!(!hedge.set_config(faster), "no change");
+    /// ```
+    pub fn set_config(&self, config: HedgeConfig) -> bool {
+        let from = self.config();
+        if !self.config.set(config) {
+            return false;
+        }
+        tracing::info!(
+            target: "resilience",
+            hedge = self.name(),
+            from = %from,
+            to = %config,
+            "hedge `{}` reconfigured",
+            self.name()
+        );
+        true
     }
 
     /// The delay a call starting now would wait before its first hedge:
@@ -230,12 +264,12 @@ impl Hedge {
     }
 
     pub(crate) fn delay_at(&self, now: Instant) -> Duration {
-        match self.config.delay() {
+        match self.config().delay() {
             HedgeDelay::Fixed(delay) => delay,
             HedgeDelay::Percentile { p, fallback } => self
                 .latency
                 .0
-                .quantile(p, self.config.min_samples(), now, self.config.period())
+                .quantile(p, self.config().min_samples(), now, self.config().period())
                 .unwrap_or(fallback),
         }
     }
@@ -254,9 +288,9 @@ impl Hedge {
     /// ```
     pub fn status(&self) -> HedgeStatus {
         let now = Instant::now();
-        let samples = match self.config.delay() {
+        let samples = match self.config().delay() {
             HedgeDelay::Fixed(_) => 0,
-            HedgeDelay::Percentile { .. } => self.latency.0.samples(now, self.config.period()),
+            HedgeDelay::Percentile { .. } => self.latency.0.samples(now, self.config().period()),
         };
         HedgeStatus {
             name: match &self.name {
@@ -268,7 +302,7 @@ impl Hedge {
             hedges_won: self.won.load(Ordering::Relaxed),
             delay: self.delay_at(now),
             samples,
-            max_hedges: self.config.max_hedges(),
+            max_hedges: self.config().max_hedges(),
         }
     }
 
@@ -357,8 +391,8 @@ impl Hedge {
 
     /// A call's winning attempt answered `Ok` after `latency`.
     pub(crate) fn record(&self, latency: Duration, now: Instant) {
-        if let HedgeDelay::Percentile { .. } = self.config.delay() {
-            self.latency.0.record(latency, now, self.config.period());
+        if let HedgeDelay::Percentile { .. } = self.config().delay() {
+            self.latency.0.record(latency, now, self.config().period());
         }
     }
 

@@ -9,12 +9,14 @@
 
 mod calls;
 mod config;
+mod hedged;
 mod live_sites;
 mod returns;
 mod sites;
 
 pub use calls::*;
 pub use config::*;
+pub use hedged::{checked_hedge_values, hedge_call, StaticHedge};
 pub use live_sites::{StaticAdaptive, StaticRateLimiter, StaticRetry, StaticTimeout};
 pub use returns::*;
 #[cfg(test)]

@@ -143,6 +143,20 @@ pub fn check_rate_limit_return<R: RateLimitReturn>(result: R) -> R {
     result
 }
 
+/// The return type of a `#[hedge]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[hedge]` needs the function to return `Result<_, _>`, found `{Self}`: the first `Ok` of the raced attempts wins",
+    label = "not a `Result`",
+    note = "any `Result` alias works too: `anyhow::Result<T>`, `std::io::Result<T>`, …"
+)]
+pub trait HedgeReturn {}
+impl<T, E> HedgeReturn for Result<T, E> {}
+/// Checks the return type of a `#[hedge]` function.
+#[inline(always)]
+pub fn check_hedge_return<R: HedgeReturn>(result: R) -> R {
+    result
+}
+
 /// The return type of a `#[coalesce]` function: every caller gets a clone.
 #[diagnostic::on_unimplemented(
     message = "`#[coalesce]` hands one result to every caller of a key: the function must return `Result<T, E>` with `T` and `E` both `Clone + Send + 'static`, found `{Self}`",

@@ -36,10 +36,11 @@ struct Plan {
     timeouts: Vec<(&'static crate::__private::StaticTimeout, Duration)>,
     bulkheads: Vec<(Arc<crate::Bulkhead>, NonZeroU32, Duration)>,
     rate_limiters: Vec<(Arc<crate::RateLimiter>, crate::RateLimitConfig)>,
+    hedges: Vec<(Arc<crate::Hedge>, crate::HedgeConfig)>,
 }
 
 /// The problems of `problems` under `section.name`.
-fn report(out: &mut BTreeSet<(String, String)>, section: &str, name: &str, problems: &Problems) {
+pub(super) fn report(out: &mut BTreeSet<(String, String)>, section: &str, name: &str, problems: &Problems) {
     for p in problems.iter() {
         out.insert((format!("{section}.{name}.{}", p.key()), p.to_string()));
     }
@@ -125,6 +126,11 @@ impl Registry {
                 changed.insert(format!("rate_limits.{}", limiter.name()));
             }
         }
+        for (hedge, config) in plan.hedges {
+            if hedge.set_config(config) {
+                changed.insert(format!("hedges.{}", hedge.name()));
+            }
+        }
         for (bulkhead, max, wait) in plan.bulkheads {
             if (bulkhead.max_concurrent(), bulkhead.max_wait()) != (max, wait) {
                 bulkhead.set_limits(max, wait);
@@ -167,7 +173,8 @@ impl Registry {
             .filter_map(|s| s.key("budget"))
             .map(|v| v.trim_matches('"').to_owned())
             .collect();
-        let sections: [(&str, &str, Vec<String>, Vec<String>); 6] = [
+        let sections: [(&str, &str, Vec<String>, Vec<String>); 7] = [
+            ("hedges", "hedge", declared(Kind::Hedge), self.hedge_names()),
             (
                 "rate_limits",
                 "rate limiter",
@@ -270,6 +277,7 @@ impl Registry {
                 Err(_) => report(out, "rate_limits", limiter.key(), &values.check()),
             }
         }
+        plan.hedges = self.plan_hedges(settings, out);
         if !global {
             return plan;
         }
@@ -318,6 +326,12 @@ impl Registry {
                     if let Some(top) = settings.rate_limits.get(site_limiter.name()) {
                         let values = layer_rate_limit(&site_limiter.values(), top);
                         report(out, "rate_limits", site_limiter.name(), &values.check());
+                    }
+                }
+                Policy::Hedge(site_hedge) => {
+                    if let Some(top) = settings.hedges.get(site_hedge.name()) {
+                        let values = crate::settings::layer_hedge(&site_hedge.values(), top);
+                        report(out, "hedges", site_hedge.name(), &values.check());
                     }
                 }
                 // Adaptive bulkheads set their own limit; their bounds are

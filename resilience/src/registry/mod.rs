@@ -80,6 +80,7 @@ pub struct Registry {
     bulkheads: DashMap<Arc<str>, Arc<Bulkhead>>,
     budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
     rate_limiters: DashMap<Arc<str>, Arc<RateLimiter>>,
+    hedges: DashMap<Arc<str>, Arc<crate::Hedge>>,
     /// Called with every named breaker this registry creates.
     created: RwLock<Vec<CreationListener>>,
     /// Whether a fleet sync (feature `redis`) runs on this registry.
@@ -93,6 +94,8 @@ pub struct Registry {
     bulkhead_declared: DashMap<Arc<str>, BulkheadValues>,
     /// What the creator of each rate limiter declared.
     rate_declared: DashMap<Arc<str>, RateLimitValues>,
+    /// What the creator of each hedge declared.
+    hedge_declared: DashMap<Arc<str>, resilience_spec::HedgeValues>,
 }
 
 impl Default for Registry {
@@ -103,12 +106,14 @@ impl Default for Registry {
             bulkheads: DashMap::new(),
             budgets: DashMap::new(),
             rate_limiters: DashMap::new(),
+            hedges: DashMap::new(),
             created: RwLock::default(),
             fleet_shared: AtomicBool::new(false),
             dynamic: dynamic::Limits::default(),
             settings: RwLock::default(),
             bulkhead_declared: DashMap::new(),
             rate_declared: DashMap::new(),
+            hedge_declared: DashMap::new(),
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct Snapshot {
     pub retry_budgets: Vec<BudgetStatus>,
     /// Every rate limiter.
     pub rate_limiters: Vec<RateLimitStatus>,
+    /// Every hedge shared by name.
+    pub hedges: Vec<crate::HedgeStatus>,
     /// Every adaptive bulkhead shared by name (the process-wide registry's
     /// snapshot only).
     pub adaptive_bulkheads: Vec<crate::AdaptiveBulkheadStatus>,
@@ -479,6 +486,8 @@ impl Registry {
         retry_budgets.sort_by(|a, b| a.name.cmp(&b.name));
         let mut rate_limiters: Vec<_> = self.rate_limiters.iter().map(|l| l.status()).collect();
         rate_limiters.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut hedges: Vec<_> = self.hedges.iter().map(|h| h.status()).collect();
+        hedges.sort_by(|a, b| a.name.cmp(&b.name));
         let global = std::ptr::eq(self, registry());
         let (mut call_sites, mut adaptive_bulkheads, mut coalescers) =
             (Vec::new(), Vec::new(), Vec::new());
@@ -499,6 +508,7 @@ impl Registry {
             bulkheads,
             retry_budgets,
             rate_limiters,
+            hedges,
             adaptive_bulkheads,
             coalescers,
             call_sites,
@@ -571,5 +581,6 @@ mod apply;
 mod dynamic;
 mod guards;
 mod health;
+mod hedges;
 #[cfg(test)]
 mod tests;

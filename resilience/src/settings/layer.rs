@@ -5,7 +5,8 @@
 //! collide with the attribute's `failure_threshold`.
 
 use resilience_spec::{
-    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues, Value,
+    BreakerValues, BudgetValues, BulkheadValues, HedgeDelayValue, HedgeValues, RateLimitValues,
+    RetryValues, TimeoutValues, Value,
 };
 
 /// `top`'s value if given (or unknown), else `below`'s.
@@ -91,6 +92,28 @@ pub(crate) fn rate_limit(below: &RateLimitValues, top: &RateLimitValues) -> Rate
             per,
             burst,
             max_wait
+        }
+    )
+}
+
+/// A fixed `delay` above drops the percentile's keys below
+/// (`warmup_delay`, `min_samples`, `period`), as a trip rule does.
+pub(crate) fn hedge(below: &HedgeValues, top: &HedgeValues) -> HedgeValues {
+    let mut below = *below;
+    if let Value::Given(HedgeDelayValue::Fixed(_)) = top.delay {
+        below.warmup_delay = Value::Absent;
+        below.min_samples = Value::Absent;
+        below.period = Value::Absent;
+    }
+    layered!(
+        below,
+        top,
+        HedgeValues {
+            delay,
+            warmup_delay,
+            max_hedges,
+            min_samples,
+            period
         }
     )
 }

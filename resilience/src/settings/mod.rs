@@ -45,6 +45,7 @@
 //! | `bulkheads` | `max_concurrent`, `max_wait` | the bulkhead's `name` |
 //! | `retry_budgets` | `ttl`, `min_per_sec`, `retry_ratio` | a retry's `budget` |
 //! | `rate_limits` | `rate`, `per`, `burst`, `max_wait` | a rate limiter's `name` |
+//! | `hedges` | `delay`, `max_hedges`, `warmup_delay`, `min_samples`, `period` | a hedge's `name` |
 //!
 //! Every entry may also name a `profile`; a profile may name another one.
 
@@ -56,12 +57,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use resilience_spec::{
-    BreakerValues, BudgetValues, BulkheadValues, RateLimitValues, RetryValues, TimeoutValues,
+    BreakerValues, BudgetValues, BulkheadValues, HedgeValues, RateLimitValues, RetryValues,
+    TimeoutValues,
 };
 
 pub(crate) use layer::{
     breaker as layer_breaker, budget as layer_budget, bulkhead as layer_bulkhead,
-    rate_limit as layer_rate_limit, retry as layer_retry, timeout as layer_timeout,
+    hedge as layer_hedge, rate_limit as layer_rate_limit, retry as layer_retry, timeout as layer_timeout,
 };
 
 /// A whole-process configuration by name (see the [module docs](self)): read
@@ -79,6 +81,7 @@ pub struct Settings {
     pub(crate) bulkheads: BTreeMap<String, BulkheadValues>,
     pub(crate) retry_budgets: BTreeMap<String, BudgetValues>,
     pub(crate) rate_limits: BTreeMap<String, RateLimitValues>,
+    pub(crate) hedges: BTreeMap<String, HedgeValues>,
     /// Glob patterns (`*` for any run of characters) of names created at
     /// run time, which no attribute declares literally.
     pub(crate) dynamic_names: Vec<String>,
@@ -92,7 +95,7 @@ impl Settings {
 
     /// The names this configuration sets, per section (`"breakers"`,
     /// `"retries"`, `"timeouts"`, `"bulkheads"`, `"retry_budgets"`,
-    /// `"rate_limits"`).
+    /// `"rate_limits"`, `"hedges"`).
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         self.breakers
             .keys()
@@ -106,6 +109,7 @@ impl Settings {
                     .map(|n| ("retry_budgets", n.as_str())),
             )
             .chain(self.rate_limits.keys().map(|n| ("rate_limits", n.as_str())))
+            .chain(self.hedges.keys().map(|n| ("hedges", n.as_str())))
     }
 
     /// Whether `name` matches one of the `dynamic_names` patterns.

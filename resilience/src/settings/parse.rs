@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use resilience_spec::{
-    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues, Jitter,
-    Problem, RateLimitValues, RetryValues, TimeoutValues, Value, WindowValue,
+    did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues,
+    HedgeDelayValue, HedgeValues, Jitter, Problem, RateLimitValues, RetryValues, TimeoutValues, Value, WindowValue,
 };
 use serde::de::{self, Deserialize, Deserializer};
 
@@ -28,13 +28,14 @@ impl<'de> Deserialize<'de> for Settings {
 }
 
 /// The sections of a settings document.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "breakers",
     "retries",
     "timeouts",
     "bulkheads",
     "retry_budgets",
     "rate_limits",
+    "hedges",
     "profiles",
     "dynamic_names",
 ];
@@ -48,16 +49,18 @@ enum Section {
     Bulkheads,
     Budgets,
     RateLimits,
+    Hedges,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Breakers,
         Section::Retries,
         Section::Timeouts,
         Section::Bulkheads,
         Section::Budgets,
         Section::RateLimits,
+        Section::Hedges,
     ];
 
     fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Section {
             Section::Bulkheads => "bulkheads",
             Section::Budgets => "retry_budgets",
             Section::RateLimits => "rate_limits",
+            Section::Hedges => "hedges",
         }
     }
 
@@ -79,6 +83,7 @@ impl Section {
             Section::Bulkheads => "a bulkhead",
             Section::Budgets => "a retry budget",
             Section::RateLimits => "a rate limiter",
+            Section::Hedges => "a hedge",
         }
     }
 
@@ -111,6 +116,13 @@ impl Section {
             Section::Bulkheads => &["max_concurrent", "max_wait"],
             Section::Budgets => &["ttl", "min_per_sec", "retry_ratio"],
             Section::RateLimits => &["rate", "per", "burst", "max_wait"],
+            Section::Hedges => &[
+                "delay",
+                "max_hedges",
+                "warmup_delay",
+                "min_samples",
+                "period",
+            ],
         }
     }
 
@@ -122,6 +134,7 @@ impl Section {
             Section::Retries => &keys::RETRY_NAMES,
             Section::Bulkheads => &keys::BULKHEAD_NAMES,
             Section::RateLimits => &keys::RATE_LIMIT_NAMES,
+            Section::Hedges => &keys::HEDGE_NAMES,
             Section::Timeouts | Section::Budgets => &[],
         }
     }
@@ -432,6 +445,17 @@ fn read_entry(
             settings.rate_limits.insert(name.to_owned(), values);
             values.check()
         }
+        Section::Hedges => {
+            let values = HedgeValues {
+                delay: v.hedge_delay("delay"),
+                warmup_delay: v.duration("warmup_delay"),
+                max_hedges: v.count("max_hedges"),
+                min_samples: v.count("min_samples"),
+                period: v.duration("period"),
+            };
+            settings.hedges.insert(name.to_owned(), values);
+            values.check()
+        }
         Section::Budgets => {
             let values = BudgetValues {
                 ttl: v.duration("ttl"),
@@ -522,6 +546,19 @@ impl Values<'_, '_> {
             Node::Str(_) => parse_duration(node).map(WindowValue::Time),
             other => Err(format!(
                 "expected a number of calls (`100`) or a duration (`\"60s\"`), found {}",
+                other.kind()
+            )),
+        })
+    }
+
+    fn hedge_delay(&mut self, key: &str) -> Value<HedgeDelayValue> {
+        self.read(key, |node| match node {
+            Node::Str(s) => resilience_spec::hedge::parse_delay(s),
+            Node::Int(n) => Err(format!(
+                "expected a duration with its unit, such as \"{n}ms\", or a percentile such as \"p95\", found {n}"
+            )),
+            other => Err(format!(
+                "expected a duration such as \"50ms\" or a percentile such as \"p95\", found {}",
                 other.kind()
             )),
         })
