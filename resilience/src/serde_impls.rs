@@ -64,6 +64,7 @@ mod tests {
             RetryBudget::new("api", std::time::Duration::from_secs(10), 1, 0.5).unwrap(),
         )
         .unwrap();
+        reg.hedge("search", &crate::HedgeConfig::DEFAULT);
         let json = serde_json::to_value(reg.snapshot()).unwrap();
         assert_eq!(
             json,
@@ -95,6 +96,15 @@ mod tests {
                 "adaptive_bulkheads": [],
                 "coalescers": [],
                 "rate_limiters": [],
+                "hedges": [{
+                    "name": "search",
+                    "calls": 0,
+                    "hedges": 0,
+                    "hedges_won": 0,
+                    "delay_seconds": 2.0,
+                    "samples": 0,
+                    "max_hedges": 1
+                }],
                 "call_sites": [],
                 "retry_budgets": [{
                     "name": "api",
