@@ -321,10 +321,12 @@ impl Bench {
 
     fn section(&mut self, section: &'static str) {
         self.section = section;
-        eprintln!("{section}:");
+        if self.only.is_none() {
+            eprintln!("{section}:");
+        }
     }
 
-    /// Measures the section's floor.
+    /// Measures the section's floor (the rows after it are divided by it).
     fn baseline(
         &mut self,
         id: &str,
@@ -333,6 +335,9 @@ impl Bench {
         op: impl FnMut(u64) -> bool,
     ) {
         self.floor = self.row(id, name, Who::Baseline, range, op);
+        if let Some(row) = self.rows.last_mut() {
+            row.floor = row.m;
+        }
     }
 
     /// Measures `op` (one call or one batch per invocation; it returns
@@ -383,7 +388,7 @@ impl Bench {
             name,
             who,
             m,
-            floor: if who == Who::Baseline { m } else { self.floor },
+            floor: self.floor,
             note: "",
         });
         m
@@ -442,6 +447,16 @@ impl Bench {
 // ---------------------------------------------------------------------------
 // Ours: the attributes
 // ---------------------------------------------------------------------------
+
+#[resilience::hedge(name = "bench-hedge-macro", delay = "100ms", max_hedges = 1)]
+async fn macro_hedge(fail: bool) -> Result<u64, BenchError> {
+    upstream(fail).await
+}
+
+#[resilience::hedge(name = "bench-hedge-macro-fires", delay = "100ms", max_hedges = 1)]
+async fn macro_hedge_fires(fail: bool) -> Result<u64, BenchError> {
+    slow_first(fail).await
+}
 
 #[resilience::coalesce(key = id)]
 async fn macro_coalesce(id: u64) -> Result<u64, BenchError> {
@@ -557,6 +572,20 @@ fn main() {
         },
     );
     b.note("for reference: tower's own cost, no layer");
+    let mut last = tokio::time::Instant::now();
+    b.row(
+        "clock",
+        "one `tokio::time::Instant::now()`",
+        Who::Baseline,
+        CALLS,
+        |_| {
+            let now = black_box(tokio::time::Instant::now());
+            let later = now >= last;
+            last = now;
+            later
+        },
+    );
+    b.note("for reference: one clock read (our rows make one to three per call)");
     let bare = b.floor;
 
     // ---- hedge: the first attempt answers on its first poll ----
@@ -592,6 +621,15 @@ fn main() {
             (0, 0),
             "no hedge fired"
         );
+
+        b.row("hedge-macro", "ours: #[hedge]", Who::Ours, CALLS, |_| {
+            let before = body_runs();
+            once(&black_box(run(macro_hedge(black_box(false)))), before)
+        });
+        b.note("delay = \"100ms\", max_hedges = 1");
+        let by_macro = resilience::registry().hedge("bench-hedge-macro", &hedge_config());
+        assert_eq!(by_macro.config(), hedge_config(), "the attribute's hedge");
+        assert_eq!(by_macro.status().hedges, 0, "no hedge fired");
 
         let layer = resilience::tower::hedge("bench-hedge-tower", hedge_config());
         let mut svc = layer.layer(tower::service_fn(upstream));
@@ -672,9 +710,7 @@ fn main() {
             let r = black_box(run(tower_call(&mut svc, black_box(7))));
             once(&r, before) && matches!(r, Ok(7))
         });
-        b.note(
-            "`CoalesceLayer::new(|id| *id)`: a broadcast channel per leader, a boxed call future",
-        );
+        b.note("`CoalesceLayer::new(key)`: a broadcast channel per leader, a boxed call future");
     }
 
     // ---- coalesce: 8 callers of one key, one run of the body ----
@@ -894,6 +930,15 @@ fn main() {
         b.note("2 attempts, the second wins (checked: attempts made, body runs, hedges won)");
         let status = hedge.status();
         assert_eq!(status.hedges, status.calls);
+        assert_eq!(status.hedges_won, status.calls);
+
+        b.row("fires-macro", "ours: #[hedge]", Who::Ours, BATCHES, |_| {
+            let (before, made) = (body_runs(), attempts());
+            let r = paused.block_on(macro_hedge_fires(false));
+            once(&r, before) && attempts() == made + 2
+        });
+        let by_macro = resilience::registry().hedge("bench-hedge-macro-fires", &hedge_config());
+        let status = by_macro.status();
         assert_eq!(status.hedges_won, status.calls);
 
         let layer = resilience::tower::hedge("bench-hedge-fires-tower", hedge_config());
