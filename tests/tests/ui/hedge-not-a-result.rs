@@ -1,0 +1,8 @@
+use resilience::hedge;
+
+#[hedge(delay = "20ms")]
+async fn search(q: String) -> Option<String> {
+    Some(q)
+}
+
+fn main() {}
