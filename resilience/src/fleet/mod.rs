@@ -76,7 +76,10 @@
 //!   ignored with a warning and never trips a breaker.
 //! - `redis://` URLs (and `rediss://` with the `redis-tls` feature) with
 //!   credentials work; credentials never appear in logs or errors.
+//!
+#![doc = include_str!("../rate_limit/fleet/doc.md")]
 
+mod lease;
 mod message;
 mod redact;
 mod sync;
@@ -89,6 +92,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::{CircuitBreaker, CircuitState, Registry, TransitionCause};
+pub(crate) use lease::rate_limiter_created;
+use lease::Leases;
 use sync::{Local, Task};
 
 /// Tuning of the fleet sync; [`FleetConfig::default`] suits most services.
@@ -107,6 +112,12 @@ pub struct FleetConfig {
     pub failure_window: Duration,
     /// How often the failures counted here are sent to the fleet (default 100 ms).
     pub failure_flush: Duration,
+    /// How long the unused tokens of a fleet rate limit's lease stay with
+    /// an instance before they go back to the fleet (default 1 s); also how
+    /// far ahead a lease may be granted, and how often an idle instance
+    /// tells the fleet it still shares the limit (an instance unheard of
+    /// for three times this stops counting).
+    pub rate_lease_ttl: Duration,
 }
 
 impl Default for FleetConfig {
@@ -117,6 +128,7 @@ impl Default for FleetConfig {
             lease_retry: Duration::from_millis(200),
             failure_window: Duration::from_secs(10),
             failure_flush: Duration::from_millis(100),
+            rate_lease_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -264,6 +276,8 @@ pub struct Fleet {
     inner: Arc<FleetInner>,
     registry: &'static Registry,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The leases of the fleet-wide rate limits (stopped when dropped).
+    leases: Leases,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -315,9 +329,12 @@ impl Fleet {
         synced
     }
 
-    /// Stops the sync and waits for its task to end.
+    /// Stops the sync and waits for its task to end. Fleet rate limits give
+    /// their unused tokens back to the fleet first (at most a second), then
+    /// run on their whole limit locally.
     pub async fn shutdown(mut self) {
         self.inner.stop.notify_one();
+        self.leases.shutdown().await;
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -410,12 +427,22 @@ impl Registry {
                 let _ = tx.send(Local::Created(breaker.name_arc().clone()));
             });
         }
+        let leases = Leases::start(
+            self,
+            client.clone(),
+            url.to_owned(),
+            inner.instance.clone(),
+            inner.namespace.clone(),
+            inner.config.rate_lease_ttl,
+            &runtime,
+        );
         let task = Task::new(inner.clone(), self, client, url.to_owned(), rx);
         let task = runtime.spawn(task.run());
         Ok(Fleet {
             inner,
             registry: self,
             task: Some(task),
+            leases,
         })
     }
 }

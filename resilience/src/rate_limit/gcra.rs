@@ -24,6 +24,11 @@ pub(crate) struct Gcra {
     tolerance: AtomicU64,
     #[cfg_attr(loom, allow(dead_code))]
     epoch: tokio::time::Instant,
+    /// While the limiter runs on fleet leases (feature `redis`): 1 + when
+    /// (nanoseconds after `epoch`) the next leased tokens are expected here,
+    /// what [`retry_after`](Self::retry_after) reports then; 0 otherwise.
+    #[cfg(feature = "redis")]
+    lease_due: AtomicU64,
 }
 
 /// The interval and tolerance of `rate` calls per `per` with `burst`.
@@ -40,6 +45,8 @@ impl Gcra {
             interval: AtomicU64::new(interval.max(1)),
             tolerance: AtomicU64::new(tolerance),
             epoch: tokio::time::Instant::now(),
+            #[cfg(feature = "redis")]
+            lease_due: AtomicU64::new(0),
         }
     }
 
@@ -81,9 +88,14 @@ impl Gcra {
         }
     }
 
-    /// How long until a call would conform, as of now.
+    /// How long until a call would conform, as of now (on fleet leases: until
+    /// the next leased tokens are expected).
     pub(crate) fn retry_after(&self) -> Duration {
         let now = self.now();
+        #[cfg(feature = "redis")]
+        if let Some(due) = self.lease_due.load(Ordering::Acquire).checked_sub(1) {
+            return Duration::from_nanos(due.saturating_sub(now));
+        }
         let tolerance = self.tolerance.load(Ordering::Relaxed);
         let start = self.tat.load(Ordering::Acquire).max(now);
         Duration::from_nanos(start.saturating_sub(tolerance).saturating_sub(now))
@@ -121,5 +133,17 @@ impl Gcra {
                 Err(actual) => tat = actual,
             }
         }
+    }
+
+    /// On fleet leases, the next leased tokens are expected `wait` from now;
+    /// `None`: off leases, [`retry_after`](Self::retry_after) is the local
+    /// schedule's again.
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_lease_due(&self, wait: Option<Duration>) {
+        let due = wait.map_or(0, |w| {
+            let w = u64::try_from(w.as_nanos()).unwrap_or(u64::MAX);
+            self.now().saturating_add(w).saturating_add(1)
+        });
+        self.lease_due.store(due, Ordering::Release);
     }
 }

@@ -1,6 +1,10 @@
 //! Rate limiting: at most `rate` calls per `per` on average, `burst` at
-//! once, shared by name.
+//! once, shared by name; with feature `redis`, optionally shared by a whole
+//! fleet of instances through Redis (see [`RateLimitConfigBuilder::fleet`]
+//! and the `fleet` module's section on rate limits).
 
+#[cfg(feature = "redis")]
+pub(crate) mod fleet;
 mod gcra;
 
 use std::fmt;
@@ -37,6 +41,8 @@ pub struct RateLimitConfig {
     per: Duration,
     burst: NonZeroU32,
     max_wait: Duration,
+    /// One limit for the whole fleet (see [`RateLimitConfigBuilder::fleet`]).
+    fleet: bool,
 }
 
 const fn nz(n: u64) -> NonZeroU32 {
@@ -55,6 +61,7 @@ impl RateLimitConfig {
                 rate: Value::Given(rate.into()),
                 ..RateLimitValues::NONE
             },
+            fleet: false,
         }
     }
 
@@ -71,6 +78,9 @@ impl RateLimitConfig {
                 Some(d) => d,
                 None => RateLimitValues::DEFAULT_MAX_WAIT,
             },
+            // `RateLimitValues` has no `fleet` key yet: the builder's
+            // `fleet(..)` sets it (the registry carries it to creation).
+            fleet: false,
         }
     }
 
@@ -99,16 +109,34 @@ impl RateLimitConfig {
     pub const fn max_wait(&self) -> Duration {
         self.max_wait
     }
+
+    /// Whether the limit is one for the whole fleet (default `false`; see
+    /// [`RateLimitConfigBuilder::fleet`]).
+    pub const fn is_fleet(&self) -> bool {
+        self.fleet
+    }
+
+    /// This configuration with `fleet` set (the registry's way to carry the
+    /// flag of a configuration that went through `RateLimitValues`).
+    pub(crate) const fn with_fleet(mut self, fleet: bool) -> Self {
+        self.fleet = fleet;
+        self
+    }
 }
 
-/// `rate = 50, per = 1s, burst = 10, max_wait = 200ms`
+/// `rate = 50, per = 1s, burst = 10, max_wait = 200ms` (and `, fleet = true`
+/// for a fleet-wide limit)
 impl fmt::Display for RateLimitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "rate = {}, per = {:?}, burst = {}, max_wait = {:?}",
             self.rate, self.per, self.burst, self.max_wait
-        )
+        )?;
+        if self.fleet {
+            f.write_str(", fleet = true")?;
+        }
+        Ok(())
     }
 }
 
@@ -118,6 +146,7 @@ impl fmt::Display for RateLimitConfig {
 #[must_use = "call `.build()` to get the configuration"]
 pub struct RateLimitConfigBuilder {
     values: RateLimitValues,
+    fleet: bool,
 }
 
 impl RateLimitConfigBuilder {
@@ -139,6 +168,34 @@ impl RateLimitConfigBuilder {
         self
     }
 
+    /// One limit for the whole fleet (default `false`): with feature
+    /// `redis`, every instance whose registry is shared through
+    /// [`Registry::share_via_redis`](crate::Registry::share_via_redis)
+    /// (same Redis, same namespace) takes its calls from one limit of `rate`
+    /// per `per` with `burst`, as leases of tokens held locally, so that most
+    /// calls never wait on Redis. Without a fleet (no `redis` feature, a
+    /// limiter made with [`RateLimiter::new`] rather than by the registry, or
+    /// before the registry is shared) the limiter is an ordinary local one.
+    /// Whether a limiter is fleet-wide is decided when it is created.
+    ///
+    /// The fleet module's documentation (feature `redis`) says how leases
+    /// work, what the fleet lets through at most, and what happens while
+    /// Redis is unreachable (each instance falls back to its share of the
+    /// limit, locally).
+    ///
+    /// ```
+    /// use resilience::RateLimitConfig;
+    ///
+    /// // 200 calls a second across every instance of the service.
+    /// let quota = RateLimitConfig::builder(200).burst(20).fleet(true).build()?;
+    /// assert!(quota.is_fleet());
+    /// # Ok::<(), resilience::ConfigError>(())
+    /// ```
+    pub fn fleet(mut self, fleet: bool) -> Self {
+        self.fleet = fleet;
+        self
+    }
+
     /// The configuration, or every problem found.
     ///
     /// # Errors
@@ -146,7 +203,7 @@ impl RateLimitConfigBuilder {
     /// [`ConfigError`] listing every rule broken: a zero `rate` or `burst`,
     /// a zero `per`.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
-        RateLimitConfig::from_values(&self.values)
+        Ok(RateLimitConfig::from_values(&self.values)?.with_fleet(self.fleet))
     }
 }
 
@@ -181,6 +238,9 @@ pub struct RateLimiter {
     config: Mutex<RateLimitConfig>,
     /// What this limiter's errors refer to.
     identity: Identity,
+    /// Its part of a fleet-wide limit: leased tokens, or the local share.
+    #[cfg(feature = "redis")]
+    share: fleet::Share,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -220,6 +280,22 @@ pub struct RateLimitStatus {
         )
     )]
     pub retry_after: Duration,
+    /// Whether the limit is one for the whole fleet (its configuration's
+    /// [`is_fleet`](RateLimitConfig::is_fleet)).
+    pub fleet: bool,
+    /// Whether calls take their turns from tokens leased from the fleet right
+    /// now; `false` for a fleet limiter means it runs on its local share
+    /// (no fleet, Redis unreachable, or before its first lease).
+    pub leasing: bool,
+    /// Tokens leased from the fleet and not used yet (while `leasing`, what
+    /// `available` counts).
+    pub leased: u64,
+    /// How many instances shared the limit when the fleet last answered this
+    /// one (0: never heard); the local share is the limit divided by it.
+    pub instances: u32,
+    /// Redis commands this instance has sent for this limit (lease requests,
+    /// returns and heartbeats: one command each).
+    pub fleet_commands: u64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -232,11 +308,7 @@ impl RateLimiter {
     /// for a shared, named one.
     pub fn new(name: impl Into<Arc<str>>, config: RateLimitConfig) -> Self {
         let name = name.into();
-        let (interval, tolerance) = gcra::schedule(
-            config.rate.get().into(),
-            config.per,
-            config.burst.get().into(),
-        );
+        let (interval, tolerance) = full_schedule(&config);
         let gcra = Arc::new(Gcra::new(interval, tolerance));
         let identity = Identity::register(name.clone(), Owner::RateLimiter(Arc::downgrade(&gcra)));
         RateLimiter {
@@ -245,6 +317,8 @@ impl RateLimiter {
             max_wait: AtomicU64::new(nanos(config.max_wait)),
             config: Mutex::new(config),
             identity,
+            #[cfg(feature = "redis")]
+            share: fleet::Share::new(),
         }
     }
 
@@ -266,6 +340,14 @@ impl RateLimiter {
     /// call is allowed now.
     #[inline]
     pub fn try_acquire(&self) -> Result<(), Error> {
+        #[cfg(feature = "redis")]
+        if self.share.is_leasing() {
+            return if self.share.take() {
+                Ok(())
+            } else {
+                Err(self.refused())
+            };
+        }
         match self.gcra.take(0) {
             Ok(_) => Ok(()),
             Err(_) => Err(self.refused()),
@@ -281,13 +363,8 @@ impl RateLimiter {
     /// [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) when the
     /// call's turn is further off than `max_wait`.
     pub async fn acquire(&self) -> Result<(), Error> {
-        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
-            Ok(0) => Ok(()),
-            Ok(wait) => {
-                tracing::trace!(target: "resilience", rate_limit = &*self.name, "waiting {wait} ns for a turn");
-                tokio::time::sleep(Duration::from_nanos(wait)).await;
-                Ok(())
-            }
+        match self.turn().await {
+            Ok(()) => Ok(()),
             Err(_) => Err(self.refused()),
         }
     }
@@ -295,24 +372,16 @@ impl RateLimiter {
     /// [`acquire`](Self::acquire), with the refusal's wait until a call
     /// would be allowed, known without a lookup (what a retry above waits).
     pub(crate) async fn acquire_or_wait(&self) -> Result<(), (Error, Duration)> {
-        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
-            Ok(0) => Ok(()),
-            Ok(wait) => {
-                tokio::time::sleep(Duration::from_nanos(wait)).await;
-                Ok(())
-            }
+        match self.turn().await {
+            Ok(()) => Ok(()),
             Err(wait) => Err((self.refused(), Duration::from_nanos(wait))),
         }
     }
 
     /// [`acquire_blocking`](Self::acquire_blocking), with the refusal's wait.
     pub(crate) fn acquire_blocking_or_wait(&self) -> Result<(), (Error, Duration)> {
-        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
-            Ok(0) => Ok(()),
-            Ok(wait) => {
-                std::thread::sleep(Duration::from_nanos(wait));
-                Ok(())
-            }
+        match self.turn_blocking() {
+            Ok(()) => Ok(()),
             Err(wait) => Err((self.refused(), Duration::from_nanos(wait))),
         }
     }
@@ -324,13 +393,55 @@ impl RateLimiter {
     ///
     /// As [`acquire`](Self::acquire).
     pub fn acquire_blocking(&self) -> Result<(), Error> {
-        match self.gcra.take(self.max_wait.load(Ordering::Relaxed)) {
+        match self.turn_blocking() {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.refused()),
+        }
+    }
+
+    /// Takes a turn within `max_wait` and waits for it; `Err(wait)`, how
+    /// long until a call would be allowed, when it is further off.
+    async fn turn(&self) -> Result<(), u64> {
+        let max_wait = self.max_wait.load(Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        if self.share.is_leasing() {
+            return self.leased_turn(max_wait).await;
+        }
+        self.local_turn(max_wait).await
+    }
+
+    /// [`turn`](Self::turn) on the local schedule.
+    async fn local_turn(&self, max_wait: u64) -> Result<(), u64> {
+        match self.gcra.take(max_wait) {
+            Ok(0) => Ok(()),
+            Ok(wait) => {
+                tracing::trace!(target: "resilience", rate_limit = &*self.name, "waiting {wait} ns for a turn");
+                tokio::time::sleep(Duration::from_nanos(wait)).await;
+                Ok(())
+            }
+            Err(wait) => Err(wait),
+        }
+    }
+
+    /// [`turn`](Self::turn) for blocking code.
+    fn turn_blocking(&self) -> Result<(), u64> {
+        let max_wait = self.max_wait.load(Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        if self.share.is_leasing() {
+            return self.leased_turn_blocking(max_wait);
+        }
+        self.local_turn_blocking(max_wait)
+    }
+
+    /// [`turn_blocking`](Self::turn_blocking) on the local schedule.
+    fn local_turn_blocking(&self, max_wait: u64) -> Result<(), u64> {
+        match self.gcra.take(max_wait) {
             Ok(0) => Ok(()),
             Ok(wait) => {
                 std::thread::sleep(Duration::from_nanos(wait));
                 Ok(())
             }
-            Err(_) => Err(self.refused()),
+            Err(wait) => Err(wait),
         }
     }
 
@@ -372,6 +483,16 @@ impl RateLimiter {
     /// tower layer waits on its own timer).
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn take_turn(&self) -> Result<Duration, ()> {
+        // On fleet leases a turn is a token in stock: none can be promised
+        // ahead, so a call without one is refused at once.
+        #[cfg(feature = "redis")]
+        if self.share.is_leasing() {
+            return if self.share.take() {
+                Ok(Duration::ZERO)
+            } else {
+                Err(())
+            };
+        }
         self.gcra
             .take(self.max_wait.load(Ordering::Relaxed))
             .map(Duration::from_nanos)
@@ -380,45 +501,78 @@ impl RateLimiter {
 
     /// Puts `config` in force from the next call on: calls already let
     /// through keep their share of the burst (a limiter that had used half
-    /// of its burst has used half of the new one).
+    /// of its burst has used half of the new one). Whether the limit is
+    /// fleet-wide ([`is_fleet`](RateLimitConfig::is_fleet)) stays as it was
+    /// when the limiter was created; `config`'s flag is ignored.
     /// Returns whether anything changed; a change is a `tracing` event.
     pub fn set_config(&self, config: RateLimitConfig) -> bool {
         let mut current = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        if config.fleet != current.fleet {
+            tracing::debug!(
+                target: "resilience",
+                rate_limit = &*self.name,
+                "rate limit `{}`: whether it is fleet-wide is decided when it is created; kept as it is",
+                self.name
+            );
+        }
+        let config = config.with_fleet(current.fleet);
         if *current == config {
             return false;
         }
-        let (interval, tolerance) = gcra::schedule(
-            config.rate.get().into(),
-            config.per,
-            config.burst.get().into(),
-        );
-        self.gcra.set(interval, tolerance);
+        let from = std::mem::replace(&mut *current, config);
+        drop(current);
         self.max_wait
             .store(nanos(config.max_wait), Ordering::Relaxed);
+        self.put_schedule_in_force();
         tracing::info!(
             target: "resilience",
             rate_limit = &*self.name,
-            from = %*current,
+            from = %from,
             to = %config,
             "rate limit `{}` reconfigured",
             self.name
         );
-        *current = config;
         true
+    }
+
+    /// Sets the local schedule from the configuration in force (and, for a
+    /// fleet limiter on its local share, the share).
+    #[cfg(not(feature = "redis"))]
+    fn put_schedule_in_force(&self) {
+        let (interval, tolerance) = full_schedule(&self.config());
+        self.gcra.set(interval, tolerance);
     }
 
     /// A point-in-time view.
     pub fn status(&self) -> RateLimitStatus {
         let config = self.config();
-        RateLimitStatus {
+        #[allow(unused_mut)]
+        let mut status = RateLimitStatus {
             name: self.name.clone(),
             rate: config.rate.get(),
             per: config.per,
             burst: config.burst.get(),
             available: self.gcra.available(),
             retry_after: self.gcra.retry_after(),
-        }
+            fleet: config.fleet,
+            leasing: false,
+            leased: 0,
+            instances: 0,
+            fleet_commands: 0,
+        };
+        #[cfg(feature = "redis")]
+        self.share.fill_status(&mut status);
+        status
     }
+}
+
+/// The interval and tolerance of `config`'s whole limit.
+fn full_schedule(config: &RateLimitConfig) -> (u64, u64) {
+    gcra::schedule(
+        config.rate.get().into(),
+        config.per,
+        config.burst.get().into(),
+    )
 }
 
 #[cfg(test)]

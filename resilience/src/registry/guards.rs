@@ -108,8 +108,13 @@ impl Registry {
     /// The rate limiter named `name`, created with `config` on first use
     /// (later call sites share the first one's limit; the settings in force
     /// for the name, see [`apply`](Self::apply), go over `config`).
+    ///
+    /// A fleet-wide limit ([`RateLimitConfigBuilder::fleet`](crate::RateLimitConfigBuilder::fleet))
+    /// created while the registry is shared through Redis (feature `redis`)
+    /// joins the fleet at once; one that exists when the registry is shared
+    /// joins it then.
     pub fn rate_limiter(&self, name: &str, config: &RateLimitConfig) -> Arc<RateLimiter> {
-        self.declared_rate_limiter(name, rate_values(config))
+        self.declared_fleet_rate_limiter(name, rate_values(config), config.is_fleet())
     }
 
     /// The rate limiter named `name`, created on first use with the
@@ -119,27 +124,52 @@ impl Registry {
         name: &str,
         declared: RateLimitValues,
     ) -> Arc<RateLimiter> {
+        self.declared_fleet_rate_limiter(name, declared, false)
+    }
+
+    /// [`declared_rate_limiter`](Self::declared_rate_limiter), fleet-wide
+    /// if `fleet` (or if the settings in force say so).
+    fn declared_fleet_rate_limiter(
+        &self,
+        name: &str,
+        declared: RateLimitValues,
+        fleet: bool,
+    ) -> Arc<RateLimiter> {
         if let Some(l) = self.rate_limiters.get(name) {
             return l.clone();
         }
+        // `RateLimitValues` carries no `fleet` key (yet): the declared flag
+        // goes over what the values give.
+        let in_force = |declared: &RateLimitValues| {
+            let config = self.rate_limit_in_force(name, declared);
+            config.with_fleet(config.is_fleet() || fleet)
+        };
         let mut created = false;
         let limiter = self
             .rate_limiters
             .entry(Arc::from(name))
             .or_insert_with(|| {
                 created = true;
-                Arc::new(RateLimiter::new(
-                    name,
-                    self.rate_limit_in_force(name, &declared),
-                ))
+                Arc::new(RateLimiter::new(name, in_force(&declared)))
             })
             .clone();
         if created {
             self.rate_declared.insert(Arc::from(name), declared);
             // An `apply` may have run while it was created.
-            limiter.set_config(self.rate_limit_in_force(name, &declared));
+            limiter.set_config(in_force(&declared));
+            #[cfg(feature = "redis")]
+            crate::fleet::rate_limiter_created(self, &limiter);
         }
         limiter
+    }
+
+    /// Every rate limiter (what a fleet shares, if fleet-wide).
+    #[cfg(feature = "redis")]
+    pub(crate) fn rate_limiter_list(&self) -> Vec<Arc<RateLimiter>> {
+        self.rate_limiters
+            .iter()
+            .map(|l| l.value().clone())
+            .collect()
     }
 
     /// Registers `limiter` under its name before any call site creates it.
@@ -158,7 +188,10 @@ impl Registry {
             Entry::Vacant(e) => {
                 self.rate_declared
                     .insert(Arc::from(limiter.name()), rate_values(&limiter.config()));
-                Ok(e.insert(Arc::new(limiter)).clone())
+                let limiter = e.insert(Arc::new(limiter)).clone();
+                #[cfg(feature = "redis")]
+                crate::fleet::rate_limiter_created(self, &limiter);
+                Ok(limiter)
             }
         }
     }
