@@ -170,7 +170,8 @@ impl RetryLoop<'_> {
 /// attempt gets its own copy (the body may consume it). With the declared
 /// type, so that a missing `Clone` is reported under it. `shared`: the
 /// attempts run at the same time (a hedge), so even a `mut` argument is
-/// cloned through a shared reference.
+/// cloned through a shared reference, and a missing `Clone` says why in
+/// the hedge's words.
 pub(super) fn clones(func: &Func, shared: bool) -> Vec<TokenStream> {
     func.cloned_args()
         .into_iter()
@@ -178,8 +179,9 @@ pub(super) fn clones(func: &Func, shared: bool) -> Vec<TokenStream> {
             let binding = &arg.binding;
             let ident = &binding.ident;
             let (clone_fn, reference) = match binding.mutability {
-                Some(_) if !shared => (quote!(retry_clone_mut), quote!(&mut #ident)),
-                _ => (quote!(retry_clone), quote!(&#ident)),
+                _ if shared => (quote!(hedge_clone), quote!(&#ident)),
+                Some(_) => (quote!(retry_clone_mut), quote!(&mut #ident)),
+                None => (quote!(retry_clone), quote!(&#ident)),
             };
             match &arg.ty {
                 Some(ty) => {

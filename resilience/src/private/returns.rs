@@ -263,3 +263,18 @@ pub fn retry_clone<T: RetryArg>(value: &T) -> T {
 pub fn retry_clone_mut<T: RetryArg>(value: &mut T) -> T {
     value.clone()
 }
+
+/// A by-value argument of a function whose attempts `#[hedge]` races.
+#[diagnostic::on_unimplemented(
+    message = "`#[hedge]` runs attempts of the body side by side, each with its own copy of this by-value argument, so it must be `Clone`, but `{Self}` is not",
+    label = "cloned for every attempt",
+    note = "take the argument by reference (`&`, shared by the attempts), or derive or implement `Clone` for it"
+)]
+pub trait HedgeArg: Clone {}
+impl<T: Clone> HedgeArg for T {}
+
+/// A fresh copy of a by-value argument for one hedged attempt.
+#[inline(always)]
+pub fn hedge_clone<T: HedgeArg>(value: &T) -> T {
+    value.clone()
+}
