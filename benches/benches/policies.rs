@@ -801,6 +801,11 @@ fn main() {
             },
         );
         assert_eq!((ours.in_flight(), ours.status().rejected), (0, 0));
+        assert_eq!(
+            ours.limit(),
+            10,
+            "one call in flight says nothing about a larger limit"
+        );
         b.row(
             "adaptive-macro",
             "ours: #[bulkhead(max_concurrent = \"adaptive\")]",
@@ -812,6 +817,12 @@ fn main() {
             },
         );
         b.note("min_limit = 1, max_limit = 100, initial_limit = 10, latency_threshold = \"100ms\"");
+        let by_macro = AdaptiveBulkhead::shared("bench-adaptive-macro", adaptive_config());
+        let status = by_macro.status();
+        assert_eq!(
+            (status.in_flight, status.rejected, status.limit),
+            (0, 0, 10)
+        );
 
         let layer =
             resilience::tower::adaptive_concurrency("bench-adaptive-tower", adaptive_config());
