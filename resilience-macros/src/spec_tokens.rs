@@ -87,6 +87,16 @@ impl Tokens for HedgeDelayValue {
     }
 }
 
+impl Tokens for resilience_spec::AdaptiveAlgorithm {
+    fn literal(&self) -> TokenStream {
+        let variant = match self {
+            resilience_spec::AdaptiveAlgorithm::Aimd => quote!(Aimd),
+            resilience_spec::AdaptiveAlgorithm::Gradient2 => quote!(Gradient2),
+        };
+        quote!(::resilience::__private::spec::AdaptiveAlgorithm::#variant)
+    }
+}
+
 impl Tokens for BackoffKind {
     fn literal(&self) -> TokenStream {
         let variant = proc_macro2::Ident::new(self.variant(), Span::call_site());
@@ -192,7 +202,10 @@ pub(crate) fn adaptive_values(b: &Bulkhead, a: &Adaptive) -> TokenStream {
     f.add("initial_limit", &a.initial_limit);
     f.add("latency_threshold", &a.latency_threshold);
     f.add("max_wait", &b.max_wait);
-    f.call("checked_adaptive_values", "AdaptiveValues", 5)
+    f.add("algorithm", &Some(Val::Lit(a.algorithm)));
+    f.add("tolerance", &a.tolerance);
+    f.add("sample_window", &a.sample_window);
+    f.call("checked_adaptive_values", "AdaptiveValues", 8)
 }
 
 /// The rate limiter's `RateLimitValues` (checked in the `static`).

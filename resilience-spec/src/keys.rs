@@ -58,7 +58,7 @@ pub const RETRY: [Key; 13] = [
 ];
 
 /// The keys of `#[bulkhead]`.
-pub const BULKHEAD: [Key; 7] = [
+pub const BULKHEAD: [Key; 9] = [
     key(
         "name",
         "the function's path",
@@ -67,7 +67,7 @@ pub const BULKHEAD: [Key; 7] = [
     key(
         "max_concurrent",
         "`10`",
-        "calls in flight at once (≥ 1), or `\"adaptive\"`: a limit that follows the dependency's latency (AIMD)",
+        "calls in flight at once (≥ 1), or a limit that follows the dependency's latency: `\"adaptive\"` (AIMD) or `\"gradient2\"` (Netflix concurrency-limits' Gradient2)",
     ),
     key(
         "max_wait",
@@ -77,7 +77,7 @@ pub const BULKHEAD: [Key; 7] = [
     key(
         "min_limit",
         "`1`",
-        "adaptive: the smallest limit (≥ 1; needs `max_concurrent = \"adaptive\"`)",
+        "adaptive: the smallest limit (≥ 1; needs `max_concurrent = \"adaptive\"` or `\"gradient2\"`)",
     ),
     key(
         "max_limit",
@@ -92,7 +92,17 @@ pub const BULKHEAD: [Key; 7] = [
     key(
         "latency_threshold",
         "`\"5s\"`",
-        "adaptive: a call slower than this (or failing) cuts the limit; faster ones grow it",
+        "AIMD: a call slower than this (or failing) cuts the limit; faster ones grow it",
+    ),
+    key(
+        "tolerance",
+        "`1.5`",
+        "Gradient2: how much slower than the long-term latency calls may get before the limit shrinks (1 to 10)",
+    ),
+    key(
+        "sample_window",
+        "`0` (each call)",
+        "Gradient2: the calls ending within each window are one sample (`\"100ms\"` to `\"60s\"`), so a steady overload is seen",
     ),
 ];
 
@@ -230,7 +240,7 @@ pub const BREAKER_NAMES: [&str; 19] = names(&BREAKER);
 /// The names of [`RETRY`]'s keys.
 pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 /// The names of [`BULKHEAD`]'s keys.
-pub const BULKHEAD_NAMES: [&str; 7] = names(&BULKHEAD);
+pub const BULKHEAD_NAMES: [&str; 9] = names(&BULKHEAD);
 /// The names of [`RATE_LIMIT`]'s keys.
 pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
 /// The names of [`COALESCE`]'s keys.

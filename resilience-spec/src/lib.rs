@@ -35,7 +35,7 @@ mod problem;
 mod rate;
 mod retry;
 
-pub use adaptive::AdaptiveValues;
+pub use adaptive::{check_gradient2, AdaptiveAlgorithm, AdaptiveValues};
 pub use breaker::{BreakerValues, WindowValue, MAX_COUNT_WINDOW};
 pub use choice::{BackoffKind, Jitter, UnknownChoice};
 pub use guard::{BudgetValues, BulkheadValues, TimeoutValues};

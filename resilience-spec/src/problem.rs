@@ -140,6 +140,13 @@ pub enum Problem {
         /// The key.
         key: &'static str,
     },
+    /// A key of one adaptive algorithm with the other one.
+    AlgorithmOnly {
+        /// The key.
+        key: &'static str,
+        /// The `max_concurrent` the key needs (`"gradient2"`, `"adaptive"`).
+        algorithm: &'static str,
+    },
     /// `max_elapsed` no longer than `delay`.
     MaxElapsedTooShort {
         /// `max_elapsed`.
@@ -164,7 +171,8 @@ impl Problem {
             | Problem::NumberOutOfRange { key, .. }
             | Problem::BelowOther { key, .. }
             | Problem::RateNeedsWindow { key }
-            | Problem::PercentileOnly { key } => key,
+            | Problem::PercentileOnly { key }
+            | Problem::AlgorithmOnly { key, .. } => key,
             Problem::SlowRateNeedsSlowCall => "slow_call_rate",
             Problem::MinCallsWithoutRate | Problem::MinCallsExceedsWindow { .. } => "min_calls",
             Problem::DefaultMinCallsExceedsWindow { .. }
@@ -188,7 +196,8 @@ impl Problem {
             | Problem::MinCallsWithoutRate
             | Problem::ThresholdWithRate
             | Problem::MultiplierWithoutExponential { .. }
-            | Problem::PercentileOnly { .. } => Place::Key,
+            | Problem::PercentileOnly { .. }
+            | Problem::AlgorithmOnly { .. } => Place::Key,
             _ => Place::Value,
         }
     }
@@ -303,6 +312,10 @@ impl Problem {
             Problem::PercentileOnly { key } => {
                 w.key(key).str(" only applies to a percentile `delay` (`delay = \"p95\"`); ");
                 w.str("with a fixed delay it would do nothing: remove it");
+            }
+            Problem::AlgorithmOnly { key, algorithm } => {
+                w.key(key).str(" only applies to `max_concurrent = \"");
+                w.str(algorithm).str("\"`: add it, or remove ").key(key);
             }
             Problem::MaxElapsedTooShort { max_elapsed, delay } => {
                 w.str("`max_elapsed` (").duration(max_elapsed);

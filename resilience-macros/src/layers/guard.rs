@@ -65,6 +65,9 @@ pub(crate) struct Bulkhead {
 
 /// The keys of an adaptive bulkhead.
 pub(crate) struct Adaptive {
+    pub(crate) algorithm: resilience_spec::AdaptiveAlgorithm,
+    pub(crate) tolerance: Option<Val<f64>>,
+    pub(crate) sample_window: Option<Val<Duration>>,
     pub(crate) min_limit: Option<Val<u64>>,
     pub(crate) max_limit: Option<Val<u64>>,
     pub(crate) initial_limit: Option<Val<u64>>,
@@ -72,11 +75,13 @@ pub(crate) struct Adaptive {
 }
 
 /// The keys only an adaptive bulkhead takes.
-const ADAPTIVE_KEYS: [&str; 4] = [
+const ADAPTIVE_KEYS: [&str; 6] = [
     "min_limit",
     "max_limit",
     "initial_limit",
     "latency_threshold",
+    "tolerance",
+    "sample_window",
 ];
 
 /// The timeout of `arg` (`#[timeout(..)]`, or `timeout = ..` in
@@ -132,18 +137,27 @@ pub(crate) fn timeout(span: Span, tokens: TokenStream, errors: &mut Errors) -> O
 /// for `#[resilient]` (whose `name` is the breaker's).
 pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulkhead {
     let name = literal_name(args, name_key, "bulkhead", "db", errors);
-    let adaptive = args.get("max_concurrent").is_some_and(|a| {
-        matches!(&a.value, Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if s.value() == "adaptive")
+    let algorithm = args.get("max_concurrent").and_then(|a| match &a.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => resilience_spec::AdaptiveAlgorithm::parse(&s.value()),
+        _ => None,
     });
     let max_wait = key(args, "max_wait", value::duration, errors);
-    if adaptive {
+    if let Some(algorithm) = algorithm {
         let adaptive = Adaptive {
+            algorithm,
+            tolerance: key(args, "tolerance", value::float, errors),
+            sample_window: key(args, "sample_window", value::duration, errors),
             min_limit: key(args, "min_limit", value::count, errors),
             max_limit: key(args, "max_limit", value::count, errors),
             initial_limit: key(args, "initial_limit", value::count, errors),
             latency_threshold: key(args, "latency_threshold", value::duration, errors),
         };
         let values = AdaptiveValues {
+            algorithm: resilience_spec::Value::Given(algorithm),
+            tolerance: Val::spec(&adaptive.tolerance),
+            sample_window: Val::spec(&adaptive.sample_window),
             min_limit: Val::spec(&adaptive.min_limit),
             max_limit: Val::spec(&adaptive.max_limit),
             initial_limit: Val::spec(&adaptive.initial_limit),
@@ -162,7 +176,7 @@ pub(crate) fn bulkhead(args: &Args, name_key: &str, errors: &mut Errors) -> Bulk
         if let Some(arg) = args.get(key) {
             errors.push_at(
                 &arg.key,
-                format!("`{key}` is a key of an adaptive bulkhead: add `max_concurrent = \"adaptive\"`, or remove `{key}`"),
+                format!("`{key}` is a key of an adaptive bulkhead: add `max_concurrent = \"{}\"`, or remove `{key}`", if matches!(key, "tolerance" | "sample_window") { "gradient2" } else { "adaptive" }),
             );
         }
     }

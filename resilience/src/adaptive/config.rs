@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use resilience_spec::{Problem, Problems};
+use resilience_spec::{AdaptiveValues, Problem, Problems, Value};
 
 use crate::ConfigError;
 
@@ -157,9 +157,9 @@ pub struct Gradient2 {
 
 impl Gradient2 {
     /// Default [`tolerance`](Self::tolerance()): 1.5 (Netflix's `rttTolerance`).
-    pub const DEFAULT_TOLERANCE: f64 = 1.5;
+    pub const DEFAULT_TOLERANCE: f64 = AdaptiveValues::DEFAULT_TOLERANCE;
     /// The largest [`tolerance`](Self::tolerance()).
-    pub const MAX_TOLERANCE: f64 = 10.0;
+    pub const MAX_TOLERANCE: f64 = AdaptiveValues::MAX_TOLERANCE;
     /// Default [`smoothing`](Self::smoothing()): 0.2 (Netflix's).
     pub const DEFAULT_SMOOTHING: f64 = 0.2;
     /// The smallest [`smoothing`](Self::smoothing()).
@@ -172,9 +172,9 @@ impl Gradient2 {
     /// (Netflix's warm-up).
     pub const WARMUP: u32 = 10;
     /// The shortest [`sample_window`](Self::sample_window()) but zero (Netflix's).
-    pub const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(100);
+    pub const MIN_SAMPLE_WINDOW: Duration = AdaptiveValues::MIN_SAMPLE_WINDOW;
     /// The longest [`sample_window`](Self::sample_window()).
-    pub const MAX_SAMPLE_WINDOW: Duration = Duration::from_secs(60);
+    pub const MAX_SAMPLE_WINDOW: Duration = AdaptiveValues::MAX_SAMPLE_WINDOW;
     /// The fewest calls a [`sample_window`](Self::sample_window()) needs to
     /// count (Netflix's `windowSize`).
     pub const WINDOW_MIN_CALLS: u32 = 10;
@@ -216,16 +216,12 @@ impl Gradient2 {
     }
 
     fn check(&self, p: &mut Problems) {
-        let w = self.sample_window;
-        if !w.is_zero() && !(Self::MIN_SAMPLE_WINDOW..=Self::MAX_SAMPLE_WINDOW).contains(&w) {
-            p.push(Problem::DurationOutOfRange {
-                key: "sample_window",
-                found: w,
-                min: Self::MIN_SAMPLE_WINDOW,
-                max: Self::MAX_SAMPLE_WINDOW,
-            });
-        }
-        in_range(p, "tolerance", self.tolerance, 1.0, Self::MAX_TOLERANCE);
+        // The attribute's rules for the keys it has.
+        resilience_spec::check_gradient2(
+            p,
+            Value::Given(self.tolerance),
+            Value::Given(self.sample_window),
+        );
         in_range(p, "smoothing", self.smoothing, Self::MIN_SMOOTHING, 1.0);
         if self.queue_size == 0 {
             p.push(Problem::Zero { key: "queue_size" });

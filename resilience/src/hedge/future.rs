@@ -311,8 +311,10 @@ impl<Fut> CoreProj<'_, Fut> {
 
     /// Attempt `winner` answered `Ok`: the others are cancelled (dropped).
     fn win(&mut self, winner: usize, hedge: &Hedge) {
-        let now = Instant::now();
-        if let Some(start) = self.starts[winner] {
+        // Only a percentile delay needs the winner's latency: a fixed one
+        // reads no clock here.
+        if let (true, Some(start)) = (hedge.learns(), self.starts[winner]) {
+            let now = Instant::now();
             hedge.record(now.saturating_duration_since(start), now);
         }
         if winner > 0 {

@@ -196,9 +196,11 @@ impl Hedge {
         self.name.as_str()
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> HedgeConfig {
-        *self.config.get()
+    /// The configuration in force (a reference into its versions: no
+    /// copy, no lock).
+    #[inline]
+    pub fn config(&self) -> &HedgeConfig {
+        self.config.get()
     }
 
     /// Puts `config` in force from the next call on (calls under way keep
@@ -216,7 +218,7 @@ impl Hedge {
     /// assert!(!hedge.set_config(faster), "no change");
     /// ```
     pub fn set_config(&self, config: HedgeConfig) -> bool {
-        let from = self.config();
+        let from = *self.config();
         if !self.config.set(config) {
             return false;
         }
@@ -264,12 +266,13 @@ impl Hedge {
     }
 
     pub(crate) fn delay_at(&self, now: Instant) -> Duration {
-        match self.config().delay() {
+        let config = self.config();
+        match config.delay() {
             HedgeDelay::Fixed(delay) => delay,
             HedgeDelay::Percentile { p, fallback } => self
                 .latency
                 .0
-                .quantile(p, self.config().min_samples(), now, self.config().period())
+                .quantile(p, config.min_samples(), now, config.period())
                 .unwrap_or(fallback),
         }
     }
@@ -391,9 +394,15 @@ impl Hedge {
 
     /// A call's winning attempt answered `Ok` after `latency`.
     pub(crate) fn record(&self, latency: Duration, now: Instant) {
-        if let HedgeDelay::Percentile { .. } = self.config().delay() {
-            self.latency.0.record(latency, now, self.config().period());
+        let config = self.config();
+        if let HedgeDelay::Percentile { .. } = config.delay() {
+            self.latency.0.record(latency, now, config.period());
         }
+    }
+
+    /// Whether calls are timed (a percentile delay learns from them).
+    pub(crate) fn learns(&self) -> bool {
+        matches!(self.config().delay(), HedgeDelay::Percentile { .. })
     }
 
     pub(crate) fn count_call(&self) {

@@ -279,7 +279,7 @@ fn hedges_are_counted_in_metrics() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let hedge = Hedge::with_name("metered", fixed(10, 2).config());
+            let hedge = Hedge::with_name("metered", *fixed(10, 2).config());
             let script = Script::new(&[(1_000, Ok(0)), (1_000, Ok(1)), (1, Ok(2))]);
             assert_eq!(hedge.run(|| script.attempt()).await, Ok(2));
         });

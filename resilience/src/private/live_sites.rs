@@ -189,16 +189,26 @@ impl StaticAdaptive {
             .get_or_init(|| crate::AdaptiveBulkhead::shared(self.name, self.config()))
     }
 
-    /// The configuration of its checked keys: AIMD within the bounds.
+    /// The configuration of its checked keys: AIMD or Gradient2 within the
+    /// bounds.
     pub(crate) fn config(&self) -> crate::AdaptiveConfig {
         let v = &self.values;
-        let threshold = v
-            .latency_threshold
-            .given()
-            .unwrap_or(AdaptiveValues::DEFAULT_LATENCY_THRESHOLD);
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let algorithm: crate::Algorithm = match v.algorithm_or_default() {
+            resilience_spec::AdaptiveAlgorithm::Aimd => crate::Aimd::default()
+                .latency_threshold(
+                    v.latency_threshold
+                        .given()
+                        .unwrap_or(AdaptiveValues::DEFAULT_LATENCY_THRESHOLD),
+                )
+                .into(),
+            resilience_spec::AdaptiveAlgorithm::Gradient2 => crate::Gradient2::default()
+                .tolerance(v.tolerance.given().unwrap_or(AdaptiveValues::DEFAULT_TOLERANCE))
+                .sample_window(v.sample_window.given().unwrap_or_default())
+                .into(),
+        };
         let mut builder =
-            crate::AdaptiveConfig::builder(crate::Aimd::default().latency_threshold(threshold))
+            crate::AdaptiveConfig::builder(algorithm)
                 .min_limit(count(v.min()))
                 .max_limit(count(v.max()))
                 .max_wait(v.max_wait.given().unwrap_or_default());
