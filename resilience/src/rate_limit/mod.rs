@@ -170,10 +170,10 @@ impl RateLimitConfigBuilder {
 
     /// One limit for the whole fleet (default `false`): with feature
     /// `redis`, every instance whose registry is shared through
-    /// [`Registry::share_via_redis`](crate::Registry::share_via_redis)
-    /// (same Redis, same namespace) takes its calls from one limit of `rate`
-    /// per `per` with `burst`, as leases of tokens held locally, so that most
-    /// calls never wait on Redis. Without a fleet (no `redis` feature, a
+    /// `Registry::share_via_redis` (same Redis, same namespace) takes its
+    /// calls from one limit of `rate` per `per` with `burst`, as leases of
+    /// tokens held locally, so that most calls never wait on Redis. Without
+    /// a fleet (no `redis` feature, a
     /// limiter made with [`RateLimiter::new`] rather than by the registry, or
     /// before the registry is shared) the limiter is an ordinary local one.
     /// Whether a limiter is fleet-wide is decided when it is created.
