@@ -628,7 +628,7 @@ fn main() {
         });
         b.note("delay = \"100ms\", max_hedges = 1");
         let by_macro = resilience::registry().hedge("bench-hedge-macro", &hedge_config());
-        assert_eq!(by_macro.config(), hedge_config(), "the attribute's hedge");
+        assert_eq!(*by_macro.config(), hedge_config(), "the attribute's hedge");
         assert_eq!(by_macro.status().hedges, 0, "no hedge fired");
 
         let layer = resilience::tower::hedge("bench-hedge-tower", hedge_config());

@@ -126,6 +126,10 @@ pin_project_lite::pin_project! {
         running: u8,
         // No further hedge: `may_hedge` said no.
         stopped: bool,
+        // The first hedge's timer is still to be armed: only once the
+        // running attempts are pending (a call answered on its first poll
+        // never makes a timer).
+        arm_first: bool,
         done: bool,
         // Fixed at the first poll.
         delay: Option<Duration>,
@@ -144,6 +148,7 @@ impl<Fut> Core<Fut> {
             started: 0,
             running: 0,
             stopped: false,
+            arm_first: false,
             done: false,
             delay: None,
             starts: [None; MAX_ATTEMPTS],
@@ -195,8 +200,7 @@ where
                 if *this.started == 0 {
                     this.start(make(), now);
                 }
-                let first = this.starts[0].unwrap_or(now);
-                this.arm(first, delay, hedge);
+                *this.arm_first = true;
                 delay
             }
         };
@@ -226,6 +230,11 @@ where
                 i += 1;
             }
             from = usize::from(*this.started);
+            if *this.arm_first {
+                if let Some(first) = this.starts[0] {
+                    this.arm(first, delay, hedge);
+                }
+            }
             if this.timer.as_mut().poll_fired(cx).is_pending()
                 || !this.hedge(hedge, delay, Cause::Slow, make, may_hedge)
             {
@@ -249,6 +258,7 @@ impl<Fut> CoreProj<'_, Fut> {
     /// The timer for the next hedge: `delay` after `from`, or none when no
     /// hedge is left (or the deadline is past the end of the clock).
     fn arm(&mut self, from: Instant, delay: Duration, hedge: &Hedge) {
+        *self.arm_first = false;
         let left = u32::from(*self.started) <= hedge.config().max_hedges() && !*self.stopped;
         match from.checked_add(delay).filter(|_| left) {
             Some(deadline) => self.timer.as_mut().arm(deadline),
@@ -266,11 +276,13 @@ impl<Fut> CoreProj<'_, Fut> {
         may_hedge: &mut impl FnMut() -> bool,
     ) -> bool {
         if u32::from(*self.started) > hedge.config().max_hedges() || *self.stopped {
+            *self.arm_first = false;
             self.timer.set(Timer::Idle);
             return false;
         }
         if !may_hedge() {
             *self.stopped = true;
+            *self.arm_first = false;
             self.timer.set(Timer::Idle);
             tracing::debug!(
                 target: "resilience",
@@ -329,6 +341,7 @@ impl<Fut> CoreProj<'_, Fut> {
             self.slots.as_mut().get(i).set(Slot::Empty);
         }
         self.timer.set(Timer::Idle);
+        *self.arm_first = false;
         *self.running = 0;
         *self.done = true;
     }
