@@ -1,7 +1,7 @@
 //! Declarative resilience for async Rust: circuit breakers, retries,
-//! timeouts, bulkheads, rate limits, request coalescing and fallbacks as
-//! attributes, checked at compile time; hedging and adaptive concurrency
-//! limits in the runtime and as tower layers.
+//! timeouts, bulkheads (fixed or adaptive), rate limits, hedged requests,
+//! request coalescing and fallbacks as attributes, checked at compile time,
+//! with the same policies as runtime types and tower layers.
 //!
 //! ```
 //! use resilience::{circuit_breaker, retry, resilient};
