@@ -116,7 +116,7 @@ pub struct FleetConfig {
     /// an instance before they go back to the fleet (default 1 s); also how
     /// far ahead a lease may be granted, and how often an idle instance
     /// tells the fleet it still shares the limit (an instance unheard of
-    /// for three times this stops counting).
+    /// for three times this stops counting). Kept within 10 ms and 1 hour.
     pub rate_lease_ttl: Duration,
 }
 

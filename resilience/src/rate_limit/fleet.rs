@@ -355,7 +355,13 @@ impl RateLimiter {
         if due > max_wait || max_wait == 0 {
             return Err(due.max(MIN_WAIT));
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_nanos(max_wait);
+        // Boxed: the wait is the rare path, and the calls' futures stay small.
+        Box::pin(self.wait_for_lease(Duration::from_nanos(max_wait))).await
+    }
+
+    /// Waits up to `max_wait` for a leased token.
+    async fn wait_for_lease(&self, max_wait: Duration) -> Result<(), u64> {
+        let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             let refilled = self.share.refilled.notified();
             tokio::pin!(refilled);

@@ -23,6 +23,13 @@ use crate::{RateLimiter, Registry};
 use plan::Tracked;
 use script::{Ask, Reply, LEASE};
 
+/// The bounds of [`FleetConfig::rate_lease_ttl`](crate::FleetConfig::rate_lease_ttl).
+const MIN_TTL: Duration = Duration::from_millis(10);
+const MAX_TTL: Duration = Duration::from_secs(3_600);
+
+/// How long shutting down may spend giving tokens back, in all.
+const LEAVE: Duration = Duration::from_secs(1);
+
 /// The lease side of one running fleet.
 #[derive(Debug)]
 pub(crate) struct Hub {
@@ -147,7 +154,7 @@ impl Leases {
             registry: address(registry),
             instance,
             namespace,
-            ttl: ttl.max(Duration::from_millis(10)),
+            ttl: ttl.clamp(MIN_TTL, MAX_TTL),
             wake: Arc::new(Notify::new()),
             stop: Notify::new(),
             attached: Mutex::default(),
@@ -225,9 +232,11 @@ impl LeaseTask {
                 End::Stopped => return,
                 End::Lost(why) => why,
             };
-            let mut fell_back = 0;
             for t in &mut self.tracked {
-                fell_back += usize::from(t.on_lost(self.hub.id));
+                if t.on_lost(self.hub.id) {
+                    let (name, n) = (t.limiter.name(), t.limiter.status().instances.max(1));
+                    tracing::debug!(target: "resilience", rate_limit = name, "rate limit `{name}` runs on its local share, 1/{n} of the limit");
+                }
             }
             if warned {
                 tracing::debug!(target: "resilience", "fleet rate limits: still no Redis: {why}");
@@ -235,7 +244,7 @@ impl LeaseTask {
                 tracing::warn!(
                     target: "resilience",
                     redis = %redact(&self.url),
-                    "fleet rate limits lost Redis ({why}); {fell_back} limiter(s) fall back to their local share, reconnecting with backoff"
+                    "fleet rate limits: no Redis ({why}); each fleet rate limiter runs on its local share of the limit, reconnecting with backoff"
                 );
                 warned = true;
             }
@@ -351,34 +360,35 @@ impl LeaseTask {
         })
     }
 
-    /// Shutdown: every limiter gives its unused tokens back and leaves the
-    /// fleet's count of instances (best effort, bounded), then runs on its
-    /// whole limit locally.
+    /// Shutdown: every limiter runs on its whole limit locally again, then
+    /// gives its unused tokens back and leaves the fleet's count of
+    /// instances (best effort, within [`LEAVE`] in all).
     async fn leave(&mut self, conn: &mut MultiplexedConnection) {
         self.sync();
-        for i in 0..self.tracked.len() {
-            let limiter = self.tracked[i].limiter.clone();
-            let unused = limiter.fleet_detach(self.hub.id) + self.tracked[i].take_pending();
-            if !limiter.config().is_fleet() {
-                continue;
+        let deadline = Instant::now() + LEAVE;
+        let mut leaving = Vec::new();
+        for (i, t) in self.tracked.iter_mut().enumerate() {
+            let unused = t.limiter.fleet_detach(self.hub.id) + t.take_pending();
+            if t.limiter.config().is_fleet() {
+                leaving.push((i, unused));
             }
+        }
+        for (i, unused) in leaving {
             let ask = Ask {
                 want: 0,
                 back: unused,
                 leaving: true,
             };
-            let why = match tokio::time::timeout(Duration::from_secs(1), self.send(conn, i, &ask))
-                .await
-            {
+            let why = match tokio::time::timeout_at(deadline, self.send(conn, i, &ask)).await {
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => scrub(&e.to_string(), &self.url),
                 Err(_) => "timed out".to_owned(),
             };
+            let name = self.tracked[i].limiter.name();
             tracing::debug!(
                 target: "resilience",
-                rate_limit = limiter.name(),
-                "fleet rate limit `{}`: {unused} unused token(s) not given back ({why}); the fleet's schedule frees them in time",
-                limiter.name()
+                rate_limit = name,
+                "fleet rate limit `{name}`: {unused} unused token(s) not given back ({why}); the fleet's schedule frees them in time"
             );
         }
     }

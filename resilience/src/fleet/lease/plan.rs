@@ -113,7 +113,9 @@ impl Tracked {
         })
     }
 
-    /// Applies the fleet's answer to `ask`, sent at `now`, for the fleet `hub`.
+    /// Applies the fleet's answer to `ask`, sent at `now`, for the fleet `hub`
+    /// (its waits are at most a day and the ttl an hour: the instants below
+    /// never overflow).
     pub(crate) fn on_reply(&mut self, ask: &Ask, reply: Reply, now: Instant, hub: u64) {
         let l = &self.limiter;
         self.last_sent = Some(now);

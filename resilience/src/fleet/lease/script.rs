@@ -109,14 +109,15 @@ pub(crate) struct Reply {
 impl Reply {
     /// The script's `{granted, wait_us, instances}`, checked: `None` for
     /// anything else. A grant is capped at what was asked (a bad reply never
-    /// puts more than one lease in stock), a wait at `horizon` plus a day.
+    /// puts more than one lease in stock), a wait at `horizon` plus a day
+    /// (the script never says more: it resets a schedule further ahead).
     pub(crate) fn parse(values: &[i64], ask: &Ask, limits: &Limits) -> Option<Reply> {
         let &[granted, wait, instances] = values else {
             return None;
         };
         let granted = u64::try_from(granted).ok()?.min(ask.want);
         let wait = u64::try_from(wait).ok()?;
-        let most = limits.horizon + limits.tolerance + 86_400e6;
+        let most = limits.horizon + 86_400e6;
         let wait = Duration::from_micros(wait.min(most as u64));
         let instances = u32::try_from(instances.max(0)).unwrap_or(u32::MAX);
         Some(Reply {
