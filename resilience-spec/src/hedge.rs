@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn percentiles_and_durations_are_read() {
-        assert_eq!(parse_delay(" p99.9 "), Ok(HedgeDelayValue::Percentile(0.999)));
+        assert_eq!(
+            parse_delay(" p99.9 "),
+            Ok(HedgeDelayValue::Percentile(0.999))
+        );
         assert_eq!(parse_delay("p100"), Ok(HedgeDelayValue::Percentile(1.0)));
         assert!(parse_delay("p0").is_err());
         assert!(parse_delay("pxx").unwrap_err().contains("`\"p95\"`"));
@@ -150,7 +153,9 @@ mod tests {
             parse_delay("0s"),
             Ok(HedgeDelayValue::Fixed(Duration::ZERO))
         );
-        assert!(parse_delay("50 parsecs").unwrap_err().contains("percentile"));
+        assert!(parse_delay("50 parsecs")
+            .unwrap_err()
+            .contains("percentile"));
     }
 
     #[test]
@@ -165,7 +170,13 @@ mod tests {
         let keys: alloc::vec::Vec<_> = values.check().iter().map(|p| p.key()).collect();
         assert_eq!(
             keys,
-            ["max_hedges", "period", "warmup_delay", "min_samples", "period"]
+            [
+                "max_hedges",
+                "period",
+                "warmup_delay",
+                "min_samples",
+                "period"
+            ]
         );
         assert!(HedgeValues::NONE.check().is_empty());
     }

@@ -310,7 +310,8 @@ impl Problem {
                     .f64(found);
             }
             Problem::PercentileOnly { key } => {
-                w.key(key).str(" only applies to a percentile `delay` (`delay = \"p95\"`); ");
+                w.key(key)
+                    .str(" only applies to a percentile `delay` (`delay = \"p95\"`); ");
                 w.str("with a fixed delay it would do nothing: remove it");
             }
             Problem::AlgorithmOnly { key, algorithm } => {

@@ -127,7 +127,9 @@ async fn a_gradient2_limit_shrinks_when_latency_rises_above_its_long_term_averag
     for _ in 0..10 {
         let calls = (0..20).map(|_| replica(50));
         let results = futures::future::join_all(calls).await;
-        assert!(results.iter().all(|r| r.is_ok() || matches!(r, Err(ApiError::Layer(e)) if e.is_bulkhead_full())));
+        assert!(results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(ApiError::Layer(e)) if e.is_bulkhead_full())));
     }
     let slow = gradient2();
     assert!(slow.limit < steady.limit, "{steady:?} then {slow:?}");
@@ -135,5 +137,11 @@ async fn a_gradient2_limit_shrinks_when_latency_rises_above_its_long_term_averag
     let site = resilience::manifest::call_sites()
         .find(|s| s.name().as_static() == Some("ad-gradient2"))
         .unwrap();
-    assert!(site.settings().unwrap().contains("\"adaptive\" (gradient2)"), "{:?}", site.settings());
+    assert!(
+        site.settings()
+            .unwrap()
+            .contains("\"adaptive\" (gradient2)"),
+        "{:?}",
+        site.settings()
+    );
 }

@@ -82,14 +82,20 @@ async fn the_first_success_wins_and_the_others_are_cancelled() {
     let start = Instant::now();
     let answer = replicas.winner().await;
     assert_eq!(answer, Ok(1), "the second attempt won");
-    assert_eq!(start.elapsed(), Duration::from_millis(80), "50 ms delay + 30 ms");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(80),
+        "50 ms delay + 30 ms"
+    );
     assert_eq!(replicas.started.load(Ordering::SeqCst), 2);
     assert_eq!(
         replicas.cancelled.load(Ordering::SeqCst),
         1,
         "the hanging first attempt was dropped"
     );
-    let status = registry().hedge("hedge-winner", &Default::default()).status();
+    let status = registry()
+        .hedge("hedge-winner", &Default::default())
+        .status();
     assert_eq!((status.calls, status.hedges, status.hedges_won), (1, 1, 1));
 }
 
@@ -98,7 +104,11 @@ async fn a_failing_attempt_starts_the_hedge_without_waiting_for_the_delay() {
     let replicas = Replicas::new(&[None, Some(20)]);
     let start = Instant::now();
     assert_eq!(replicas.fails_fast().await, Ok(1));
-    assert_eq!(start.elapsed(), Duration::from_millis(20), "not the 1 s delay");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(20),
+        "not the 1 s delay"
+    );
     // Every attempt failed and no hedge is left: the last error.
     let replicas = Replicas::new(&[None, None]);
     assert_eq!(replicas.fails_fast().await, Err(ApiError::Replica(1)));
@@ -121,10 +131,18 @@ async fn hedges_are_drawn_from_the_retry_budget() {
     registry().configure_retry_budget(budget).unwrap();
     let start = Instant::now();
     assert_eq!(budgeted().await, Ok(1));
-    assert_eq!(start.elapsed(), Duration::from_millis(100), "no hedge: no token");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(100),
+        "no hedge: no token"
+    );
     assert_eq!(BUDGET_RUNS.load(Ordering::SeqCst), 1);
     let status = registry().snapshot();
-    let hedge = status.hedges.iter().find(|h| &*h.name == "hedge-budgeted").unwrap();
+    let hedge = status
+        .hedges
+        .iter()
+        .find(|h| &*h.name == "hedge-budgeted")
+        .unwrap();
     assert_eq!((hedge.calls, hedge.hedges), (1, 0));
     let budget = status
         .retry_budgets
@@ -152,9 +170,14 @@ async fn an_open_circuit_below_stops_hedging() {
     assert_eq!(OPEN_RUNS.load(Ordering::SeqCst), 1);
     // Open: the first attempt is rejected, and no hedge is tried.
     let err = over_breaker().await.unwrap_err();
-    assert!(matches!(err, ApiError::Layer(e) if e.is_circuit_open()), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Layer(e) if e.is_circuit_open()),
+        "{err:?}"
+    );
     assert_eq!(OPEN_RUNS.load(Ordering::SeqCst), 1);
-    let status = registry().hedge("hedge-over-breaker", &Default::default()).status();
+    let status = registry()
+        .hedge("hedge-over-breaker", &Default::default())
+        .status();
     assert_eq!(status.hedges, 0);
 }
 
@@ -191,7 +214,12 @@ async fn each_attempt_gets_its_own_clone_of_the_arguments() {
 
 static P50_RUNS: AtomicU32 = AtomicU32::new(0);
 
-#[hedge(name = "hedge-p50", delay = "p50", min_samples = 4, warmup_delay = "1s")]
+#[hedge(
+    name = "hedge-p50",
+    delay = "p50",
+    min_samples = 4,
+    warmup_delay = "1s"
+)]
 async fn adaptive(latency_ms: u64) -> Result<u64, ApiError> {
     P50_RUNS.fetch_add(1, Ordering::SeqCst);
     sleep(Duration::from_millis(latency_ms)).await;
@@ -200,11 +228,21 @@ async fn adaptive(latency_ms: u64) -> Result<u64, ApiError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_percentile_delay_learns_from_the_calls() {
-    let hedge = || registry().snapshot().hedges.into_iter().find(|h| &*h.name == "hedge-p50");
+    let hedge = || {
+        registry()
+            .snapshot()
+            .hedges
+            .into_iter()
+            .find(|h| &*h.name == "hedge-p50")
+    };
     for _ in 0..4 {
         adaptive(40).await.unwrap();
     }
-    assert_eq!(P50_RUNS.load(Ordering::SeqCst), 4, "no hedge below the 1 s warm-up delay");
+    assert_eq!(
+        P50_RUNS.load(Ordering::SeqCst),
+        4,
+        "no hedge below the 1 s warm-up delay"
+    );
     let status = hedge().unwrap();
     assert_eq!(status.samples, 4);
     assert!(

@@ -210,13 +210,21 @@ async fn a_hedge_changes_its_delay_live_and_keeps_the_attributes_rules() {
     let _serial = serial();
     HEDGE_RUNS.store(0, Ordering::SeqCst);
     replicated().await.unwrap();
-    assert_eq!(HEDGE_RUNS.swap(0, Ordering::SeqCst), 1, "2 s warm-up delay: no hedge");
+    assert_eq!(
+        HEDGE_RUNS.swap(0, Ordering::SeqCst),
+        1,
+        "2 s warm-up delay: no hedge"
+    );
     // A fixed delay from the file drops the attribute's percentile keys.
     let settings = toml_settings("[hedges.settings-replicas]\ndelay = \"20ms\"\nmax_hedges = 2\n");
     let applied = registry().apply(&settings).unwrap();
     assert_eq!(applied.changed, ["hedges.settings-replicas"]);
     replicated().await.unwrap();
-    assert_eq!(HEDGE_RUNS.swap(0, Ordering::SeqCst), 3, "two hedges, 20 ms apart");
+    assert_eq!(
+        HEDGE_RUNS.swap(0, Ordering::SeqCst),
+        3,
+        "two hedges, 20 ms apart"
+    );
     // The attribute's rules, in its words, with the path: a value when the
     // file is read, a rule between keys when it is layered and applied.
     let err = Figment::from(Toml::string("[hedges.settings-replicas]\nmax_hedges = 9\n"))
@@ -224,18 +232,25 @@ async fn a_hedge_changes_its_delay_live_and_keeps_the_attributes_rules() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("hedges.settings-replicas.max_hedges: `max_hedges` is too large: at most 4, found 9"),
+        err.contains(
+            "hedges.settings-replicas.max_hedges: `max_hedges` is too large: at most 4, found 9"
+        ),
         "{err}"
     );
     let err = Figment::from(Toml::string("[hedges.settings-replicas]\ndelay = \"p0\"\n"))
         .extract::<Settings>()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("a percentile `delay` must be above `p0`"), "{err}");
+    assert!(
+        err.contains("a percentile `delay` must be above `p0`"),
+        "{err}"
+    );
     let settings = toml_settings("[hedges.settings-replicas]\ndelay = \"5ms\"\nperiod = \"1s\"\n");
     let err = registry().apply(&settings).unwrap_err().to_string();
     assert!(
-        err.contains("hedges.settings-replicas.period: `period` only applies to a percentile `delay`"),
+        err.contains(
+            "hedges.settings-replicas.period: `period` only applies to a percentile `delay`"
+        ),
         "{err}"
     );
     let settings = toml_settings("[hedges.settings-replicsa]\nmax_hedges = 2\n");

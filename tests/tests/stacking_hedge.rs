@@ -37,7 +37,11 @@ async fn breaker_over_hedge_counts_one_outcome_per_hedged_call() {
     // Each failure started the next hedge at once: three attempts, 5 ms each.
     assert_eq!(CB_H.load(Ordering::SeqCst), 3);
     assert_eq!(start.elapsed(), ms(15));
-    assert_eq!(status("sh-cb-h").consecutive_failures, 1, "one call, one failure");
+    assert_eq!(
+        status("sh-cb-h").consecutive_failures,
+        1,
+        "one call, one failure"
+    );
     assert_eq!(breaker_over_hedge().await, Err(ApiError::Upstream));
     assert_eq!(state("sh-cb-h"), CircuitState::Open);
     // Open: rejected before any attempt.
@@ -59,12 +63,20 @@ async fn hedge_over_breaker() -> Result<u32, ApiError> {
 async fn hedge_over_breaker_passes_every_attempt_through_the_breaker() {
     assert_eq!(hedge_over_breaker().await, Err(ApiError::Upstream));
     assert_eq!(H_CB.load(Ordering::SeqCst), 3);
-    assert_eq!(status("sh-h-cb").consecutive_failures, 3, "each attempt counted");
+    assert_eq!(
+        status("sh-h-cb").consecutive_failures,
+        3,
+        "each attempt counted"
+    );
     // The fifth failure opens the circuit: the hedge after it is not started.
     assert_eq!(hedge_over_breaker().await, Err(ApiError::Upstream));
     assert_eq!(state("sh-h-cb"), CircuitState::Open);
     assert_eq!(H_CB.load(Ordering::SeqCst), 5);
-    assert_eq!(hedged("sh-h-cb"), (2, 3, 0), "2 + 1 hedges, the last one refused");
+    assert_eq!(
+        hedged("sh-h-cb"),
+        (2, 3, 0),
+        "2 + 1 hedges, the last one refused"
+    );
 }
 
 // ------------------------------------------------ timeout / hedge
@@ -83,7 +95,11 @@ async fn hedge_over_timeout() -> Result<u32, ApiError> {
 async fn hedge_over_timeout_bounds_each_attempt_and_a_timed_out_one_is_hedged_at_once() {
     let start = Instant::now();
     assert_eq!(hedge_over_timeout().await, Ok(1));
-    assert_eq!(start.elapsed(), ms(35), "30 ms timeout, then the hedge's 5 ms");
+    assert_eq!(
+        start.elapsed(),
+        ms(35),
+        "30 ms timeout, then the hedge's 5 ms"
+    );
 }
 
 static TO_H: AtomicU32 = AtomicU32::new(0);
@@ -121,7 +137,11 @@ async fn retry_over_hedge() -> Result<u32, ApiError> {
 async fn retry_over_hedge_hedges_every_attempt() {
     let start = Instant::now();
     assert_eq!(retry_over_hedge().await, Err(ApiError::Upstream));
-    assert_eq!(RT_H.load(Ordering::SeqCst), 4, "two retried attempts of two runs");
+    assert_eq!(
+        RT_H.load(Ordering::SeqCst),
+        4,
+        "two retried attempts of two runs"
+    );
     assert_eq!(start.elapsed(), ms(1 + 1 + 100 + 1 + 1));
     assert_eq!(hedged("sh-rt-h"), (2, 2, 0));
 }
@@ -188,7 +208,11 @@ async fn hedge_over_bulkhead_takes_a_slot_per_attempt_and_never_exceeds_it() {
     let start = Instant::now();
     assert_eq!(hedge_over_bulkhead().await, Ok(1));
     assert_eq!(start.elapsed(), ms(100), "the first attempt answered");
-    assert_eq!(H_BH.load(Ordering::SeqCst), 1, "the hedge found the bulkhead full");
+    assert_eq!(
+        H_BH.load(Ordering::SeqCst),
+        1,
+        "the hedge found the bulkhead full"
+    );
     assert_eq!(hedged("sh-h-bh"), (1, 1, 0));
 }
 
@@ -247,7 +271,11 @@ async fn coalesce_over_hedge_shares_one_hedged_run() {
     let calls = (0..10).map(|_| coalesce_over_hedge(7));
     let results = futures::future::join_all(calls).await;
     assert!(results.iter().all(|r| *r == Ok(7)));
-    assert_eq!(CO_H.load(Ordering::SeqCst), 2, "one call and its hedge for ten callers");
+    assert_eq!(
+        CO_H.load(Ordering::SeqCst),
+        2,
+        "one call and its hedge for ten callers"
+    );
     assert_eq!(hedged("sh-co-h"), (1, 1, 0));
 }
 

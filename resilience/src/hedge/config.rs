@@ -340,7 +340,9 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            fixed.to_string().contains("`min_samples` only applies to a percentile `delay`"),
+            fixed
+                .to_string()
+                .contains("`min_samples` only applies to a percentile `delay`"),
             "{fixed}"
         );
     }

@@ -203,15 +203,18 @@ impl StaticAdaptive {
                 )
                 .into(),
             resilience_spec::AdaptiveAlgorithm::Gradient2 => crate::Gradient2::default()
-                .tolerance(v.tolerance.given().unwrap_or(AdaptiveValues::DEFAULT_TOLERANCE))
+                .tolerance(
+                    v.tolerance
+                        .given()
+                        .unwrap_or(AdaptiveValues::DEFAULT_TOLERANCE),
+                )
                 .sample_window(v.sample_window.given().unwrap_or_default())
                 .into(),
         };
-        let mut builder =
-            crate::AdaptiveConfig::builder(algorithm)
-                .min_limit(count(v.min()))
-                .max_limit(count(v.max()))
-                .max_wait(v.max_wait.given().unwrap_or_default());
+        let mut builder = crate::AdaptiveConfig::builder(algorithm)
+            .min_limit(count(v.min()))
+            .max_limit(count(v.max()))
+            .max_wait(v.max_wait.given().unwrap_or_default());
         if let Some(initial) = v.initial_limit.given() {
             builder = builder.initial_limit(count(initial));
         }

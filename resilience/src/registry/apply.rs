@@ -40,7 +40,12 @@ struct Plan {
 }
 
 /// The problems of `problems` under `section.name`.
-pub(super) fn report(out: &mut BTreeSet<(String, String)>, section: &str, name: &str, problems: &Problems) {
+pub(super) fn report(
+    out: &mut BTreeSet<(String, String)>,
+    section: &str,
+    name: &str,
+    problems: &Problems,
+) {
     for p in problems.iter() {
         out.insert((format!("{section}.{name}.{}", p.key()), p.to_string()));
     }

@@ -63,7 +63,8 @@ use resilience_spec::{
 
 pub(crate) use layer::{
     breaker as layer_breaker, budget as layer_budget, bulkhead as layer_bulkhead,
-    hedge as layer_hedge, rate_limit as layer_rate_limit, retry as layer_retry, timeout as layer_timeout,
+    hedge as layer_hedge, rate_limit as layer_rate_limit, retry as layer_retry,
+    timeout as layer_timeout,
 };
 
 /// A whole-process configuration by name (see the [module docs](self)): read

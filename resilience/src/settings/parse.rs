@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use resilience_spec::{
     did_you_mean, duration, keys, BackoffKind, BreakerValues, BudgetValues, BulkheadValues,
-    HedgeDelayValue, HedgeValues, Jitter, Problem, RateLimitValues, RetryValues, TimeoutValues, Value, WindowValue,
+    HedgeDelayValue, HedgeValues, Jitter, Problem, RateLimitValues, RetryValues, TimeoutValues,
+    Value, WindowValue,
 };
 use serde::de::{self, Deserialize, Deserializer};
 
