@@ -1,5 +1,6 @@
-//! Fleet-wide breakers over Redis (feature `redis`): many instances of a
-//! service trip and recover together, with no network on the call path.
+//! Fleet-wide breakers and rate limits over Redis (feature `redis`): many
+//! instances of a service trip and recover together, and share one rate
+//! limit, with no network on the call path.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), resilience::FleetError> {
@@ -363,8 +364,9 @@ fn valid_namespace(ns: &str) -> bool {
 }
 
 impl Registry {
-    /// Shares every named breaker of this registry with the other instances
-    /// using the same Redis and `namespace`; see the [module documentation](crate::fleet).
+    /// Shares every named breaker and every fleet-wide rate limiter of this
+    /// registry with the other instances using the same Redis and
+    /// `namespace`; see the [module documentation](crate::fleet).
     ///
     /// Returns at once: connecting happens in the background, and until it
     /// succeeds (or whenever Redis is lost) breakers work locally.

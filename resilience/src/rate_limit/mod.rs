@@ -216,7 +216,10 @@ impl RateLimitConfigBuilder {
 /// allowed.
 ///
 /// Usually reached by name: `#[rate_limit(name = "openai", rate = 50)]`,
-/// [`Registry::rate_limiter`](crate::Registry::rate_limiter).
+/// [`Registry::rate_limiter`](crate::Registry::rate_limiter). A fleet-wide
+/// one ([`RateLimitConfigBuilder::fleet`], feature `redis`) takes its turns
+/// from tokens leased from the fleet's limit while the registry is shared
+/// through Redis, and from its share of the limit otherwise.
 ///
 /// ```
 /// use resilience::{RateLimitConfig, RateLimiter};

@@ -107,9 +107,10 @@ impl Hub {
         for limiter in limiters {
             limiter.fleet_detach(self.id);
         }
+        let me: *const Hub = self;
         HUBS.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(a, hub)| *a != self.registry && hub.strong_count() > 0);
+            .retain(|(_, hub)| hub.as_ptr() != me && hub.strong_count() > 0);
     }
 
     /// A warning at most every 10 s; debug events in between.
@@ -224,6 +225,10 @@ fn is_lost(e: &redis::RedisError) -> bool {
 
 impl LeaseTask {
     async fn run(mut self) {
+        // No connection until a fleet limiter needs one.
+        if !self.wait_for_a_limiter().await {
+            return;
+        }
         let mut backoff = Duration::from_millis(50);
         let mut warned = false;
         loop {
@@ -253,6 +258,29 @@ impl LeaseTask {
                 () = self.hub.stop.notified() => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Waits until a limiter is attached (`true`) or the fleet stops.
+    async fn wait_for_a_limiter(&self) -> bool {
+        loop {
+            let woken = self.hub.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let empty = self
+                .hub
+                .attached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .limiters
+                .is_empty();
+            if !empty {
+                return true;
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = self.hub.stop.notified() => return false,
+            }
         }
     }
 
