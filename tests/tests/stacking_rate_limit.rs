@@ -226,3 +226,125 @@ async fn retry_over_adaptive_retries_a_full_bulkhead_without_holding_a_slot() {
     );
     holder.await.unwrap().unwrap();
 }
+
+static AD_CB: AtomicU32 = AtomicU32::new(0);
+
+#[resilience::bulkhead(
+    name = "srl-ad-cb",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1
+)]
+#[circuit_breaker(name = "srl-ad-cb", failure_threshold = 1, recovery_timeout = "10s")]
+async fn adaptive_over_breaker(hold_ms: u64) -> Result<u32, ApiError> {
+    AD_CB.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(hold_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_over_breaker_keeps_rejections_from_the_breaker() {
+    let holder = tokio::spawn(adaptive_over_breaker(1_000));
+    tokio::time::sleep(ms(1)).await;
+    for _ in 0..3 {
+        let r = adaptive_over_breaker(0).await;
+        assert!(
+            matches!(r, Err(ApiError::Resilience(e)) if e.is_bulkhead_full()),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        state("srl-ad-cb"),
+        CircuitState::Closed,
+        "a threshold of 1, never reached"
+    );
+    assert_eq!(AD_CB.load(Ordering::SeqCst), 1);
+    holder.await.unwrap().unwrap();
+}
+
+static AD_RT: AtomicU32 = AtomicU32::new(0);
+
+#[resilience::bulkhead(
+    name = "srl-ad-rt",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1,
+    latency_threshold = "10s"
+)]
+#[retry(max_attempts = 3, delay = "100ms", backoff = "fixed")]
+async fn adaptive_over_retry() -> Result<u32, ApiError> {
+    AD_RT.fetch_add(1, Ordering::SeqCst);
+    Err(ApiError::Upstream)
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_over_retry_holds_one_slot_for_the_whole_retried_call() {
+    let call = tokio::spawn(adaptive_over_retry());
+    tokio::time::sleep(ms(50)).await;
+    // Sleeping between attempts, the call still holds the only slot.
+    let r = adaptive_over_retry().await;
+    assert!(
+        matches!(r, Err(ApiError::Resilience(e)) if e.is_bulkhead_full()),
+        "{r:?}"
+    );
+    assert_eq!(call.await.unwrap(), Err(ApiError::Upstream));
+    assert_eq!(AD_RT.load(Ordering::SeqCst), 3);
+}
+
+static TO_AD: AtomicU32 = AtomicU32::new(0);
+
+#[timeout("50ms")]
+#[resilience::bulkhead(
+    name = "srl-to-ad",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1,
+    max_wait = "1s"
+)]
+async fn timeout_over_adaptive(hold_ms: u64) -> Result<u32, ApiError> {
+    TO_AD.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(hold_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_over_adaptive_covers_the_wait_for_a_slot() {
+    let holder = tokio::spawn(timeout_over_adaptive(40));
+    tokio::time::sleep(ms(1)).await;
+    let start = Instant::now();
+    // Waits 39 ms for the slot, then runs 40 ms: past the 50 ms timeout.
+    let r = timeout_over_adaptive(40).await;
+    assert!(
+        matches!(r, Err(ApiError::Resilience(e)) if e.is_timeout()),
+        "{r:?}"
+    );
+    assert_eq!(start.elapsed(), ms(50));
+    assert_eq!(holder.await.unwrap(), Ok(1));
+}
+
+static AD_TO: AtomicU32 = AtomicU32::new(0);
+
+#[resilience::bulkhead(
+    name = "srl-ad-to",
+    max_concurrent = "adaptive",
+    max_limit = 1,
+    initial_limit = 1,
+    max_wait = "1s"
+)]
+#[timeout("50ms")]
+async fn adaptive_over_timeout(hold_ms: u64) -> Result<u32, ApiError> {
+    AD_TO.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(ms(hold_ms)).await;
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_over_timeout_starts_the_timeout_once_the_slot_is_taken() {
+    let holder = tokio::spawn(adaptive_over_timeout(40));
+    tokio::time::sleep(ms(1)).await;
+    let start = Instant::now();
+    // 39 ms for the slot, then 40 ms of the 50 ms timeout.
+    assert_eq!(adaptive_over_timeout(40).await, Ok(1));
+    assert_eq!(start.elapsed(), ms(79));
+    assert_eq!(holder.await.unwrap(), Ok(1));
+}
