@@ -45,6 +45,12 @@ impl Tokens for u64 {
     }
 }
 
+impl Tokens for bool {
+    fn literal(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
 impl Tokens for f64 {
     fn literal(&self) -> TokenStream {
         quote!(#self)
@@ -215,7 +221,8 @@ pub(crate) fn rate_limit_values(r: &RateLimit) -> TokenStream {
     f.add("per", &r.per);
     f.add("burst", &r.burst);
     f.add("max_wait", &r.max_wait);
-    f.call("checked_rate_limit_values", "RateLimitValues", 4)
+    f.add("fleet", &r.fleet);
+    f.call("checked_rate_limit_values", "RateLimitValues", 5)
 }
 
 /// The timeout's `TimeoutValues` (its duration, checked in the `static`).

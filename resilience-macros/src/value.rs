@@ -139,6 +139,33 @@ fn count_literal(arg: &Arg) -> syn::Result<u64> {
     }
 }
 
+/// A switch: `fleet = true`, or a constant of type `bool`.
+pub(crate) fn boolean(arg: &Arg) -> syn::Result<Val<bool>> {
+    if constant(&arg.value) {
+        return Ok(Val::Const(arg.value.clone()));
+    }
+    match &arg.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(Val::Lit(b.value)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if matches!(s.value().trim(), "true" | "false") => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`{}` expects `true` or `false`, found a string: write `{} = {}` without quotes",
+                arg.key,
+                arg.key,
+                s.value().trim()
+            ),
+        )),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{}` expects `true` or `false`, found {}", arg.key, describe(other)),
+        )),
+    }
+}
+
 /// A number: `multiplier = 1.5` (its range is the spec's to check), or a
 /// constant of type `f64`.
 pub(crate) fn float(arg: &Arg) -> syn::Result<Val<f64>> {

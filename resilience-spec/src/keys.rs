@@ -107,7 +107,7 @@ pub const BULKHEAD: [Key; 9] = [
 ];
 
 /// The keys of `#[rate_limit]`.
-pub const RATE_LIMIT: [Key; 5] = [
+pub const RATE_LIMIT: [Key; 6] = [
     key(
         "name",
         "the function's path",
@@ -128,6 +128,11 @@ pub const RATE_LIMIT: [Key; 5] = [
         "max_wait",
         "`0`",
         "how long a call over the limit may wait for its turn, then `Error::RateLimited`",
+    ),
+    key(
+        "fleet",
+        "`false`",
+        "`true`: one limit for every instance whose registry is shared through Redis (feature `redis`), taken from leased batches of tokens; without Redis, each instance keeps its share locally",
     ),
 ];
 
@@ -242,7 +247,7 @@ pub const RETRY_NAMES: [&str; 13] = names(&RETRY);
 /// The names of [`BULKHEAD`]'s keys.
 pub const BULKHEAD_NAMES: [&str; 9] = names(&BULKHEAD);
 /// The names of [`RATE_LIMIT`]'s keys.
-pub const RATE_LIMIT_NAMES: [&str; 5] = names(&RATE_LIMIT);
+pub const RATE_LIMIT_NAMES: [&str; 6] = names(&RATE_LIMIT);
 /// The names of [`COALESCE`]'s keys.
 pub const COALESCE_NAMES: [&str; 2] = names(&COALESCE);
 /// The names of [`HEDGE`]'s keys.

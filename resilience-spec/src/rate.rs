@@ -16,6 +16,9 @@ pub struct RateLimitValues {
     pub burst: Value<u64>,
     /// How long a call over the limit may wait for its turn.
     pub max_wait: Value<Duration>,
+    /// One limit for every instance of a fleet sharing the registry through
+    /// Redis.
+    pub fleet: Value<bool>,
 }
 
 impl RateLimitValues {
@@ -25,6 +28,7 @@ impl RateLimitValues {
         per: Value::Absent,
         burst: Value::Absent,
         max_wait: Value::Absent,
+        fleet: Value::Absent,
     };
     /// Default `rate`, for a limiter configured without one (the attribute
     /// requires it): 10 calls.

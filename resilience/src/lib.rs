@@ -67,7 +67,7 @@
 //! - [`manifest`]: every annotated call site of the program (kind, name, keys,
 //!   location, callbacks), listed at link time, before anything runs.
 //! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
-//!   `serde`), fleet-wide breakers through Redis (feature `redis`, see
+//!   `serde`), fleet-wide breakers and rate limits through Redis (feature `redis`, see
 //!   `Registry::share_via_redis`), tower layers (feature `tower`: the
 //!   `tower` module).
 //!

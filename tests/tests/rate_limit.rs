@@ -123,3 +123,33 @@ async fn configuration_by_name_changes_a_running_limit() {
     assert!(err.contains("did you mean `rl-configured`?"), "{err}");
     registry().apply(&Settings::new()).unwrap();
 }
+
+#[rate_limit(name = "rl-fleet-quota", rate = 3, per = "1s", fleet = true)]
+async fn fleet_quota() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_limit_without_a_fleet_is_the_whole_limit_locally() {
+    // `fleet = true` reaches the limiter; with no fleet shared (no
+    // `share_via_redis`), it runs the whole limit in this process.
+    for _ in 0..3 {
+        fleet_quota().await.unwrap();
+    }
+    let ApiError::Layer(refused) = fleet_quota().await.unwrap_err();
+    assert!(refused.is_rate_limited());
+    let limiter = registry()
+        .snapshot()
+        .rate_limiters
+        .into_iter()
+        .find(|l| &*l.name == "rl-fleet-quota")
+        .unwrap();
+    assert!(limiter.fleet && !limiter.leasing, "{limiter:?}");
+    let site = resilience::manifest::call_sites()
+        .find(|s| s.name().as_static() == Some("rl-fleet-quota"))
+        .unwrap();
+    assert_eq!(
+        site.settings().unwrap(),
+        "rate = 3, per = 1s, burst = 3, max_wait = 0ns, fleet = true"
+    );
+}

@@ -338,6 +338,10 @@ fn bad_files_are_clear_errors() {
             "[retries.x]\nbackoff = \"exponentail\"\n",
             "did you mean \"exponential\"?",
         ),
+        (
+            "[rate_limits.x]\nfleet = true\n",
+            "`fleet` can only be written in the attribute",
+        ),
     ] {
         let err = Figment::from(Toml::string(file))
             .extract::<Settings>()

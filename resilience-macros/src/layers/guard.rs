@@ -48,6 +48,8 @@ pub(crate) struct RateLimit {
     pub(crate) per: Option<Val<Duration>>,
     pub(crate) burst: Option<Val<u64>>,
     pub(crate) max_wait: Option<Val<Duration>>,
+    /// `fleet = true`: one limit for the fleet.
+    pub(crate) fleet: Option<Val<bool>>,
 }
 
 pub(crate) struct Timeout {
@@ -201,6 +203,7 @@ pub(crate) fn rate_limit(args: &Args, span: Span, errors: &mut Errors) -> Option
     let per = key(args, "per", value::duration, errors);
     let burst = key(args, "burst", value::count, errors);
     let max_wait = key(args, "max_wait", value::duration, errors);
+    let fleet = key(args, "fleet", value::boolean, errors);
     if rate.is_none() {
         errors.push_span(
             span,
@@ -212,6 +215,7 @@ pub(crate) fn rate_limit(args: &Args, span: Span, errors: &mut Errors) -> Option
         per: Val::spec(&per),
         burst: Val::spec(&burst),
         max_wait: Val::spec(&max_wait),
+        fleet: Val::spec(&fleet),
     };
     report(args, &values.check(), errors);
     rate.is_some().then_some(RateLimit {
@@ -220,6 +224,7 @@ pub(crate) fn rate_limit(args: &Args, span: Span, errors: &mut Errors) -> Option
         per,
         burst,
         max_wait,
+        fleet,
     })
 }
 

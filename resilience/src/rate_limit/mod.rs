@@ -61,7 +61,6 @@ impl RateLimitConfig {
                 rate: Value::Given(rate.into()),
                 ..RateLimitValues::NONE
             },
-            fleet: false,
         }
     }
 
@@ -78,9 +77,7 @@ impl RateLimitConfig {
                 Some(d) => d,
                 None => RateLimitValues::DEFAULT_MAX_WAIT,
             },
-            // `RateLimitValues` has no `fleet` key yet: the builder's
-            // `fleet(..)` sets it (the registry carries it to creation).
-            fleet: false,
+            fleet: matches!(v.fleet, Value::Given(true)),
         }
     }
 
@@ -116,8 +113,8 @@ impl RateLimitConfig {
         self.fleet
     }
 
-    /// This configuration with `fleet` set (the registry's way to carry the
-    /// flag of a configuration that went through `RateLimitValues`).
+    /// This configuration with `fleet` set (a limiter keeps the flag it
+    /// was created with).
     pub(crate) const fn with_fleet(mut self, fleet: bool) -> Self {
         self.fleet = fleet;
         self
@@ -146,7 +143,6 @@ impl fmt::Display for RateLimitConfig {
 #[must_use = "call `.build()` to get the configuration"]
 pub struct RateLimitConfigBuilder {
     values: RateLimitValues,
-    fleet: bool,
 }
 
 impl RateLimitConfigBuilder {
@@ -192,7 +188,7 @@ impl RateLimitConfigBuilder {
     /// # Ok::<(), resilience::ConfigError>(())
     /// ```
     pub fn fleet(mut self, fleet: bool) -> Self {
-        self.fleet = fleet;
+        self.values.fleet = Value::Given(fleet);
         self
     }
 
@@ -203,7 +199,7 @@ impl RateLimitConfigBuilder {
     /// [`ConfigError`] listing every rule broken: a zero `rate` or `burst`,
     /// a zero `per`.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
-        Ok(RateLimitConfig::from_values(&self.values)?.with_fleet(self.fleet))
+        RateLimitConfig::from_values(&self.values)
     }
 }
 

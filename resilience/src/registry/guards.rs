@@ -20,6 +20,7 @@ fn rate_values(config: &RateLimitConfig) -> RateLimitValues {
         per: Value::Given(config.per()),
         burst: Value::Given(config.burst().get().into()),
         max_wait: Value::Given(config.max_wait()),
+        fleet: Value::Given(config.is_fleet()),
     }
 }
 
@@ -114,36 +115,21 @@ impl Registry {
     /// joins the fleet at once; one that exists when the registry is shared
     /// joins it then.
     pub fn rate_limiter(&self, name: &str, config: &RateLimitConfig) -> Arc<RateLimiter> {
-        self.declared_fleet_rate_limiter(name, rate_values(config), config.is_fleet())
+        self.declared_rate_limiter(name, rate_values(config))
     }
 
     /// The rate limiter named `name`, created on first use with the
-    /// settings in force over what its call site declares.
+    /// settings in force over what its call site declares (fleet-wide if it
+    /// declares `fleet = true`).
     pub(crate) fn declared_rate_limiter(
         &self,
         name: &str,
         declared: RateLimitValues,
     ) -> Arc<RateLimiter> {
-        self.declared_fleet_rate_limiter(name, declared, false)
-    }
-
-    /// [`declared_rate_limiter`](Self::declared_rate_limiter), fleet-wide
-    /// if `fleet` (or if the settings in force say so).
-    fn declared_fleet_rate_limiter(
-        &self,
-        name: &str,
-        declared: RateLimitValues,
-        fleet: bool,
-    ) -> Arc<RateLimiter> {
         if let Some(l) = self.rate_limiters.get(name) {
             return l.clone();
         }
-        // `RateLimitValues` carries no `fleet` key (yet): the declared flag
-        // goes over what the values give.
-        let in_force = |declared: &RateLimitValues| {
-            let config = self.rate_limit_in_force(name, declared);
-            config.with_fleet(config.is_fleet() || fleet)
-        };
+        let in_force = |declared: &RateLimitValues| self.rate_limit_in_force(name, declared);
         let mut created = false;
         let limiter = self
             .rate_limiters

@@ -91,7 +91,8 @@ pub(crate) fn rate_limit(below: &RateLimitValues, top: &RateLimitValues) -> Rate
             rate,
             per,
             burst,
-            max_wait
+            max_wait,
+            fleet
         }
     )
 }

@@ -442,6 +442,8 @@ fn read_entry(
                 per: v.duration("per"),
                 burst: v.count("burst"),
                 max_wait: v.duration("max_wait"),
+                // Decided where the limiter is declared, not by a file.
+                fleet: Value::Absent,
             };
             settings.rate_limits.insert(name.to_owned(), values);
             values.check()
