@@ -316,7 +316,7 @@ impl Problem {
             }
             Problem::AlgorithmOnly { key, algorithm } => {
                 w.key(key).str(" only applies to `max_concurrent = \"");
-                w.str(algorithm).str("\"`: add it, or remove ").key(key);
+                w.str(algorithm).str("\"`: remove it, or use that algorithm");
             }
             Problem::MaxElapsedTooShort { max_elapsed, delay } => {
                 w.str("`max_elapsed` (").duration(max_elapsed);
