@@ -82,6 +82,8 @@
 mod adaptive;
 mod breaker;
 mod buckets;
+#[cfg(feature = "chaos")]
+pub mod chaos;
 mod bulkhead;
 mod coalesce;
 mod error;
@@ -99,6 +101,8 @@ mod serde_impls;
 pub mod settings;
 mod spec;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timeout;
 #[cfg(feature = "tower")]
 pub mod tower;

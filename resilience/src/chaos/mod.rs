@@ -1,0 +1,1 @@
+//! Faults and latency injected by policy name (feature `chaos`).

@@ -1,0 +1,1 @@
+//! Isolated registries and assertions for tests (feature `testing`).
