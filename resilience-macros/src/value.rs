@@ -161,7 +161,11 @@ pub(crate) fn boolean(arg: &Arg) -> syn::Result<Val<bool>> {
         )),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`{}` expects `true` or `false`, found {}", arg.key, describe(other)),
+            format!(
+                "`{}` expects `true` or `false`, found {}",
+                arg.key,
+                describe(other)
+            ),
         )),
     }
 }

@@ -316,7 +316,8 @@ impl Problem {
             }
             Problem::AlgorithmOnly { key, algorithm } => {
                 w.key(key).str(" only applies to `max_concurrent = \"");
-                w.str(algorithm).str("\"`: remove it, or use that algorithm");
+                w.str(algorithm)
+                    .str("\"`: remove it, or use that algorithm");
             }
             Problem::MaxElapsedTooShort { max_elapsed, delay } => {
                 w.str("`max_elapsed` (").duration(max_elapsed);

@@ -82,9 +82,9 @@
 mod adaptive;
 mod breaker;
 mod buckets;
+mod bulkhead;
 #[cfg(feature = "chaos")]
 pub mod chaos;
-mod bulkhead;
 mod coalesce;
 mod error;
 #[cfg(feature = "redis")]
