@@ -96,6 +96,9 @@ pub struct Registry {
     rate_declared: DashMap<Arc<str>, RateLimitValues>,
     /// What the creator of each hedge declared.
     hedge_declared: DashMap<Arc<str>, resilience_spec::HedgeValues>,
+    /// Faults and latency injected by name (feature `chaos`).
+    #[cfg(feature = "chaos")]
+    pub(crate) chaos: crate::chaos::Chaos,
 }
 
 impl Default for Registry {
@@ -114,6 +117,8 @@ impl Default for Registry {
             bulkhead_declared: DashMap::new(),
             rate_declared: DashMap::new(),
             hedge_declared: DashMap::new(),
+            #[cfg(feature = "chaos")]
+            chaos: crate::chaos::Chaos::default(),
         }
     }
 }
