@@ -23,6 +23,7 @@ mod layers;
 mod same_words_tests;
 mod source;
 mod spec_tokens;
+mod test_attr;
 mod value;
 
 use proc_macro::TokenStream;
@@ -368,6 +369,34 @@ pub fn coalesce(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn hedge(args: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Hedge, args, item)
+}
+
+/// A test against a registry of its own: `#[tokio::test]` whose every
+/// annotated call (on the test's thread, in the tasks it spawns, on either
+/// runtime flavor) uses a fresh, isolated registry, so that two tests with
+/// one breaker name, run in parallel, never see each other's state. Needs
+/// the `testing` feature of `resilience` (in `[dev-dependencies]`).
+///
+/// ```ignore
+/// #[resilience::test(start_paused = true)]
+/// async fn opens_after_two_failures() {
+///     inventory.stock(1).await.unwrap_err();
+///     inventory.stock(1).await.unwrap_err();
+///     assert_eq!(resilience::testing::breaker_state("inventory"), CircuitState::Open);
+/// }
+/// ```
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `flavor` | `"current_thread"` | or `"multi_thread"` |
+/// | `worker_threads` | `2` | worker threads of a multi-thread runtime (≥ 1) |
+/// | `start_paused` | `false` | start with tokio's clock paused (current thread only) |
+///
+/// It stands for `#[test] fn name() { resilience::testing::run(Runtime::current_thread()
+/// .start_paused(true), async move { body }) }`; see `resilience::testing`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }
 
 fn entry(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {

@@ -140,3 +140,7 @@ pub use timeout::Timeout;
 pub use resilience_macros::{
     bulkhead, circuit_breaker, coalesce, hedge, rate_limit, resilient, retry, timeout,
 };
+/// A test against an isolated registry (feature `testing`): see
+/// [`testing`].
+#[cfg(feature = "testing")]
+pub use resilience_macros::test;

@@ -211,6 +211,11 @@ impl AdaptiveBulkhead {
     /// # Ok::<(), resilience::ConfigError>(())
     /// ```
     pub fn shared(name: &str, config: AdaptiveConfig) -> Arc<AdaptiveBulkhead> {
+        // A test's own (feature `testing`).
+        #[cfg(feature = "testing")]
+        if let Some(b) = crate::testing::scoped_adaptive(name, &config) {
+            return b;
+        }
         if let Some(b) = shared().get(name) {
             return b.clone();
         }
@@ -222,6 +227,12 @@ impl AdaptiveBulkhead {
 
     /// The status of every [`shared`](Self::shared) bulkhead, sorted by name.
     pub fn statuses_of_shared() -> Vec<AdaptiveBulkheadStatus> {
+        #[cfg(feature = "testing")]
+        if let Some(scoped) = crate::testing::scoped_adaptive_all() {
+            let mut all: Vec<_> = scoped.iter().map(|b| b.status()).collect();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            return all;
+        }
         let mut all: Vec<_> = shared().iter().map(|b| b.status()).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all

@@ -41,6 +41,12 @@ impl StaticRetry {
 
     #[inline]
     fn versions(&self) -> &Versions<RetryPolicy> {
+        #[cfg(feature = "testing")]
+        if let Some(v) = crate::testing::site(std::ptr::from_ref(self).cast(), || {
+            Versions::new(registry().retry_in_force(self.name, &self.values))
+        }) {
+            return v;
+        }
         match self.live.get() {
             Some(v) => v,
             None => self.init(),
@@ -96,6 +102,12 @@ impl StaticTimeout {
 
     #[inline]
     fn versions(&self) -> &Versions<Duration> {
+        #[cfg(feature = "testing")]
+        if let Some(v) = crate::testing::site(std::ptr::from_ref(self).cast(), || {
+            Versions::new(registry().timeout_in_force(self.name, &self.values))
+        }) {
+            return v;
+        }
         match self.live.get() {
             Some(v) => v,
             None => self.init(),
@@ -146,8 +158,12 @@ impl StaticRateLimiter {
     /// The limiter, created or looked up on first use.
     #[inline]
     pub fn get(&self) -> &RateLimiter {
-        self.cell
-            .get_or_init(|| registry().declared_rate_limiter(self.name, self.values))
+        let make = || registry().declared_rate_limiter(self.name, self.values);
+        #[cfg(feature = "testing")]
+        if let Some(l) = crate::testing::site(std::ptr::from_ref(self).cast(), make) {
+            return l;
+        }
+        self.cell.get_or_init(make)
     }
 
     /// The name it is found by.
@@ -185,8 +201,12 @@ impl StaticAdaptive {
     /// The bulkhead, created or looked up on first use.
     #[inline]
     pub fn get(&self) -> &crate::AdaptiveBulkhead {
-        self.cell
-            .get_or_init(|| crate::AdaptiveBulkhead::shared(self.name, self.config()))
+        let make = || crate::AdaptiveBulkhead::shared(self.name, self.config());
+        #[cfg(feature = "testing")]
+        if let Some(b) = crate::testing::site(std::ptr::from_ref(self).cast(), make) {
+            return b;
+        }
+        self.cell.get_or_init(make)
     }
 
     /// The configuration of its checked keys: AIMD or Gradient2 within the

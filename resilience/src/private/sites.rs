@@ -80,6 +80,10 @@ impl StaticBreaker {
     /// named `module::function`.
     #[inline]
     pub fn get(&self) -> &CircuitBreaker {
+        #[cfg(feature = "testing")]
+        if let Some(b) = self.scoped(None) {
+            return b;
+        }
         match self.cell.get() {
             Some(b) => b,
             None => self.init(None),
@@ -91,16 +95,33 @@ impl StaticBreaker {
     /// `type_name` of `Self`) on first use only.
     #[inline]
     pub fn get_for(&self, self_type: fn() -> &'static str) -> &CircuitBreaker {
+        #[cfg(feature = "testing")]
+        if let Some(b) = self.scoped(Some(self_type)) {
+            return b;
+        }
         match self.cell.get() {
             Some(b) => b,
             None => self.init(Some(self_type)),
         }
     }
 
+    /// In a test with its own registry (feature `testing`): this call
+    /// site's breaker there.
+    #[cfg(feature = "testing")]
+    fn scoped(&self, self_type: Option<fn() -> &'static str>) -> Option<&'static CircuitBreaker> {
+        crate::testing::site(std::ptr::from_ref(self).cast(), || self.resolve(self_type))
+            .map(|b| &**b)
+    }
+
     #[cold]
     #[inline(never)]
     fn init(&self, self_type: Option<fn() -> &'static str>) -> &CircuitBreaker {
-        self.cell.get_or_init(|| match &self.name {
+        self.cell.get_or_init(|| self.resolve(self_type))
+    }
+
+    /// The breaker this call site names, from the registry.
+    fn resolve(&self, self_type: Option<fn() -> &'static str>) -> Arc<CircuitBreaker> {
+        match &self.name {
             BreakerSite::Static(name) => registry().breaker(name, &self.config),
             BreakerSite::Unnamed {
                 module,
@@ -113,7 +134,7 @@ impl StaticBreaker {
                 };
                 registry().unnamed_breaker(&name, &self.config, |b| site.attach_callbacks(b))
             }
-        })
+        }
     }
 }
 
@@ -208,8 +229,12 @@ impl StaticBulkhead {
     /// The bulkhead, created or looked up on first use.
     #[inline]
     pub fn get(&self) -> &Bulkhead {
-        self.cell
-            .get_or_init(|| registry().declared_bulkhead(self.name, self.values))
+        let make = || registry().declared_bulkhead(self.name, self.values);
+        #[cfg(feature = "testing")]
+        if let Some(b) = crate::testing::site(std::ptr::from_ref(self).cast(), make) {
+            return b;
+        }
+        self.cell.get_or_init(make)
     }
 }
 
@@ -232,7 +257,12 @@ impl StaticBudget {
     /// The budget, created or looked up on first use.
     #[inline]
     pub fn get(&self) -> &RetryBudget {
-        self.cell.get_or_init(|| registry().retry_budget(self.name))
+        let make = || registry().retry_budget(self.name);
+        #[cfg(feature = "testing")]
+        if let Some(b) = crate::testing::site(std::ptr::from_ref(self).cast(), make) {
+            return b;
+        }
+        self.cell.get_or_init(make)
     }
 }
 

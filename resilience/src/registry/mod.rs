@@ -31,6 +31,11 @@ use resilience_spec::{BulkheadValues, RateLimitValues};
 /// # Ok::<(), resilience::ConfigError>(())
 /// ```
 pub fn registry() -> &'static Registry {
+    // A test's own (feature `testing`, see `resilience::testing`).
+    #[cfg(feature = "testing")]
+    if let Some(scope) = crate::testing::Isolated::current() {
+        return scope.registry();
+    }
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::new)
 }

@@ -232,6 +232,19 @@ pub struct RetryState<'a> {
     delays: Delays,
     deadline: Option<Instant>,
     budget: Option<BudgetRef<'a>>,
+    /// The delays slept so far, recorded for a test's assertions (feature
+    /// `testing`; empty, so never allocated, outside a test).
+    #[cfg(feature = "testing")]
+    slept: Vec<Duration>,
+}
+
+/// The call is over: a test (feature `testing`) records its attempts and
+/// sleeps (`resilience::testing::attempts`).
+#[cfg(feature = "testing")]
+impl Drop for RetryState<'_> {
+    fn drop(&mut self) {
+        crate::testing::record_retry(self.name, self.attempt, std::mem::take(&mut self.slept));
+    }
 }
 
 /// A retry budget, borrowed (a call site's, which lives for the program) or
@@ -266,6 +279,8 @@ impl<'a> RetryState<'a> {
                 .max_elapsed
                 .and_then(|d| Instant::now().checked_add(d)),
             budget: None,
+            #[cfg(feature = "testing")]
+            slept: Vec::new(),
         }
     }
 
@@ -377,6 +392,10 @@ impl<'a> RetryState<'a> {
         );
         crate::metrics::retry(self.name);
         self.attempt += 1;
+        #[cfg(feature = "testing")]
+        if crate::testing::in_test() {
+            self.slept.push(delay);
+        }
         Some(delay)
     }
 }
