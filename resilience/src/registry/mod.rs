@@ -75,8 +75,10 @@ struct Named {
 /// Named, shared circuit breakers, and the private breakers of unnamed call
 /// sites (found by their default names, never shared with a fleet).
 ///
-/// Most code uses the process-wide [`registry()`]; a separate `Registry` is
-/// useful to isolate tests.
+/// Most code uses the process-wide [`registry()`]. A separate `Registry`
+/// holds policies of its own; for tests of annotated code, the `testing`
+/// feature runs each test against a registry of its own that every call
+/// site uses (`#[resilience::test]`, `resilience::testing`).
 pub struct Registry {
     /// foldhash: several times faster than SipHash on short names, and
     /// still seeded per process.
