@@ -10,6 +10,7 @@
 //! | `resilience_retries_exhausted_total` | counter | `name` | retried calls that gave up with an error |
 //! | `resilience_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
 //! | `resilience_call_duration_seconds` | histogram | `breaker` | duration of admitted calls |
+//! | `resilience_chaos_injected_total` | counter | `name`, `fault` | faults injected (feature `chaos`); `fault` is `error`, `value`, `latency` or `panic` |
 
 #![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 
@@ -101,6 +102,12 @@ pub fn describe() {
             Unit::Seconds,
             "Duration of the calls a circuit breaker admitted"
         );
+        #[cfg(feature = "chaos")]
+        metrics::describe_counter!(
+            "resilience_chaos_injected_total",
+            Unit::Count,
+            "Faults injected by name (chaos), by fault (error, value, latency, panic)"
+        );
     }
 }
 
@@ -166,6 +173,14 @@ pub(crate) fn adaptive_limit(name: &Arc<str>, limit: u32) {
 pub(crate) fn rate_limited(name: &Arc<str>) {
     #[cfg(feature = "metrics")]
     metrics::counter!("resilience_rate_limited_total", "name" => name.clone()).increment(1);
+}
+
+#[cfg(feature = "chaos")]
+#[inline]
+pub(crate) fn chaos_injected(name: &Arc<str>, fault: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("resilience_chaos_injected_total", "name" => name.clone(), "fault" => fault)
+        .increment(1);
 }
 
 #[cfg(all(test, feature = "metrics"))]
@@ -271,6 +286,8 @@ mod tests {
             ("resilience_bulkhead_in_flight", Some(Unit::Count)),
             ("resilience_call_duration_seconds", Some(Unit::Seconds)),
             ("resilience_calls_total", Some(Unit::Count)),
+            #[cfg(feature = "chaos")]
+            ("resilience_chaos_injected_total", Some(Unit::Count)),
             ("resilience_circuit_state", None),
             ("resilience_hedges_total", Some(Unit::Count)),
             ("resilience_hedges_won_total", Some(Unit::Count)),

@@ -8,6 +8,7 @@
 //! `Timeout`) and adds only what stacked layers tell each other.
 
 mod calls;
+mod chaos;
 mod config;
 mod hedged;
 mod live_sites;
@@ -15,6 +16,7 @@ mod returns;
 mod sites;
 
 pub use calls::*;
+pub use chaos::*;
 pub use config::*;
 pub use hedged::{checked_hedge_values, hedge_call, StaticHedge};
 pub use live_sites::{StaticAdaptive, StaticRateLimiter, StaticRetry, StaticTimeout};

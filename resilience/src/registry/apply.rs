@@ -93,6 +93,8 @@ impl Registry {
         let mut problems = BTreeSet::new();
         self.check_names(settings, global, &mut problems);
         let plan = self.plan(settings, global, &mut problems);
+        #[cfg(feature = "chaos")]
+        let chaos = self.plan_chaos(settings, global, &mut problems);
         if !problems.is_empty() {
             return Err(SettingsError::new(
                 problems
@@ -142,6 +144,8 @@ impl Registry {
                 changed.insert(format!("bulkheads.{}", bulkhead.name()));
             }
         }
+        #[cfg(feature = "chaos")]
+        self.install_chaos(settings, chaos, &mut changed);
         Ok(Applied {
             changed: changed.into_iter().collect(),
         })

@@ -46,8 +46,10 @@
 //! | `retry_budgets` | `ttl`, `min_per_sec`, `retry_ratio` | a retry's `budget` |
 //! | `rate_limits` | `rate`, `per`, `burst`, `max_wait` | a rate limiter's `name` |
 //! | `hedges` | `delay`, `max_hedges`, `warmup_delay`, `min_samples`, `period` | a hedge's `name` |
+//! | `chaos` (feature `chaos`) | `error`, `error_rate`, `value`, `value_rate`, `latency`, `latency_rate`, `panic_rate`, `enabled`, `calls` | any static name of a layer, or a function's default name (`module::function`); see [`chaos`](crate::chaos) |
 //!
-//! Every entry may also name a `profile`; a profile may name another one.
+//! Every entry may also name a `profile` (except in `chaos`); a profile may
+//! name another one.
 
 mod layer;
 #[cfg(feature = "serde")]
@@ -83,6 +85,9 @@ pub struct Settings {
     pub(crate) retry_budgets: BTreeMap<String, BudgetValues>,
     pub(crate) rate_limits: BTreeMap<String, RateLimitValues>,
     pub(crate) hedges: BTreeMap<String, HedgeValues>,
+    /// Faults injected by name (feature `chaos`).
+    #[cfg(feature = "chaos")]
+    pub(crate) chaos: BTreeMap<String, crate::chaos::Injection>,
     /// Glob patterns (`*` for any run of characters) of names created at
     /// run time, which no attribute declares literally.
     pub(crate) dynamic_names: Vec<String>,
@@ -96,8 +101,12 @@ impl Settings {
 
     /// The names this configuration sets, per section (`"breakers"`,
     /// `"retries"`, `"timeouts"`, `"bulkheads"`, `"retry_budgets"`,
-    /// `"rate_limits"`, `"hedges"`).
+    /// `"rate_limits"`, `"hedges"`, and `"chaos"` with the feature `chaos`).
     pub fn names(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        #[cfg(feature = "chaos")]
+        let chaos = self.chaos.keys().map(|n| ("chaos", n.as_str()));
+        #[cfg(not(feature = "chaos"))]
+        let chaos = std::iter::empty::<(&'static str, &str)>();
         self.breakers
             .keys()
             .map(|n| ("breakers", n.as_str()))
@@ -111,6 +120,7 @@ impl Settings {
             )
             .chain(self.rate_limits.keys().map(|n| ("rate_limits", n.as_str())))
             .chain(self.hedges.keys().map(|n| ("hedges", n.as_str())))
+            .chain(chaos)
     }
 
     /// Whether `name` matches one of the `dynamic_names` patterns.

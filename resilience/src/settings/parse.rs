@@ -29,7 +29,7 @@ impl<'de> Deserialize<'de> for Settings {
 }
 
 /// The sections of a settings document.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "breakers",
     "retries",
     "timeouts",
@@ -37,6 +37,7 @@ const SECTIONS: [&str; 9] = [
     "retry_budgets",
     "rate_limits",
     "hedges",
+    "chaos",
     "profiles",
     "dynamic_names",
 ];
@@ -234,6 +235,9 @@ impl Settings {
                 let keys = resolve(&mut r, section, &path, table, profiles);
                 read_entry(&mut r, &mut settings, section, name, &path, &keys);
             }
+        }
+        if let Some(node) = root.get("chaos") {
+            read_chaos(&mut r, &mut settings, node);
         }
         if r.problems.is_empty() {
             Ok(settings)
@@ -481,6 +485,132 @@ fn read_entry(
     }
 }
 
+/// The keys of a `[chaos.NAME]` entry.
+#[cfg(feature = "chaos")]
+const CHAOS_KEYS: [&str; 9] = [
+    "error",
+    "error_rate",
+    "value",
+    "value_rate",
+    "latency",
+    "latency_rate",
+    "panic_rate",
+    "enabled",
+    "calls",
+];
+
+/// The `chaos` section: one injection per name, checked as
+/// [`Chaos::inject`](crate::chaos::Chaos::inject) checks one (the
+/// constructors' names are looked up when applied).
+#[cfg(feature = "chaos")]
+fn read_chaos(r: &mut Reader, settings: &mut Settings, node: &Node) {
+    use crate::chaos::Injection;
+
+    let Some(entries) = r.table("chaos", node) else {
+        return;
+    };
+    for (name, entry) in entries {
+        let path = format!("chaos.{name}");
+        let Some(table) = r.table(&path, entry) else {
+            continue;
+        };
+        let mut keys = BTreeMap::new();
+        for (key, value) in table {
+            if CHAOS_KEYS.contains(&key.as_str()) {
+                keys.insert(key.as_str(), (format!("{path}.{key}"), value));
+                continue;
+            }
+            let message = if key == "profile" {
+                "`profile` is not read in `chaos`: write each injection's keys in full".to_owned()
+            } else {
+                match did_you_mean(key, CHAOS_KEYS) {
+                    Some(near) => {
+                        format!("unknown key `{key}` for a chaos injection: did you mean `{near}`?")
+                    }
+                    None => format!(
+                        "unknown key `{key}` for a chaos injection; expected one of: {}",
+                        CHAOS_KEYS.map(|k| format!("`{k}`")).join(", ")
+                    ),
+                }
+            };
+            r.problem(format!("{path}.{key}"), message);
+        }
+        let mut v = Values { r, keys: &keys };
+        let mut injection = Injection::new();
+        let mut unknown = false;
+        let mut given = |value: Value<_>| match value {
+            Value::Given(x) => Some(x),
+            Value::Unknown => {
+                unknown = true;
+                None
+            }
+            Value::Absent => None,
+        };
+        let error = given(v.name("error"));
+        let value = given(v.name("value"));
+        if let Some(error) = error {
+            injection = injection.named_error(error);
+        }
+        if let Some(value) = value {
+            injection = injection.named_value(value);
+        }
+        let mut given = |value: Value<f64>| match value {
+            Value::Given(x) => Some(x),
+            Value::Unknown => {
+                unknown = true;
+                None
+            }
+            Value::Absent => None,
+        };
+        let rates = [
+            given(v.number("error_rate")),
+            given(v.number("value_rate")),
+            given(v.number("latency_rate")),
+            given(v.number("panic_rate")),
+        ];
+        injection.error_rate = rates[0];
+        injection.value_rate = rates[1];
+        injection.latency_rate = rates[2];
+        injection.panic_rate = rates[3];
+        match v.duration("latency") {
+            Value::Given(latency) => injection = injection.latency(latency),
+            Value::Unknown => unknown = true,
+            Value::Absent => {}
+        }
+        match v.count("calls") {
+            Value::Given(calls) => injection = injection.calls(calls),
+            Value::Unknown => unknown = true,
+            Value::Absent => {}
+        }
+        match v.flag("enabled") {
+            Value::Given(enabled) => injection = injection.enabled(enabled),
+            Value::Unknown => unknown = true,
+            Value::Absent => {}
+        }
+        // A value that could not be read is reported already; the rules
+        // between keys would only add noise about it.
+        if !unknown {
+            for problem in injection.check() {
+                let at = match problem.key() {
+                    "" => path.clone(),
+                    key => format!("{path}.{key}"),
+                };
+                r.problem(at, problem.message());
+            }
+        }
+        settings.chaos.insert(name.clone(), injection);
+    }
+}
+
+/// Without the feature, a `chaos` section is an error that says so.
+#[cfg(not(feature = "chaos"))]
+fn read_chaos(r: &mut Reader, _settings: &mut Settings, _node: &Node) {
+    r.problem(
+        "chaos",
+        "the `chaos` section needs the `chaos` feature of `resilience`",
+    );
+}
+
 /// Whether `problem` is about one value alone (its range), not about how
 /// keys go together.
 fn about_one_value(problem: &Problem) -> bool {
@@ -564,6 +694,31 @@ impl Values<'_, '_> {
                 "expected a duration such as \"50ms\" or a percentile such as \"p95\", found {}",
                 other.kind()
             )),
+        })
+    }
+
+    /// The name of a registered constructor.
+    #[cfg(feature = "chaos")]
+    fn name(&mut self, key: &str) -> Value<String> {
+        self.read(key, |node| match node {
+            Node::Str(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+            Node::Str(_) => Err(
+                "expected the name of a registered constructor, found an empty string".to_owned(),
+            ),
+            other => Err(format!(
+                "expected the name of a registered constructor (a string), found {}",
+                other.kind()
+            )),
+        })
+    }
+
+    #[cfg(feature = "chaos")]
+    fn flag(&mut self, key: &str) -> Value<bool> {
+        self.read(key, |node| match node {
+            Node::Bool(b) => Ok(*b),
+            Node::Str(s) if s.trim() == "true" => Ok(true),
+            Node::Str(s) if s.trim() == "false" => Ok(false),
+            other => Err(format!("expected `true` or `false`, found {other}")),
         })
     }
 
