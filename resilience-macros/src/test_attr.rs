@@ -152,7 +152,7 @@ fn options(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
     if let (Some(_), Some((true, span))) = (options.multi_thread, options.start_paused) {
         errors.push(syn::Error::new(
             span,
-            "`start_paused` needs the current-thread runtime (tokio pauses the clock of one thread): remove `flavor = \"multi_thread\"`, or `start_paused`",
+            "`start_paused` needs the current-thread runtime (tokio pauses time only there): remove `flavor = \"multi_thread\"`, or `start_paused`",
         ));
     }
     options
