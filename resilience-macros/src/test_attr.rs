@@ -68,7 +68,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             ::resilience::testing::run(#runtime, async move #body)
         }
     };
-    func.block = Box::new(syn::parse2(run).expect("a block"));
+    *func.block = match syn::parse2(run) {
+        Ok(block) => block,
+        Err(e) => return e.to_compile_error(),
+    };
     let attrs = &func.attrs;
     let (vis, sig, block) = (&func.vis, &func.sig, &func.block);
     quote! {

@@ -74,7 +74,7 @@ use std::time::Duration;
 
 #[cfg(test)]
 pub(crate) use scope::current;
-pub use scope::Isolated;
+pub(crate) use scope::Isolated;
 pub(crate) use scope::{in_test, record_retry, scoped_adaptive, scoped_adaptive_all, site};
 
 use crate::{registry, CircuitState};
@@ -135,7 +135,7 @@ pub fn run<F: Future>(runtime: Runtime, future: F) -> F::Output {
     };
     builder.enable_all().start_paused(runtime.start_paused);
     builder.on_thread_start(move || scope.enter_thread());
-    builder.on_thread_stop(|| scope::leave_thread());
+    builder.on_thread_stop(scope::leave_thread);
     let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => panic!("resilience::testing::run: cannot build the test's runtime: {e}"),

@@ -19,7 +19,7 @@ thread_local! {
 /// One test's world: its registry, the per-call-site entries the
 /// production path caches in `static`s, and its adaptive bulkheads (which
 /// are shared by name outside any registry).
-pub struct Isolated {
+pub(crate) struct Isolated {
     registry: Registry,
     /// Call site (its `static`'s address) -> what it resolved to here.
     sites: DashMap<usize, &'static (dyn Any + Send + Sync)>,
@@ -56,7 +56,7 @@ impl Isolated {
     }
 
     /// The test's registry.
-    pub fn registry(&'static self) -> &'static Registry {
+    pub(crate) fn registry(&'static self) -> &'static Registry {
         &self.registry
     }
 
@@ -134,7 +134,7 @@ pub(crate) fn scoped_adaptive(
         scope
             .adaptive
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(AdaptiveBulkhead::new(name, config.clone())))
+            .or_insert_with(|| Arc::new(AdaptiveBulkhead::new(name, *config)))
             .clone(),
     )
 }
