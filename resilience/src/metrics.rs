@@ -10,6 +10,11 @@
 //! | `resilience_retries_exhausted_total` | counter | `name` | retried calls that gave up with an error |
 //! | `resilience_bulkhead_in_flight` | gauge | `name` | calls holding a bulkhead slot |
 //! | `resilience_call_duration_seconds` | histogram | `breaker` | duration of admitted calls |
+//! | `resilience_rate_limited_total` | counter | `name` | calls a rate limiter refused |
+//! | `resilience_hedges_total` | counter | `name` | hedges started (extra attempts) |
+//! | `resilience_hedges_won_total` | counter | `name` | calls a hedge answered first |
+//! | `resilience_coalesced_total` | counter | `name` | calls that waited for a call of an equal key in flight |
+//! | `resilience_adaptive_limit` | gauge | `name` | an adaptive bulkhead's current limit |
 //! | `resilience_chaos_injected_total` | counter | `name`, `fault` | faults injected (feature `chaos`); `fault` is `error`, `value`, `latency` or `panic` |
 
 #![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
@@ -86,6 +91,11 @@ pub fn describe() {
             "resilience_hedges_won_total",
             Unit::Count,
             "Hedged requests an extra attempt answered first"
+        );
+        metrics::describe_counter!(
+            "resilience_coalesced_total",
+            Unit::Count,
+            "Coalesced calls: calls that waited for the result of a call of an equal key in flight"
         );
         metrics::describe_gauge!(
             "resilience_adaptive_limit",
@@ -173,6 +183,21 @@ pub(crate) fn adaptive_limit(name: &Arc<str>, limit: u32) {
 pub(crate) fn rate_limited(name: &Arc<str>) {
     #[cfg(feature = "metrics")]
     metrics::counter!("resilience_rate_limited_total", "name" => name.clone()).increment(1);
+}
+
+/// A call joined the call of its key in flight (`#[coalesce]`).
+#[inline]
+pub(crate) fn coalesced(name: &std::borrow::Cow<'static, str>) {
+    #[cfg(feature = "metrics")]
+    {
+        let label = match name {
+            std::borrow::Cow::Borrowed(name) => metrics::SharedString::const_str(name),
+            std::borrow::Cow::Owned(name) => name.clone().into(),
+        };
+        metrics::counter!("resilience_coalesced_total", "name" => label).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = name;
 }
 
 #[cfg(feature = "chaos")]
@@ -289,6 +314,7 @@ mod tests {
             #[cfg(feature = "chaos")]
             ("resilience_chaos_injected_total", Some(Unit::Count)),
             ("resilience_circuit_state", None),
+            ("resilience_coalesced_total", Some(Unit::Count)),
             ("resilience_hedges_total", Some(Unit::Count)),
             ("resilience_hedges_won_total", Some(Unit::Count)),
             ("resilience_rate_limited_total", Some(Unit::Count)),

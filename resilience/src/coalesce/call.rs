@@ -194,6 +194,7 @@ fn counted(coalescer: &Coalescer, roles: &mut u8, role: u8) {
         coalescer.calls.fetch_add(1, Ordering::Relaxed);
     }
     if role == FOLLOWED {
+        crate::metrics::coalesced(&coalescer.name);
         tracing::debug!(
             target: "resilience",
             coalesce = name,
