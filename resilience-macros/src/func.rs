@@ -236,7 +236,7 @@ impl Func {
 
     /// The type of the result the layers see: the return type of an `async
     /// fn`, the `Output` of a returned `impl Future`.
-    fn result_type(&self) -> Option<&Type> {
+    pub(crate) fn result_type(&self) -> Option<&Type> {
         if let Some(output) = self.future_output() {
             return Some(output);
         }

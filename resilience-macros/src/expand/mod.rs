@@ -25,7 +25,9 @@
 //!         loop {
 //!             flags.reset();
 //!             let id = retry_clone::<String>(&id);
-//!             let attempt = async { fake_return_edge; body }.await;
+//!             // The chaos injection point (an identity without the feature):
+//!             let attempt = chaos_body(&["unifi", "mod::get"], ChaosTypes::<true, true>,
+//!                 async { fake_return_edge; body }).await;
 //!             let delay = match attempt.error() {
 //!                 None => None,
 //!                 Some(e) if flags.stop_retry() => None,
@@ -39,10 +41,12 @@
 //! ```
 //!
 //! One module per layer, each with its own Input/Output: [`breaker`],
-//! [`retry`], [`guard`] (bulkhead, timeout), [`hedge`], [`fallback`], and the
-//! [`manifest`] entry every layer adds.
+//! [`retry`], [`guard`] (bulkhead, timeout), [`hedge`], [`fallback`], the
+//! [`manifest`] entry every layer adds, and the [`chaos`] injection point
+//! around the body.
 
 mod breaker;
+mod chaos;
 mod fallback;
 mod guard;
 mod hedge;
@@ -158,11 +162,13 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     let prelude = cx.prelude;
 
     // The innermost future is the user's body, its type fixed by a fake
-    // return; each layer wraps the one below it.
+    // return, behind the chaos injection point; each layer wraps the one
+    // below it.
+    let chaos_names = chaos::names(&layers, &cx.site);
     let future = wrappers
         .iter()
         .rev()
-        .fold(body(func), |inner, wrap| wrap(inner));
+        .fold(body(func, &chaos_names), |inner, wrap| wrap(inner));
 
     let ret_span = func.return_span();
     let result = Ident::new(
@@ -225,11 +231,18 @@ pub(crate) fn expand(func: &Func, attrs: &[Attr], sibling_paths: &[syn::Path]) -
     }
 }
 
-/// `async { <fake return edge>; <user statements> }`; for a `fn` returning
-/// `impl Future`, the future its statements evaluate to (in a closure, so
-/// that a `return` in them returns that future), built anew per attempt,
-/// and only once the layers let the attempt run.
-fn body(func: &Func) -> TokenStream {
+/// `chaos_body(NAMES, TYPES, async { <fake return edge>; <user statements> })`:
+/// the body behind the chaos injection point (see [`chaos`]; an identity
+/// without the feature). For a `fn` returning `impl Future`, the future its
+/// statements evaluate to (in a closure, so that a `return` in them returns
+/// that future), built anew per attempt, and only once the layers let the
+/// attempt run; for a synchronous `fn`, a closure (`chaos_body_sync`).
+fn body(func: &Func, chaos_names: &TokenStream) -> TokenStream {
+    chaos::wrap(func, chaos_names, plain_body(func))
+}
+
+/// The body alone: an `async` block, or a closure for a synchronous `fn`.
+fn plain_body(func: &Func) -> TokenStream {
     let stmts = func.block.as_ref().map(|b| &b.stmts[..]).unwrap_or(&[]);
     if func.future_output().is_some() {
         // Lazy, like an `async` body: nothing of it runs unless every layer

@@ -273,10 +273,12 @@ pub enum Typed<T> {
         /// The function's type.
         wanted: &'static str,
     },
-    /// The function's type may borrow (it has a lifetime, a reference,
-    /// `Self` or a type parameter), so no value can be injected into it.
+    /// The function's type cannot take an injected value: its tokens show
+    /// a lifetime, a reference, `Self` or a type parameter (it may borrow),
+    /// or the result type is not named `Result` or `…Result`.
     Unsupported {
-        /// The function's type.
+        /// The function's type (its whole result type when neither part
+        /// can take a value).
         wanted: &'static str,
     },
 }
@@ -344,7 +346,7 @@ impl Decision {
             Typed::Unsupported { wanted } => {
                 self.armed.skip(function, || {
                     format!(
-                        "{fault} of injection `{name}` not injected into `{function}`: its {what} type `{wanted}` may borrow (a lifetime, a reference, `Self` or a type parameter), so only latency and panics are injected there"
+                        "{fault} of injection `{name}` not injected into `{function}`: `{wanted}` cannot take an injected {what} (its tokens show a lifetime, a reference, `Self` or a type parameter, or the result type is not named `Result` or `…Result`), so only latency and panics are injected there"
                     )
                 });
                 None

@@ -76,12 +76,15 @@ mod on {
         }
     }
 
-    impl<T, E> ChaosInject<Result<T, E>> for ChaosTypes<false, false> {
-        fn error(_: &ChaosMaker) -> ChaosTyped<Result<T, E>> {
-            unsupported::<E, _>()
+    /// Neither type is known to be owned (nor, maybe, a `Result`): no
+    /// bound at all, so that a function that does not return a `Result`
+    /// gets only the attribute's own diagnostic.
+    impl<R> ChaosInject<R> for ChaosTypes<false, false> {
+        fn error(_: &ChaosMaker) -> ChaosTyped<R> {
+            unsupported::<R, _>()
         }
-        fn value(_: &ChaosMaker) -> ChaosTyped<Result<T, E>> {
-            unsupported::<T, _>()
+        fn value(_: &ChaosMaker) -> ChaosTyped<R> {
+            unsupported::<R, _>()
         }
     }
 
