@@ -536,67 +536,45 @@ fn read_chaos(r: &mut Reader, settings: &mut Settings, node: &Node) {
             r.problem(format!("{path}.{key}"), message);
         }
         let mut v = Values { r, keys: &keys };
+        // A value that could not be read is reported already: it stands in
+        // as given (a placeholder), so that the rules between keys do not
+        // add noise about it, and the other keys are still checked.
         let mut injection = Injection::new();
-        let mut unknown = false;
-        let mut given = |value: Value<_>| match value {
-            Value::Given(x) => Some(x),
-            Value::Unknown => {
-                unknown = true;
-                None
-            }
-            Value::Absent => None,
-        };
-        let error = given(v.name("error"));
-        let value = given(v.name("value"));
-        if let Some(error) = error {
-            injection = injection.named_error(error);
+        match v.name("error") {
+            Value::Given(name) => injection = injection.named_error(name),
+            Value::Unknown => injection = injection.named_error(""),
+            Value::Absent => {}
         }
-        if let Some(value) = value {
-            injection = injection.named_value(value);
+        match v.name("value") {
+            Value::Given(name) => injection = injection.named_value(name),
+            Value::Unknown => injection = injection.named_value(""),
+            Value::Absent => {}
         }
-        let mut given = |value: Value<f64>| match value {
-            Value::Given(x) => Some(x),
-            Value::Unknown => {
-                unknown = true;
-                None
-            }
-            Value::Absent => None,
-        };
-        let rates = [
-            given(v.number("error_rate")),
-            given(v.number("value_rate")),
-            given(v.number("latency_rate")),
-            given(v.number("panic_rate")),
-        ];
-        injection.error_rate = rates[0];
-        injection.value_rate = rates[1];
-        injection.latency_rate = rates[2];
-        injection.panic_rate = rates[3];
         match v.duration("latency") {
             Value::Given(latency) => injection = injection.latency(latency),
-            Value::Unknown => unknown = true,
+            Value::Unknown => injection = injection.latency(Duration::from_secs(1)),
             Value::Absent => {}
         }
-        match v.count("calls") {
-            Value::Given(calls) => injection = injection.calls(calls),
-            Value::Unknown => unknown = true,
+        injection.error_rate = v.number("error_rate").given();
+        injection.value_rate = v.number("value_rate").given();
+        injection.latency_rate = v.number("latency_rate").given();
+        match v.number("panic_rate") {
+            Value::Given(rate) => injection = injection.panic_rate(rate),
+            Value::Unknown => injection = injection.panic_rate(0.0),
             Value::Absent => {}
         }
-        match v.flag("enabled") {
-            Value::Given(enabled) => injection = injection.enabled(enabled),
-            Value::Unknown => unknown = true,
-            Value::Absent => {}
+        if let Some(calls) = v.count("calls").given() {
+            injection = injection.calls(calls);
         }
-        // A value that could not be read is reported already; the rules
-        // between keys would only add noise about it.
-        if !unknown {
-            for problem in injection.check() {
-                let at = match problem.key() {
-                    "" => path.clone(),
-                    key => format!("{path}.{key}"),
-                };
-                r.problem(at, problem.message());
-            }
+        if let Some(enabled) = v.flag("enabled").given() {
+            injection = injection.enabled(enabled);
+        }
+        for problem in injection.check() {
+            let at = match problem.key() {
+                "" => path.clone(),
+                key => format!("{path}.{key}"),
+            };
+            r.problem(at, problem.message());
         }
         settings.chaos.insert(name.clone(), injection);
     }
