@@ -318,3 +318,118 @@ fn counts_of_active_injections_follow_switches_limits_and_removal() {
     chaos.remove("b");
     assert_eq!(active(), 0);
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn injected_faults_are_counted_by_name_and_fault() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    const NAMES: &[&str] = &["unit-metrics", "unit::metrics"];
+    inject(
+        "unit-metrics",
+        Injection::new()
+            .latency(Duration::from_millis(5))
+            .error(|| ApiError::Unavailable)
+            .calls(2),
+    )
+    .unwrap();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    ::metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..3 {
+                let _ = call(NAMES).await;
+            }
+        });
+    });
+    let mut figures: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let mut labels: Vec<_> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            let DebugValue::Counter(n) = value else {
+                panic!("{value:?}")
+            };
+            (format!("{}{{{}}}", key.name(), labels.join(",")), n)
+        })
+        .collect();
+    figures.sort();
+    assert_eq!(
+        figures,
+        [
+            (
+                "resilience_chaos_injected_total{fault=error,name=unit-metrics}".to_owned(),
+                2
+            ),
+            (
+                "resilience_chaos_injected_total{fault=latency,name=unit-metrics}".to_owned(),
+                2
+            ),
+        ]
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_settings_entry_reads_every_key() {
+    use crate::settings::Settings;
+
+    let settings: Settings = serde_json::from_str(
+        r#"{ "chaos": { "unifi": {
+            "error": "unavailable", "error_rate": 0.5,
+            "value": "cached", "value_rate": 0.25,
+            "latency": "200ms", "latency_rate": 0.1,
+            "panic_rate": 0.01, "enabled": false, "calls": 100
+        } } }"#,
+    )
+    .unwrap();
+    let expected = Injection::new()
+        .named_error("unavailable")
+        .error_rate(0.5)
+        .named_value("cached")
+        .value_rate(0.25)
+        .latency(Duration::from_millis(200))
+        .latency_rate(0.1)
+        .panic_rate(0.01)
+        .enabled(false)
+        .calls(100);
+    assert_eq!(settings.chaos["unifi"], expected);
+    assert_eq!(settings.names().collect::<Vec<_>>(), [("chaos", "unifi")]);
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_settings_entry_with_bad_values_reports_each_with_its_path() {
+    use crate::settings::Settings;
+
+    let err = serde_json::from_str::<Settings>(
+        r#"{ "chaos": {
+            "a": { "error": 3, "enabled": "yes", "profile": "p", "panic_rate": 2 },
+            "b": { "latency": "2h" },
+            "c": "not a table"
+        } }"#,
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "chaos.a.error: expected the name of a registered constructor (a string), found a number",
+        "chaos.a.enabled: expected `true` or `false`, found \"yes\"",
+        "chaos.a.profile: `profile` is not read in `chaos`: write each injection's keys in full",
+        "chaos.a.panic_rate: `panic_rate` must be between 0 and 1, found 2",
+        "chaos.b.latency: `latency` must be between 1ns and 3600s, found 7200s",
+        "chaos.c: expected a table, found a string",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
