@@ -429,7 +429,7 @@ impl Chaos {
     }
 
     /// The injections a configuration file put in force, by name.
-    pub(crate) fn from_settings(&self) -> Vec<(Arc<str>, Injection)> {
+    pub(crate) fn set_by_settings(&self) -> Vec<(Arc<str>, Injection)> {
         self.injections
             .iter()
             .filter(|a| a.from_settings)

@@ -42,7 +42,7 @@ impl Registry {
         } else {
             Vec::new()
         };
-        let in_force = self.chaos.from_settings();
+        let in_force = self.chaos.set_by_settings();
         for (name, injection) in &settings.chaos {
             if global
                 && !declared.iter().any(|d| d == name)
@@ -86,7 +86,7 @@ impl Registry {
         plan: ChaosPlan,
         changed: &mut BTreeSet<String>,
     ) {
-        for (name, _) in self.chaos.from_settings() {
+        for (name, _) in self.chaos.set_by_settings() {
             if !settings.chaos.contains_key(&*name) && self.chaos.remove(&name) {
                 tracing::info!(target: "resilience", name = &*name, "chaos: injection `{name}` removed by the settings");
                 changed.insert(format!("chaos.{name}"));
