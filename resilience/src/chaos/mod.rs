@@ -80,7 +80,7 @@
 //!
 //! # Scope and cost
 //!
-//! The injections live in a [`Registry`](crate::Registry) ([`Registry::chaos`](crate::Registry::chaos)),
+//! The injections live in a [`Registry`] ([`Registry::chaos`]),
 //! the one [`registry()`](crate::registry()) returns at the call: the
 //! process-wide one, or a test's own. While no injection is active anywhere
 //! in the process, an annotated call pays one relaxed atomic load; without
