@@ -2,7 +2,8 @@
 //! (`resilience::chaos`, feature `chaos`; an identity without it).
 //!
 //! Input:  `#[circuit_breaker(name = "unifi")] async fn get(&self) -> Result<Vec<Device>, ApiError> { body }`
-//! Output: `chaos_body(&["unifi", concat!(module_path!(), "::", "get")],
+//! Output: `chaos_body({ static SITE: ChaosSite = ChaosSite::new(&["unifi",
+//!          concat!(module_path!(), "::", "get")]); &SITE },
 //!          ChaosTypes::<true, true>, async { body })`; a synchronous `fn`'s
 //!          body closure goes through `chaos_body_sync`.
 //!
@@ -21,8 +22,10 @@ use syn::{GenericArgument, GenericParam, PathArguments, Type, TypeParamBound, Wh
 use crate::func::Func;
 use crate::layers::{BreakerName, Layer};
 
-/// `&["unifi", …, concat!(module_path!(), "::", "get")]`: every static name
-/// of the layers, then the default name.
+/// `{ static SITE: ChaosSite = ChaosSite::new(&["unifi", …,
+/// concat!(module_path!(), "::", "get")]); &SITE }`: every static name of
+/// the layers, then the default name, in a `static` (the future keeps one
+/// pointer to it).
 pub(super) fn names(layers: &[&Layer], site: &TokenStream) -> TokenStream {
     let mut seen: Vec<String> = Vec::new();
     let mut lits = Vec::new();
@@ -45,7 +48,11 @@ pub(super) fn names(layers: &[&Layer], site: &TokenStream) -> TokenStream {
             }
         }
     }
-    quote!(&[#(#lits,)* #site])
+    quote! {{
+        static __RESILIENCE_CHAOS: ::resilience::__private::ChaosSite =
+            ::resilience::__private::ChaosSite::new(&[#(#lits,)* #site]);
+        &__RESILIENCE_CHAOS
+    }}
 }
 
 /// The body (`inner`: an `async` block, or a closure for a synchronous

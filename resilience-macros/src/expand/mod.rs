@@ -26,8 +26,8 @@
 //!             flags.reset();
 //!             let id = retry_clone::<String>(&id);
 //!             // The chaos injection point (an identity without the feature):
-//!             let attempt = chaos_body(&["unifi", "mod::get"], ChaosTypes::<true, true>,
-//!                 async { fake_return_edge; body }).await;
+//!             let attempt = chaos_body(&CHAOS_SITE /* ["unifi", "mod::get"] */,
+//!                 ChaosTypes::<true, true>, async { fake_return_edge; body }).await;
 //!             let delay = match attempt.error() {
 //!                 None => None,
 //!                 Some(e) if flags.stop_retry() => None,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{inject, status, Injection};
-use crate::__private::{chaos_body, chaos_body_sync, ChaosTypes};
+use crate::__private::{chaos_body, chaos_body_sync, ChaosSite, ChaosTypes};
 use crate::Registry;
 
 #[derive(Debug, PartialEq)]
@@ -15,8 +15,8 @@ enum ApiError {
 
 type Owned = ChaosTypes<true, true>;
 
-async fn call(names: &'static [&'static str]) -> Result<u32, ApiError> {
-    chaos_body(names, Owned {}, async { Ok(7) }).await
+async fn call(site: &'static ChaosSite) -> Result<u32, ApiError> {
+    chaos_body(site, Owned {}, async { Ok(7) }).await
 }
 
 fn messages(injection: Injection) -> Vec<(String, String)> {
@@ -120,21 +120,22 @@ fn a_named_constructor_must_be_registered() {
 
 #[tokio::test]
 async fn nothing_injected_runs_the_body() {
-    assert_eq!(call(&["unit-nothing", "unit::nothing"]).await, Ok(7));
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-nothing", "unit::nothing"]);
+    assert_eq!(call(&NAMES).await, Ok(7));
 }
 
 #[tokio::test]
 async fn an_error_is_injected_for_the_next_calls_then_the_body_runs() {
-    const NAMES: &[&str] = &["unit-calls", "unit::calls"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-calls", "unit::calls"]);
     inject(
         "unit-calls",
         Injection::new().error(|| ApiError::Unavailable).calls(3),
     )
     .unwrap();
     for _ in 0..3 {
-        assert_eq!(call(NAMES).await, Err(ApiError::Unavailable));
+        assert_eq!(call(&NAMES).await, Err(ApiError::Unavailable));
     }
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
     let status = status("unit-calls").unwrap();
     assert_eq!(
         (
@@ -149,20 +150,20 @@ async fn an_error_is_injected_for_the_next_calls_then_the_body_runs() {
 
 #[tokio::test]
 async fn the_default_name_is_matched_too_and_the_first_active_name_wins() {
-    const NAMES: &[&str] = &["unit-first", "unit::first"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-first", "unit::first"]);
     inject("unit::first", Injection::new().value(|| 1_u32)).unwrap();
-    assert_eq!(call(NAMES).await, Ok(1));
+    assert_eq!(call(&NAMES).await, Ok(1));
     inject("unit-first", Injection::new().value(|| 2_u32)).unwrap();
-    assert_eq!(call(NAMES).await, Ok(2));
+    assert_eq!(call(&NAMES).await, Ok(2));
     super::disable("unit-first");
-    assert_eq!(call(NAMES).await, Ok(1));
+    assert_eq!(call(&NAMES).await, Ok(1));
     super::remove("unit::first");
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
 }
 
 #[tokio::test]
 async fn the_switch_turns_an_injection_off_and_on() {
-    const NAMES: &[&str] = &["unit-switch", "unit::switch"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-switch", "unit::switch"]);
     inject(
         "unit-switch",
         Injection::new()
@@ -170,32 +171,32 @@ async fn the_switch_turns_an_injection_off_and_on() {
             .enabled(false),
     )
     .unwrap();
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
     assert!(super::enable("unit-switch"));
-    assert_eq!(call(NAMES).await, Err(ApiError::Unavailable));
+    assert_eq!(call(&NAMES).await, Err(ApiError::Unavailable));
     assert!(super::disable("unit-switch"));
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
     let status = status("unit-switch").unwrap();
     assert_eq!((status.calls, status.errors, status.enabled), (1, 1, false));
 }
 
 #[tokio::test(start_paused = true)]
 async fn latency_waits_on_the_tokio_clock_before_the_body() {
-    const NAMES: &[&str] = &["unit-latency", "unit::latency"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-latency", "unit::latency"]);
     inject(
         "unit-latency",
         Injection::new().latency(Duration::from_millis(200)),
     )
     .unwrap();
     let start = tokio::time::Instant::now();
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
     assert_eq!(start.elapsed(), Duration::from_millis(200));
     assert_eq!(status("unit-latency").unwrap().latencies, 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn latency_then_an_error() {
-    const NAMES: &[&str] = &["unit-slow-error", "unit::slow_error"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-slow-error", "unit::slow_error"]);
     inject(
         "unit-slow-error",
         Injection::new()
@@ -204,13 +205,13 @@ async fn latency_then_an_error() {
     )
     .unwrap();
     let start = tokio::time::Instant::now();
-    assert_eq!(call(NAMES).await, Err(ApiError::Unavailable));
+    assert_eq!(call(&NAMES).await, Err(ApiError::Unavailable));
     assert_eq!(start.elapsed(), Duration::from_secs(1));
 }
 
 #[test]
 fn a_mismatched_type_is_skipped_and_counted() {
-    const NAMES: &[&str] = &["unit-mismatch", "unit::mismatch"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-mismatch", "unit::mismatch"]);
     inject(
         "unit-mismatch",
         Injection::new().error(|| "a &str, not an ApiError"),
@@ -218,7 +219,7 @@ fn a_mismatched_type_is_skipped_and_counted() {
     .unwrap();
     let body = || -> Result<u32, ApiError> { Ok(7) };
     for _ in 0..2 {
-        assert_eq!(chaos_body_sync(NAMES, Owned {}, body)(), Ok(7));
+        assert_eq!(chaos_body_sync(&NAMES, Owned {}, body)(), Ok(7));
     }
     let status = status("unit-mismatch").unwrap();
     assert_eq!((status.errors, status.skipped), (0, 2));
@@ -226,7 +227,7 @@ fn a_mismatched_type_is_skipped_and_counted() {
 
 #[test]
 fn a_type_that_may_borrow_takes_no_value_but_still_latency() {
-    const NAMES: &[&str] = &["unit-borrowed", "unit::borrowed"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-borrowed", "unit::borrowed"]);
     inject(
         "unit-borrowed",
         Injection::new()
@@ -237,26 +238,26 @@ fn a_type_that_may_borrow_takes_no_value_but_still_latency() {
     let text = String::from("live");
     let body = || -> Result<&str, ApiError> { Ok(&text) };
     let borrowed = ChaosTypes::<false, true> {};
-    assert_eq!(chaos_body_sync(NAMES, borrowed, body)(), Ok("live"));
+    assert_eq!(chaos_body_sync(&NAMES, borrowed, body)(), Ok("live"));
     let status = status("unit-borrowed").unwrap();
     assert_eq!((status.values, status.skipped, status.latencies), (0, 1, 1));
 }
 
 #[test]
 fn a_sync_body_takes_an_injected_value() {
-    const NAMES: &[&str] = &["unit-sync", "unit::sync"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-sync", "unit::sync"]);
     inject("unit-sync", Injection::new().value(|| 42_u32)).unwrap();
     let body = || -> Result<u32, ApiError> { Ok(7) };
-    assert_eq!(chaos_body_sync(NAMES, Owned {}, body)(), Ok(42));
+    assert_eq!(chaos_body_sync(&NAMES, Owned {}, body)(), Ok(42));
 }
 
 #[tokio::test]
 async fn an_injected_panic_unwinds_out_of_the_poll() {
     use futures::FutureExt;
 
-    const NAMES: &[&str] = &["unit-panic", "unit::panic"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-panic", "unit::panic"]);
     inject("unit-panic", Injection::new().panic_rate(1.0).calls(1)).unwrap();
-    let panicked = std::panic::AssertUnwindSafe(call(NAMES))
+    let panicked = std::panic::AssertUnwindSafe(call(&NAMES))
         .catch_unwind()
         .await
         .unwrap_err();
@@ -265,7 +266,7 @@ async fn an_injected_panic_unwinds_out_of_the_poll() {
         message,
         "chaos: panic injected into `unit::panic` (injection `unit-panic`)"
     );
-    assert_eq!(call(NAMES).await, Ok(7));
+    assert_eq!(call(&NAMES).await, Ok(7));
     assert_eq!(status("unit-panic").unwrap().panics, 1);
 }
 
@@ -324,7 +325,7 @@ fn counts_of_active_injections_follow_switches_limits_and_removal() {
 fn injected_faults_are_counted_by_name_and_fault() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    const NAMES: &[&str] = &["unit-metrics", "unit::metrics"];
+    static NAMES: ChaosSite = ChaosSite::new(&["unit-metrics", "unit::metrics"]);
     inject(
         "unit-metrics",
         Injection::new()
@@ -343,7 +344,7 @@ fn injected_faults_are_counted_by_name_and_fault() {
             .unwrap();
         rt.block_on(async {
             for _ in 0..3 {
-                let _ = call(NAMES).await;
+                let _ = call(&NAMES).await;
             }
         });
     });

@@ -2,10 +2,26 @@
 //! injection of [`crate::chaos`] puts in its place (feature `chaos`).
 //! Without the feature, an `#[inline(always)]` identity.
 //!
-//! The macro passes the function's names (each layer's static name, then
-//! the default name `module::function`, last) and a [`ChaosTypes`] that says
-//! whether the function's `Ok` and error types are owned (`'static`) as far
-//! as their tokens show; only those can take an injected value.
+//! The macro passes the function's names in a `static` [`ChaosSite`] (each
+//! layer's static name, then the default name `module::function`, last) and
+//! a [`ChaosTypes`] that says whether the function's `Ok` and error types
+//! are owned (`'static`) as far as their tokens show; only those can take an
+//! injected value.
+
+/// The names of one annotated function, in a `static` of its expansion, so
+/// that its future holds one pointer to them.
+#[derive(Debug)]
+pub struct ChaosSite {
+    #[cfg_attr(not(feature = "chaos"), allow(dead_code))]
+    names: &'static [&'static str],
+}
+
+impl ChaosSite {
+    /// The names: each layer's static name, then the default name, last.
+    pub const fn new(names: &'static [&'static str]) -> Self {
+        ChaosSite { names }
+    }
+}
 
 /// Whether the function's `Ok` type (`VALUES`) and error type (`ERRORS`)
 /// can take injected values: the macro says `true` when the type's tokens
@@ -17,13 +33,13 @@ pub struct ChaosTypes<const VALUES: bool, const ERRORS: bool>;
 mod off {
     /// The body, unchanged (feature `chaos` off).
     #[inline(always)]
-    pub fn chaos_body<F, K>(_names: &'static [&'static str], _types: K, body: F) -> F {
+    pub fn chaos_body<F, K>(_site: &'static super::ChaosSite, _types: K, body: F) -> F {
         body
     }
 
     /// The body closure, unchanged (feature `chaos` off).
     #[inline(always)]
-    pub fn chaos_body_sync<F, K>(_names: &'static [&'static str], _types: K, body: F) -> F {
+    pub fn chaos_body_sync<F, K>(_site: &'static super::ChaosSite, _types: K, body: F) -> F {
         body
     }
 }
@@ -41,7 +57,7 @@ mod on {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use super::ChaosTypes;
+    use super::{ChaosSite, ChaosTypes};
     pub use crate::chaos::armed::Typed as ChaosTyped;
     pub use crate::chaos::catalog::Maker as ChaosMaker;
     use crate::chaos::{active_anywhere, decide, Decision};
@@ -115,32 +131,34 @@ mod on {
         }
     }
 
-    /// The function's default name: the last of its names.
-    fn function(names: &'static [&'static str]) -> &'static str {
-        names.last().copied().unwrap_or("?")
+    impl ChaosSite {
+        /// The function's default name: the last of its names.
+        fn function(&self) -> &'static str {
+            self.names.last().copied().unwrap_or("?")
+        }
     }
 
     /// The body of an `async fn` (or of the future a `fn` returns), run
-    /// unless an injection for one of `names` replaces it.
+    /// unless an injection for one of the site's names replaces it.
     #[inline]
-    pub fn chaos_body<F, K>(names: &'static [&'static str], _types: K, body: F) -> ChaosBody<F, K>
+    pub fn chaos_body<F, K>(site: &'static ChaosSite, _types: K, body: F) -> ChaosBody<F, K>
     where
         F: Future,
         K: ChaosInject<F::Output>,
     {
         ChaosBody {
             body,
-            names,
-            state: State::Start,
+            state: State::Start(site),
             types: PhantomData,
         }
     }
 
     /// The body closure of a synchronous `fn`, run unless an injection for
-    /// one of `names` replaces it (injected latency sleeps the thread).
+    /// one of the site's names replaces it (injected latency sleeps the
+    /// thread).
     #[inline]
     pub fn chaos_body_sync<R, F, K>(
-        names: &'static [&'static str],
+        site: &'static ChaosSite,
         _types: K,
         body: F,
     ) -> impl FnOnce() -> R
@@ -152,46 +170,62 @@ mod on {
             if !active_anywhere() {
                 return body();
             }
-            run_sync::<R, F, K>(names, body)
+            run_sync::<R, F, K>(site, body)
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn run_sync<R, F: FnOnce() -> R, K: ChaosInject<R>>(
-        names: &'static [&'static str],
-        body: F,
-    ) -> R {
-        let Some(decision) = decide(names) else {
+    fn run_sync<R, F: FnOnce() -> R, K: ChaosInject<R>>(site: &'static ChaosSite, body: F) -> R {
+        let Some(decision) = decide(site.names) else {
             return body();
         };
-        if let Some(latency) = decision.latency(function(names)) {
+        if let Some(latency) = decision.latency(site.function()) {
             std::thread::sleep(latency);
         }
-        match outcome::<R, K>(decision, names) {
+        match outcome::<R, K>(decision, site) {
             Some(result) => result,
             None => body(),
         }
     }
 
-    fn outcome<R, K: ChaosInject<R>>(
-        decision: Decision,
-        names: &'static [&'static str],
-    ) -> Option<R> {
-        decision.outcome(function(names), K::error, K::value)
+    fn outcome<R, K: ChaosInject<R>>(decision: Decision, site: &'static ChaosSite) -> Option<R> {
+        decision.outcome(site.function(), K::error, K::value)
     }
 
-    /// Where a [`ChaosBody`] is.
+    /// Where a [`ChaosBody`] is: one pointer and a tag, so that every
+    /// annotated function's future grows by 16 bytes only.
     #[derive(Debug)]
     enum State {
-        /// Not polled yet: the table is consulted on the first poll.
-        Start,
+        /// Not polled yet: the table is consulted on the first poll (once
+        /// every layer let the call through).
+        Start(&'static ChaosSite),
         /// Running the body.
         Body,
         /// Injected latency, then the decision's outcome.
-        Delay(Pin<Box<Delayed>>),
+        Delay(Slow),
         /// Answered with an injected result.
         Done,
+    }
+
+    /// The boxed latency of a call an injection hit, dropped out of line: the
+    /// drop of every other call's future tests one word and nothing else.
+    #[derive(Debug)]
+    struct Slow(Option<Pin<Box<Delayed>>>);
+
+    impl Drop for Slow {
+        #[inline]
+        fn drop(&mut self) {
+            if self.0.is_some() {
+                drop_slow(self);
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(slow: &mut Slow) {
+        slow.0 = None;
     }
 
     pin_project_lite::pin_project! {
@@ -200,6 +234,7 @@ mod on {
             #[pin]
             sleep: tokio::time::Sleep,
             decision: Option<Decision>,
+            site: &'static ChaosSite,
         }
     }
 
@@ -210,7 +245,6 @@ mod on {
         pub struct ChaosBody<F, K> {
             #[pin]
             body: F,
-            names: &'static [&'static str],
             state: State,
             types: PhantomData<fn() -> K>,
         }
@@ -226,28 +260,35 @@ mod on {
         #[inline]
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = self.project();
+            match this.state {
+                State::Body => return this.body.poll(cx),
+                // The path of every call while nothing is injected anywhere.
+                State::Start(_) if !active_anywhere() => {
+                    *this.state = State::Body;
+                    return this.body.poll(cx);
+                }
+                _ => {}
+            }
             loop {
                 match this.state {
                     State::Body => return this.body.poll(cx),
-                    State::Start => {
-                        if !active_anywhere() {
-                            *this.state = State::Body;
-                            continue;
+                    State::Start(site) => match begin::<F::Output, K>(*site) {
+                        Begun::Run => *this.state = State::Body,
+                        Begun::Delay(delayed) => *this.state = State::Delay(Slow(Some(delayed))),
+                        Begun::Answer(result) => {
+                            *this.state = State::Done;
+                            return Poll::Ready(result);
                         }
-                        match begin::<F::Output, K>(this.names) {
-                            Begun::Run => *this.state = State::Body,
-                            Begun::Delay(delayed) => *this.state = State::Delay(delayed),
-                            Begun::Answer(result) => {
-                                *this.state = State::Done;
-                                return Poll::Ready(result);
-                            }
-                        }
-                    }
-                    State::Delay(delayed) => {
+                    },
+                    State::Delay(Slow(None)) => unreachable!("a delay is boxed"),
+                    State::Delay(Slow(Some(delayed))) => {
                         let delayed = delayed.as_mut().project();
                         std::task::ready!(delayed.sleep.poll(cx));
-                        let decision = delayed.decision.take();
-                        let answer = decision.and_then(|d| outcome::<F::Output, K>(d, this.names));
+                        let site = *delayed.site;
+                        let answer = delayed
+                            .decision
+                            .take()
+                            .and_then(|d| outcome::<F::Output, K>(d, site));
                         match answer {
                             Some(result) => {
                                 *this.state = State::Done;
@@ -270,17 +311,18 @@ mod on {
 
     #[cold]
     #[inline(never)]
-    fn begin<R, K: ChaosInject<R>>(names: &'static [&'static str]) -> Begun<R> {
-        let Some(decision) = decide(names) else {
+    fn begin<R, K: ChaosInject<R>>(site: &'static ChaosSite) -> Begun<R> {
+        let Some(decision) = decide(site.names) else {
             return Begun::Run;
         };
-        if let Some(latency) = decision.latency(function(names)) {
+        if let Some(latency) = decision.latency(site.function()) {
             return Begun::Delay(Box::pin(Delayed {
                 sleep: tokio::time::sleep(latency),
                 decision: Some(decision),
+                site,
             }));
         }
-        match outcome::<R, K>(decision, names) {
+        match outcome::<R, K>(decision, site) {
             Some(result) => Begun::Answer(result),
             None => Begun::Run,
         }
