@@ -529,3 +529,30 @@ error = "upstraem"
     }
     assert!(chaos::status("chaos-file").is_none(), "nothing applied");
 }
+
+// ------------------------------------------------------------------ scope
+
+#[bulkhead(name = "chaos-isolated", max_concurrent = 10)]
+async fn isolated_call() -> Result<u32, ApiError> {
+    Ok(14)
+}
+
+/// Under the `testing` feature a test's registry holds its own injections:
+/// the process-wide one (and so every other test) never sees them.
+#[test]
+fn an_injection_made_in_a_test_registry_stays_in_that_test() {
+    use resilience::testing::{self, Runtime};
+
+    testing::run(Runtime::current_thread().start_paused(true), async {
+        chaos::inject("chaos-isolated", upstream_down()).unwrap();
+        assert_eq!(isolated_call().await, Err(ApiError::Upstream));
+        assert_eq!(chaos::status("chaos-isolated").unwrap().errors, 1);
+    });
+    assert!(chaos::status("chaos-isolated").is_none());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(isolated_call()), Ok(14));
+}
