@@ -272,7 +272,7 @@ mod on {
             loop {
                 match this.state {
                     State::Body => return this.body.poll(cx),
-                    State::Start(site) => match begin::<F::Output, K>(*site) {
+                    State::Start(site) => match begin::<F::Output, K>(site) {
                         Begun::Run => *this.state = State::Body,
                         Begun::Delay(delayed) => *this.state = State::Delay(Slow(Some(delayed))),
                         Begun::Answer(result) => {
