@@ -142,3 +142,12 @@ fn deserializing_fails_with_every_problem_one_per_line() {
     assert!(err.contains("\n  breakers.p.failure_rate: "), "{err}");
     assert!(err.contains("\n  breakers.p.recovery_timeout: "), "{err}");
 }
+
+#[cfg(not(feature = "chaos"))]
+#[test]
+fn a_chaos_section_without_the_feature_says_which_feature() {
+    assert_eq!(
+        problems(r#"{"chaos": {"unifi": {"panic_rate": 0.5}}}"#),
+        ["chaos: the `chaos` section needs the `chaos` feature of `resilience`"]
+    );
+}
