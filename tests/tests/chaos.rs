@@ -378,6 +378,11 @@ fn each_injected_fault_is_a_tracing_event_marked_injected() {
         .with_ansi(false)
         .finish();
     chaos::inject("chaos-traced", upstream_down().latency(ms(1)).calls(1)).unwrap();
+    chaos::inject(
+        "chaos-traced-mismatch",
+        Injection::new().error(|| std::io::Error::other("not an ApiError")),
+    )
+    .unwrap();
     {
         use tracing_subscriber::util::SubscriberInitExt;
 
@@ -388,6 +393,9 @@ fn each_injected_fault_is_a_tracing_event_marked_injected() {
             .build()
             .unwrap();
         assert_eq!(rt.block_on(traced()), Err(ApiError::Upstream));
+        for _ in 0..3 {
+            assert_eq!(rt.block_on(traced_mismatch()), Ok(15));
+        }
     }
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for fault in ["latency", "error"] {
@@ -399,6 +407,24 @@ fn each_injected_fault_is_a_tracing_event_marked_injected() {
         assert!(line.contains("name=\"chaos-traced\""), "{line}");
         assert!(line.contains("function=\"chaos::traced\""), "{line}");
     }
+    // A constructor of another type: one warning for the function, naming
+    // both types, however many calls it skips.
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("chaos-traced-mismatch"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("it makes `std::io::error::Error`, the function's error type is `chaos::support::ApiError`"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[bulkhead(name = "chaos-traced-mismatch", max_concurrent = 10)]
+async fn traced_mismatch() -> Result<u32, ApiError> {
+    Ok(15)
 }
 
 // ------------------------------------------------------------------ settings

@@ -10,6 +10,12 @@ use super::{Chaos, Injection};
 
 /// A kind of injected fault, as `tracing` events and the
 /// `resilience_chaos_injected_total` counter name it (`fault` label).
+///
+/// ```
+/// use resilience::chaos::Fault;
+///
+/// assert_eq!(Fault::Error.to_string(), "error");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Fault {
@@ -46,6 +52,17 @@ impl std::fmt::Display for Fault {
 }
 
 /// What an injection did so far ([`Chaos::status`]).
+///
+/// ```
+/// use resilience::chaos::Injection;
+///
+/// let registry = resilience::Registry::new();
+/// registry.chaos().inject("db", Injection::new().panic_rate(0.5).calls(10))?;
+/// let status = registry.chaos().status("db").unwrap();
+/// assert_eq!((status.name.as_str(), status.calls_left, status.panics), ("db", Some(10), 0));
+/// assert!(status.active && status.enabled && !status.from_settings);
+/// # Ok::<(), resilience::chaos::InjectionError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InjectionStatus {

@@ -323,6 +323,15 @@ impl Injection {
 /// One problem of an [`Injection`]: its key (`error_rate`; empty when about
 /// the injection as a whole) and what is wrong, in the words the settings
 /// use.
+///
+/// ```
+/// use resilience::chaos::Injection;
+///
+/// let err = resilience::chaos::inject("problem-doc", Injection::new().latency_rate(0.5)).unwrap_err();
+/// let problem = &err.problems()[0];
+/// assert_eq!(problem.key(), "latency_rate");
+/// assert_eq!(problem.to_string(), "`latency_rate` needs `latency`: the latency to inject at this rate");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectionProblem {
     key: &'static str,
