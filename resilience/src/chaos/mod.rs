@@ -5,12 +5,13 @@
 //! An injection for a name applies to every annotated function that has the
 //! name: the static `name` of any of its layers (`#[circuit_breaker(name =
 //! "unifi")]`, a bulkhead's, a rate limiter's, a hedge's, a coalescer's) or
-//! its default name, `module::function`. It takes the place of the
-//! function's body, innermost, so an injected outcome passes through every
-//! layer exactly as a real one would: the breaker counts an injected error
-//! (and records an injected panic as a failure), the retry retries it, the
-//! timeout cuts injected latency, a bulkhead's slot stays taken during it, a
-//! fallback answers. Each attempt of a retry (each hedged attempt) is one
+//! its default name, `module::function` (a breaker's run-time `name = expr`
+//! is not one of them). It takes the place of the function's body,
+//! innermost, so an injected outcome passes through every layer exactly as
+//! a real one would: the breaker counts an injected error (and records an
+//! injected panic as a failure), the retry retries it, the timeout cuts
+//! injected latency, a bulkhead's slot stays taken during it, a fallback
+//! answers. Each attempt of a retry (each hedged attempt) is one
 //! call to the injection.
 //!
 //! ```
