@@ -69,7 +69,9 @@
 //! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
 //!   `serde`), fleet-wide breakers and rate limits through Redis (feature `redis`, see
 //!   `Registry::share_via_redis`), tower layers (feature `tower`: the
-//!   `tower` module).
+//!   `tower` module), isolated registries and assertions for tests (feature
+//!   `testing`: the `testing` module, `#[resilience::test]`), faults injected by
+//!   policy name (feature `chaos`: `chaos`).
 //!
 //! The attributes work on `async fn`s, on `fn`s returning `impl Future`, on
 //! methods inside `#[async_trait]` impls, and on synchronous `fn`s.
@@ -137,10 +139,10 @@ pub use retry::{
 pub use spec::{ConfigError, Place, Problem};
 pub use timeout::Timeout;
 
-pub use resilience_macros::{
-    bulkhead, circuit_breaker, coalesce, hedge, rate_limit, resilient, retry, timeout,
-};
 /// A test against an isolated registry (feature `testing`): see
 /// [`testing`].
 #[cfg(feature = "testing")]
 pub use resilience_macros::test;
+pub use resilience_macros::{
+    bulkhead, circuit_breaker, coalesce, hedge, rate_limit, resilient, retry, timeout,
+};

@@ -187,6 +187,8 @@ pub(crate) fn rate_limited(name: &Arc<str>) {
 
 /// A call joined the call of its key in flight (`#[coalesce]`).
 #[inline]
+// The `Cow`'s variant decides whether the label is borrowed or copied.
+#[allow(clippy::ptr_arg)]
 pub(crate) fn coalesced(name: &std::borrow::Cow<'static, str>) {
     #[cfg(feature = "metrics")]
     {
