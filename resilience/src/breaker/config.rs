@@ -411,6 +411,20 @@ impl BreakerConfigBuilder {
 mod tests {
     use super::*;
 
+    #[test]
+    fn recovery_timeout_max_reads_back_as_set() {
+        let growing = BreakerConfig::builder()
+            .recovery_timeout(Duration::from_secs(10))
+            .recovery_timeout_max(Duration::from_secs(80))
+            .build()
+            .unwrap();
+        assert_eq!(
+            growing.recovery_timeout_max(),
+            Some(Duration::from_secs(80))
+        );
+        assert_eq!(BreakerConfig::default().recovery_timeout_max(), None);
+    }
+
     fn calls(n: u32) -> Window {
         Window::Calls(NonZeroU32::new(n).unwrap())
     }

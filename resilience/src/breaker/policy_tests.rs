@@ -296,3 +296,29 @@ async fn windows_are_cleared_when_the_circuit_closes() {
     record_n(&b, 2, Outcome::Failure);
     assert_eq!(b.state(), CircuitState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_below_min_calls_never_open_the_circuit() {
+    // Every call slow from the first one: the rate is 100 %, but the window
+    // holds fewer than `min_calls` calls until the fourth.
+    let config = BreakerConfig::builder()
+        .failure_rate(1.0)
+        .slow_call(Duration::from_secs(1))
+        .slow_call_rate(0.5)
+        .window(calls(10))
+        .min_calls(4)
+        .build()
+        .unwrap();
+    let b = CircuitBreaker::new("t", config);
+    for n in 1..=4 {
+        let permit = b.try_acquire().unwrap();
+        advance(Duration::from_secs(2)).await;
+        permit.record(Outcome::Success);
+        let expected = if n < 4 {
+            CircuitState::Closed
+        } else {
+            CircuitState::Open
+        };
+        assert_eq!(b.state(), expected, "after {n} slow calls");
+    }
+}

@@ -278,3 +278,28 @@ async fn concurrent_failures_from_many_tasks_open_the_breaker() {
     }
     assert_eq!(b.state(), CircuitState::Open);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_windowed_breaker_with_failures_in_its_window_is_not_pristine() {
+    // What dynamic-name eviction asks: only a breaker with nothing to lose
+    // may be dropped. A windowed one keeps its failures in the window, not
+    // in the consecutive count.
+    for window in [
+        Window::Calls(std::num::NonZeroU32::new(10).unwrap()),
+        Window::Time(Duration::from_secs(60)),
+    ] {
+        let config = BreakerConfig::builder()
+            .failure_threshold(5)
+            .window(window)
+            .build()
+            .unwrap();
+        let b = CircuitBreaker::new("w", config);
+        assert!(b.is_pristine(), "{window:?}: new");
+        b.try_acquire().unwrap().record(Outcome::Success);
+        assert!(b.is_pristine(), "{window:?}: successes only");
+        b.try_acquire().unwrap().record(Outcome::Failure);
+        assert!(!b.is_pristine(), "{window:?}: a failure in the window");
+        b.reset();
+        assert!(b.is_pristine(), "{window:?}: reset");
+    }
+}

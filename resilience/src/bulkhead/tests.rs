@@ -407,3 +407,13 @@ fn every_change_is_logged_and_no_change_is_not() {
         events[1]
     );
 }
+
+#[test]
+fn the_limits_read_back_as_set_and_as_changed() {
+    let b = bulkhead(4, 25);
+    assert_eq!(b.max_concurrent().get(), 4);
+    assert_eq!(b.max_wait(), Duration::from_millis(25));
+    b.set_limits(NonZeroU32::new(9).unwrap(), Duration::from_secs(2));
+    assert_eq!(b.max_concurrent().get(), 9);
+    assert_eq!(b.max_wait(), Duration::from_secs(2));
+}

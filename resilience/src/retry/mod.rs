@@ -405,6 +405,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn max_elapsed_reads_back_as_set() {
+        let bounded = RetryPolicy::builder()
+            .max_elapsed(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        assert_eq!(bounded.max_elapsed(), Some(Duration::from_secs(5)));
+        assert_eq!(RetryPolicy::builder().build().unwrap().max_elapsed(), None);
+    }
+
+    #[test]
     fn max_attempts_counts_the_first_call() {
         let p = RetryPolicy::new(3, Backoff::fixed(Duration::from_millis(10))).unwrap();
         let mut s = RetryState::new("t", &p);
