@@ -211,7 +211,7 @@ pub(crate) fn chaos_injected(name: &Arc<str>, fault: &'static str) {
 }
 
 #[cfg(all(test, feature = "metrics"))]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -219,6 +219,25 @@ mod tests {
 
     use crate::__private::{breaker_call, converter, every_error_fails, timeout, Flags};
     use crate::{BreakerConfig, Registry, RetryPolicy, RetryState};
+
+    /// What `body` records through the `metrics` facade, run on a paused
+    /// current-thread runtime with a debugging recorder installed on this
+    /// thread, as [`read`] gives it (for the figures of each policy's tests).
+    pub(crate) fn recorded<F: std::future::Future>(
+        body: impl FnOnce() -> F,
+    ) -> BTreeMap<String, f64> {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(body());
+        });
+        read(&snapshotter)
+    }
 
     /// `name{label=value,…}` -> value, sorted; histograms as sample counts.
     fn read(snapshotter: &Snapshotter) -> BTreeMap<String, f64> {

@@ -528,39 +528,18 @@ async fn joining_and_taking_over_are_logged() {
 #[cfg(feature = "metrics")]
 #[test]
 fn coalesced_calls_are_counted_in_metrics() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    ::metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let c = Coalescer::new("metered");
-            let body = || async {
-                sleep(Duration::from_millis(10)).await;
-                Ok::<u32, ()>(1)
-            };
-            let (a, b, d) =
-                tokio::join!(c.run(1u8, body()), c.run(1u8, body()), c.run(1u8, body()));
-            assert_eq!((a, b, d), (Ok(1), Ok(1), Ok(1)));
-        });
+    let figures = crate::metrics::tests::recorded(|| async {
+        let c = Coalescer::new("metered");
+        let body = || async {
+            sleep(Duration::from_millis(10)).await;
+            Ok::<u32, ()>(1)
+        };
+        let (a, b, d) = tokio::join!(c.run(1u8, body()), c.run(1u8, body()), c.run(1u8, body()));
+        assert_eq!((a, b, d), (Ok(1), Ok(1), Ok(1)));
     });
-    let counted: Vec<_> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| (key.key().name().to_owned(), value))
-        .collect();
     assert_eq!(
-        counted,
-        [(
-            "resilience_coalesced_total".to_owned(),
-            DebugValue::Counter(2)
-        )],
+        figures.into_iter().collect::<Vec<_>>(),
+        [("resilience_coalesced_total{name=metered}".to_owned(), 2.0)],
         "two callers waited for the first"
     );
 }

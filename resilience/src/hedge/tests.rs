@@ -268,45 +268,16 @@ fn the_call_is_send_when_its_attempts_are() {
 #[cfg(feature = "metrics")]
 #[test]
 fn hedges_are_counted_in_metrics() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    ::metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let hedge = Hedge::with_name("metered", *fixed(10, 2).config());
-            let script = Script::new(&[(1_000, Ok(0)), (1_000, Ok(1)), (1, Ok(2))]);
-            assert_eq!(hedge.run(|| script.attempt()).await, Ok(2));
-        });
+    let figures = crate::metrics::tests::recorded(|| async {
+        let hedge = Hedge::with_name("metered", *fixed(10, 2).config());
+        let script = Script::new(&[(1_000, Ok(0)), (1_000, Ok(1)), (1, Ok(2))]);
+        assert_eq!(hedge.run(|| script.attempt()).await, Ok(2));
     });
-    let mut figures: Vec<_> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels: Vec<_> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let value = match value {
-                DebugValue::Counter(c) => c,
-                other => panic!("{other:?}"),
-            };
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect();
-    figures.sort();
     assert_eq!(
-        figures,
+        figures.into_iter().collect::<Vec<_>>(),
         [
-            ("resilience_hedges_total{name=metered}".to_owned(), 2),
-            ("resilience_hedges_won_total{name=metered}".to_owned(), 1),
+            ("resilience_hedges_total{name=metered}".to_owned(), 2.0),
+            ("resilience_hedges_won_total{name=metered}".to_owned(), 1.0),
         ]
     );
 }
