@@ -10,13 +10,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::process::{Process, ANSWER};
 use support::redis_server::RedisServer;
 
 const NAMESPACE: &str = "processes";
@@ -26,156 +24,35 @@ const THRESHOLD: u32 = 3;
 /// How long the breaker stays open. Long enough that A's trip made while
 /// Redis is down is still open when the restarted Redis resyncs it.
 const RECOVERY: Duration = Duration::from_millis(2_000);
-/// The bound on any answer.
-const ANSWER: Duration = Duration::from_secs(10);
 /// The bound on answers that must not wait on Redis (calls while it is down).
 const AT_ONCE: Duration = Duration::from_secs(1);
 /// The bound on conditions that take the fleet some time.
 const EVENTUALLY: Duration = Duration::from_secs(15);
 
 /// One `fleet_node` process, killed on drop.
-struct Node {
-    label: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    answers: Receiver<String>,
-    /// Its stderr (logs), printed if the test fails.
-    log: Arc<Mutex<Vec<String>>>,
+type Node = Process;
+
+/// Starts a node and waits until it reports `ready <instance-id>`.
+fn start(label: &'static str, url: &str) -> (Node, String) {
+    start_with(label, url, NAMESPACE, &[])
 }
 
-impl Node {
-    /// Starts a node and waits until it reports `ready <instance-id>`.
-    fn start(label: &'static str, url: &str) -> (Node, String) {
-        Self::start_with(label, url, NAMESPACE, &[])
-    }
-
-    /// [`start`](Self::start) in `namespace`, with extra arguments.
-    fn start_with(
-        label: &'static str,
-        url: &str,
-        namespace: &str,
-        extra: &[&str],
-    ) -> (Node, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fleet_node"))
-            .args([url, namespace, BREAKER])
-            .arg(THRESHOLD.to_string())
-            .arg(RECOVERY.as_millis().to_string())
-            .args(extra)
-            .env("RUST_LOG", "resilience=debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the fleet_node binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, answers) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line);
-                }
-            });
-        }
-        let node = Node {
-            label,
-            stdin: child.stdin.take(),
-            child,
-            answers,
-            log,
-        };
-        let ready = node.answer("(start-up)", ANSWER);
-        let id = ready
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("{label}: expected `ready <id>`, got {ready:?}"))
-            .to_owned();
-        (node, id)
-    }
-
-    fn answer(&self, command: &str, bound: Duration) -> String {
-        match self.answers.recv_timeout(bound) {
-            Ok(answer) => answer,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: no answer to `{command}` within {bound:?}", self.label)
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                panic!(
-                    "{}: the process exited before answering `{command}`",
-                    self.label
-                )
-            }
-        }
-    }
-
-    /// Sends `command` and returns the answer, which must come within `bound`.
-    fn ask_within(&mut self, command: &str, bound: Duration) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
-        if let Err(e) = writeln!(stdin, "{command}").and_then(|()| stdin.flush()) {
-            panic!("{}: cannot send `{command}`: {e}", self.label);
-        }
-        self.answer(command, bound)
-    }
-
-    /// Sends raw bytes (a line that may not be UTF-8) and returns the answer.
-    fn send_bytes(&mut self, line: &[u8]) -> String {
-        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
-        if let Err(e) = stdin.write_all(line).and_then(|()| stdin.flush()) {
-            panic!("{}: cannot send {line:?}: {e}", self.label);
-        }
-        self.answer(&String::from_utf8_lossy(line), ANSWER)
-    }
-
-    fn ask(&mut self, command: &str) -> String {
-        self.ask_within(command, ANSWER)
-    }
-
-    /// Asks the node to quit and waits (with a bound) until it has exited.
-    fn quit(mut self) {
-        assert_eq!(self.ask("quit"), "bye");
-        let deadline = Instant::now() + ANSWER;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for fleet_node") {
-                assert!(status.success(), "{}: exited with {status}", self.label);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: still running after `quit`",
-                self.label
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- stderr of node {} ----", self.label);
-            for line in self
-                .log
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-            {
-                eprintln!("{line}");
-            }
-        }
-    }
+/// [`start`] in `namespace`, with extra arguments.
+fn start_with(label: &'static str, url: &str, namespace: &str, extra: &[&str]) -> (Node, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fleet_node"));
+    command
+        .args([url, namespace, BREAKER])
+        .arg(THRESHOLD.to_string())
+        .arg(RECOVERY.as_millis().to_string())
+        .args(extra)
+        .env("RUST_LOG", "resilience=debug");
+    let node = Process::spawn(label, command);
+    let ready = node.answer("(start-up)", ANSWER);
+    let id = ready
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("{label}: expected `ready <id>`, got {ready:?}"))
+        .to_owned();
+    (node, id)
 }
 
 /// Polls `condition` every 10 ms until it holds; fails after [`EVENTUALLY`].
@@ -193,8 +70,8 @@ fn two_processes_share_a_breaker_through_redis() {
         return;
     };
     let url = server.url();
-    let (mut a, id_a) = Node::start("A", &url);
-    let (mut b, id_b) = Node::start("B", &url);
+    let (mut a, id_a) = start("A", &url);
+    let (mut b, id_b) = start("B", &url);
     assert_ne!(id_a, id_b, "each process has its own instance id");
     for node in [&mut a, &mut b] {
         assert_eq!(node.ask("connected"), "true");
@@ -298,12 +175,12 @@ fn a_late_joiner_rejects_its_first_call_while_the_fleet_is_open() {
     };
     let url = server.url();
     let namespace = "late-joiner";
-    let (mut a, _) = Node::start_with("A", &url, namespace, &[]);
+    let (mut a, _) = start_with("A", &url, namespace, &[]);
     for _ in 0..THRESHOLD {
         assert_eq!(a.ask("fail"), "failed");
     }
     assert_eq!(a.ask("state"), "open");
-    let (mut b, _) = Node::start_with("B", &url, namespace, &["lazy"]);
+    let (mut b, _) = start_with("B", &url, namespace, &["lazy"]);
     assert_eq!(b.ask("state"), "absent", "B has not called yet");
     assert_eq!(
         b.ask("call"),

@@ -17,14 +17,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use resilience::{FleetConfig, RateLimitConfig, Registry};
+use support::process::{Process, ANSWER};
 use support::redis_server::RedisServer;
 
 /// The limit the processes share: 200 calls a second, 20 at once.
@@ -32,119 +30,27 @@ const RATE: u64 = 200;
 const BURST: u64 = 20;
 /// The lease size this limit gets: `clamp(rate / 10, 1, burst)`.
 const LEASE: u64 = 20;
-/// The bound on any answer that does not include a run.
-const ANSWER: Duration = Duration::from_secs(10);
 
 /// One `rate_node` process, killed on drop.
-struct Node {
-    label: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    answers: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+type Node = Process;
+
+/// Starts a node and waits until it reports `ready`.
+fn start(label: &'static str, url: &str, namespace: &str) -> Node {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rate_node"));
+    command
+        .args([url, namespace, "upstream"])
+        .args([RATE.to_string(), "1000".to_owned(), BURST.to_string()])
+        // Not `debug`: that is an event per refused call.
+        .env("RUST_LOG", "resilience=info");
+    let node = Process::spawn(label, command);
+    let ready = node.answer("(start-up)", ANSWER);
+    assert!(ready.starts_with("ready "), "{label}: {ready:?}");
+    node
 }
 
-impl Node {
-    fn start(label: &'static str, url: &str, namespace: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rate_node"))
-            .args([url, namespace, "upstream"])
-            .args([RATE.to_string(), "1000".to_owned(), BURST.to_string()])
-            // Not `debug`: that is an event per refused call.
-            .env("RUST_LOG", "resilience=info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the rate_node binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, answers) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line);
-                }
-            });
-        }
-        let node = Node {
-            label,
-            stdin: child.stdin.take(),
-            child,
-            answers,
-            log,
-        };
-        let ready = node.answer("(start-up)", ANSWER);
-        assert!(ready.starts_with("ready "), "{label}: {ready:?}");
-        node
-    }
-
-    fn answer(&self, command: &str, bound: Duration) -> String {
-        match self.answers.recv_timeout(bound) {
-            Ok(answer) => answer,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: no answer to `{command}` within {bound:?}", self.label)
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                panic!("{}: exited before answering `{command}`", self.label)
-            }
-        }
-    }
-
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open until drop");
-        if let Err(e) = writeln!(stdin, "{command}").and_then(|()| stdin.flush()) {
-            panic!("{}: cannot send `{command}`: {e}", self.label);
-        }
-    }
-
-    fn ask(&mut self, command: &str) -> Fields {
-        self.send(command);
-        parse(self.label, &self.answer(command, ANSWER))
-    }
-
-    fn quit(mut self) {
-        self.send("quit");
-        assert_eq!(self.answer("quit", ANSWER), "bye");
-        let deadline = Instant::now() + ANSWER;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for rate_node") {
-                assert!(status.success(), "{}: exited with {status}", self.label);
-                return;
-            }
-            assert!(Instant::now() < deadline, "{}: still running", self.label);
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- stderr of node {} ----", self.label);
-            for line in self
-                .log
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-            {
-                eprintln!("{line}");
-            }
-        }
-    }
+/// A node's `status` answer.
+fn status(node: &mut Node) -> Fields {
+    parse(node.label, &node.ask("status"))
 }
 
 /// An answer's `key=value` fields.
@@ -296,15 +202,15 @@ fn three_processes_share_one_limit_and_fall_back_to_their_share_without_redis() 
     };
     let url = server.url();
     let mut nodes = vec![
-        Node::start("A", &url, "rate-processes"),
-        Node::start("B", &url, "rate-processes"),
-        Node::start("C", &url, "rate-processes"),
+        start("A", &url, "rate-processes"),
+        start("B", &url, "rate-processes"),
+        start("C", &url, "rate-processes"),
     ];
     let n = nodes.len() as u64;
     eventually("every node counts three instances", ANSWER, || {
         nodes
             .iter_mut()
-            .all(|node| node.ask("status").num("instances") == 3)
+            .all(|node| status(node).num("instances") == 3)
     });
 
     // 1. On leases: the fleet's calls stay within the limit, plus the burst,
@@ -395,7 +301,7 @@ fn three_processes_share_one_limit_and_fall_back_to_their_share_without_redis() 
     for node in &mut nodes {
         let label = node.label;
         eventually(&format!("{label} leases again"), ANSWER, || {
-            node.ask("status").flag("leasing")
+            status(node).flag("leasing")
         });
     }
     let back = round(&mut nodes, Duration::from_millis(1_000));

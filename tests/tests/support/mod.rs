@@ -8,7 +8,8 @@
 //!   `breaker_*` policy tests;
 //! - [`retry`]: the classified error and the scripted [`retry::Upstream`] of
 //!   the `retry_*` policy tests;
-//! - [`redis_server`]: a real `redis-server` for the fleet tests.
+//! - [`redis_server`]: a real `redis-server` for the fleet tests;
+//! - [`process`]: a child process of a multi-process test, driven over stdin.
 //!
 //! Every breaker, bulkhead and budget a test creates has a name of its own:
 //! the tests of one binary run in parallel and share the process-wide
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod breaker;
+pub mod process;
 pub mod redis_server;
 pub mod retry;
 
