@@ -13,7 +13,6 @@
 //! a timeline picture of the run to `target/adapter-timeline.svg`: calls over
 //! time coloured by outcome, each breaker's state as bands.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -194,21 +193,8 @@ async fn main() {
          every breaker closed again once the upstream recovered."
     );
     timeline.span("upstream down", 0.6, 2.4);
-    let path = picture_path();
-    let svg = timeline.svg("resilience demo: an outage from 0.6 s to 2.4 s");
-    match std::fs::write(&path, svg) {
-        Ok(()) => println!("timeline picture: {}", path.display()),
-        Err(e) => eprintln!("could not write {}: {e}", path.display()),
-    }
-}
-
-/// `adapter-timeline.svg` in the target directory this program was built in
-/// (the workspace's `target/`, or `CARGO_TARGET_DIR`): cargo runs it as
-/// `<target>/<profile>/examples/adapter`.
-fn picture_path() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("adapter-timeline.svg")
+    timeline.save(
+        "adapter-timeline.svg",
+        "resilience demo: an outage from 0.6 s to 2.4 s",
+    );
 }

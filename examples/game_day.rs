@@ -22,7 +22,6 @@
 //! 0.5`), put in force by `registry().apply(..)` once the program registered
 //! `chaos::errors().register("unavailable", || ApiError::Unavailable)`.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -220,12 +219,11 @@ async fn main() {
     println!("  circuit {states}  (C closed  O open, after each call; a probe is half-open while it runs)");
 
     timeline.span("chaos: 50 % errors", 0.5, 2.5);
-    let path = picture_path();
-    let svg = timeline.svg("game day: 50 % injected errors into `unifi` from 0.5 s to 2.5 s");
-    match std::fs::write(&path, svg) {
-        Ok(()) => println!("\ntimeline picture: {}", path.display()),
-        Err(e) => eprintln!("could not write {}: {e}", path.display()),
-    }
+    println!();
+    timeline.save(
+        "game-day-timeline.svg",
+        "game day: 50 % injected errors into `unifi` from 0.5 s to 2.5 s",
+    );
 }
 
 fn seed() -> u64 {
@@ -233,14 +231,4 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12)
-}
-
-/// `game-day-timeline.svg` in the target directory this program was built
-/// in (cargo runs it as `<target>/<profile>/examples/game_day`).
-fn picture_path() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("game-day-timeline.svg")
 }

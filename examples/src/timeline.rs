@@ -3,6 +3,7 @@
 //! call as a dot coloured by its outcome.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use resilience::{registry, CircuitState};
@@ -115,6 +116,22 @@ impl Timeline {
     /// Marks a period above the lanes (an outage, say), in seconds since start.
     pub fn span(&self, label: &str, from: f64, to: f64) {
         self.events().spans.push((label.to_owned(), from, to));
+    }
+
+    /// Writes the picture titled `title` as `file` in the target directory
+    /// the running example was built in (the workspace's `target/`, or
+    /// `CARGO_TARGET_DIR`: cargo runs it as `<target>/<profile>/examples/NAME`)
+    /// and says where, or why it could not.
+    pub fn save(&self, file: &str, title: &str) {
+        let path = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("target"))
+            .join(file);
+        match std::fs::write(&path, self.svg(title)) {
+            Ok(()) => println!("timeline picture: {}", path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
     }
 
     /// The picture, as a standalone SVG document.
