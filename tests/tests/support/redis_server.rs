@@ -65,6 +65,31 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id (`None` once killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the server with `SIGSTOP`: a hung server, whose sockets stay
+    /// open but never answer (not a closed connection, as [`kill`](Self::kill)).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a [`pause`](Self::pause)d server with `SIGCONT`.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the server runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
     /// Kills the server (as a crash would).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
