@@ -124,7 +124,10 @@ pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadStatus};
 pub use coalesce::*;
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "redis")]
-pub use fleet::{Fleet, FleetConfig, FleetError};
+pub use fleet::{
+    BreakerFleetStatus, Fleet, FleetConfig, FleetError, FleetMember, FleetStatus, IntoRedisTarget,
+    RedisTarget, RedisTargetKind,
+};
 #[allow(unused_imports)]
 pub use hedge::*;
 pub use rate_limit::{RateLimitConfig, RateLimitConfigBuilder, RateLimitStatus, RateLimiter};

@@ -189,12 +189,21 @@ async fn malformed_and_foreign_messages_are_ignored() {
         r#"{"v":1,"instance":"x","breaker":"victim","state":"open","fleet_gen":99}"#,
         "\u{0}\u{1}\u{2}",
     ];
+    // Every partition's channel the instances listen to.
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("resilience:{bad:*}:events")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(channels.len(), 16, "{channels:?}");
     for p in payloads {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg("bad:resilience:events")
-            .arg(p)
-            .query(&mut conn)
-            .unwrap();
+        for channel in &channels {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(p)
+                .query(&mut conn)
+                .unwrap();
+        }
     }
     // Messages are handled in order: once the marker arrives, the garbage
     // before it has been seen, and ignored.
@@ -251,7 +260,13 @@ async fn calls_send_no_commands_to_redis() {
     let a = instance();
     let cfg = config(1_000_000, Duration::from_secs(60));
     let breaker = a.breaker("quiet", &cfg);
-    let _fa = join(&server, a, "quiet").await;
+    // No heartbeat during the calls: those are the sync's, not the calls'.
+    let mut quiet = fast();
+    quiet.heartbeat = Duration::from_secs(3600);
+    let fleet = a
+        .share_via_redis_with(&server.url(), "quiet", quiet)
+        .unwrap();
+    eventually("the first heartbeat", || !fleet.status().members.is_empty()).await;
     let mut conn = server.connection();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -327,10 +342,12 @@ async fn a_change_after_the_fleet_key_vanished_still_propagates() {
     eventually("b closed", || state(b, "x") == CircuitState::Closed).await;
     // What the key's expiry (or a Redis restart without persistence) does:
     let mut conn = server.connection();
-    let _: i64 = redis::cmd("DEL")
-        .arg("expiry:resilience:breaker:x")
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("resilience:{expiry:*}:breaker:x")
         .query(&mut conn)
         .unwrap();
+    assert_eq!(keys.len(), 1, "one hash for the breaker: {keys:?}");
+    let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
     trip(a, "x");
     eventually("b open after the key vanished", || {
         state(b, "x") == CircuitState::Open

@@ -454,6 +454,8 @@ impl CircuitBreaker {
                 .config()
                 .open_time(self.reopens.load(Ordering::Acquire)),
             retry_after,
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 

@@ -66,4 +66,12 @@ pub struct BreakerStatus {
         )
     )]
     pub retry_after: Option<Duration>,
+    /// Its place in the fleet (feature `redis`): how many instances share
+    /// it and which one changed it last. Filled in by
+    /// [`Registry::snapshot`](crate::Registry::snapshot) for the named
+    /// breakers of a registry shared through Redis; `None` otherwise (and
+    /// always from [`CircuitBreaker::status`](super::CircuitBreaker::status)).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub fleet: Option<crate::BreakerFleetStatus>,
 }

@@ -16,17 +16,50 @@
 //! # What is shared
 //!
 //! Every *named* breaker of the registry (private, unnamed ones stay local):
-//! its state, when an open breaker lets a probe through, and who changed it.
-//! Keys and the channel live under `{namespace}:resilience:…`, so services
-//! sharing one Redis never collide:
+//! its state, when an open breaker lets a probe through, and who changed it;
+//! and who the instances are ([`FleetStatus`], [`BreakerFleetStatus`] in the
+//! snapshot). Everything lives under `resilience:{namespace:…}:…`, so
+//! services sharing one Redis never collide, and every key of one breaker
+//! shares one hash tag, so the same layout runs on one server, behind
+//! Sentinel and on a Cluster:
 //!
 //! | key | what |
 //! |---|---|
-//! | `{ns}:resilience:breaker:{name}` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
-//! | `{ns}:resilience:probe:{name}` | the probe lease (`SET NX PX`) |
-//! | `{ns}:resilience:events` | pub/sub channel of state changes |
-//! | `{ns}:resilience:failures:{name}:epoch` | the current failure count's epoch: `{fleet_gen}:{run}` (for `fleet_threshold`) |
-//! | `{ns}:resilience:failures:{name}:{fleet_gen}:{run}:{second}` | failures of that epoch counted in that second |
+//! | `resilience:{ns:p}:breaker:NAME` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
+//! | `resilience:{ns:p}:probe:NAME` | the probe lease (`SET NX PX`) |
+//! | `resilience:{ns:p}:names` | the partition's breaker names (read on resync) |
+//! | `resilience:{ns:p}:events` | channel of the partition's changes (`SPUBLISH` on a cluster) |
+//! | `resilience:{ns:p}:failures:NAME:…` | the fleet's failure counts (`fleet_threshold`) |
+//! | `resilience:{ns:members}:…` | the instances: `live`, `info`, `version`, `set:FINGERPRINT` |
+//! | `{ns:resilience:rate:NAME}…` | a fleet rate limit's schedule and instances |
+//!
+//! `p` is one of 16 partitions, by a hash of the name: a resync is 16 round
+//! trips whatever the number of breakers, and a cluster spreads the
+//! breakers over up to 16 slots.
+//!
+//! # Where Redis runs
+//!
+//! A [`RedisTarget`], or its URL: one server (`redis://`), the primary that
+//! Redis Sentinel names (`redis+sentinel://s1:26379,s2:26379/primary`: asked
+//! of the sentinels on every (re)connection, so a failover moves the fleet to
+//! the new primary), or a Redis Cluster (`redis+cluster://n1:7000,n2:7000`:
+//! commands go to the node owning each breaker's slot, announcements through
+//! sharded pub/sub).
+//!
+//! After a failover, Redis may have lost the last writes that had not
+//! reached the replica. Every instance resyncs when it reconnects, and a
+//! change it knows of that the new primary lacks is published again, by
+//! the first instance that notices: at worst one transition is announced
+//! twice; no breaker is left open (or closed) against the fleet's state.
+//!
+//! # Who is in the fleet
+//!
+//! Every instance heartbeats ([`FleetConfig::heartbeat`], 2 s) its id, host,
+//! process id, start time and a fingerprint of its breaker names; one that
+//! stops is dropped after [`FleetConfig::member_timeout`] (10 s), or at once
+//! when it shuts down. The snapshot lists the members ([`FleetStatus`]) and,
+//! per shared breaker, how many live instances have it and which one made
+//! its last change ([`BreakerFleetStatus`]).
 //!
 //! # How
 //!
@@ -48,7 +81,9 @@
 //!   instances.
 //! - Fleet-wide probe: when an open breaker's time is up, instances race for
 //!   a short lease; only the winner lets a probe through, the others keep
-//!   rejecting until it publishes closed or open (or the lease expires).
+//!   rejecting until it publishes closed or open (or the lease expires: an
+//!   instance killed while probing holds the probe for
+//!   [`FleetConfig::lease`] at most).
 //! - Fleet failure counting (`fleet_threshold = 20` on the attribute, or
 //!   [`BreakerConfigBuilder::fleet_threshold`](crate::BreakerConfigBuilder::fleet_threshold)):
 //!   failures are counted locally (one atomic operation on the failure path)
@@ -71,8 +106,9 @@
 //!     without `fleet_threshold` send none.
 //!   - Windowed rule (`window = …`): the window's semantics; a success
 //!     clears nothing, the fleet counts the failures of its last 10 s.
-//! - Redis down: breakers keep working locally (probing on their own), one
-//!   warning is logged, the task reconnects with backoff and resyncs.
+//! - Redis down, or hung (every answer is awaited 2 s at most): breakers
+//!   keep working locally (probing on their own), one warning is logged, the
+//!   task reconnects with backoff (0.1 s doubling to 2 s) and resyncs.
 //! - Messages are versioned and validated; a malformed or foreign payload is
 //!   ignored with a warning and never trips a breaker.
 //! - `redis://` URLs (and `rediss://` with the `redis-tls` feature) with
@@ -80,92 +116,48 @@
 //!
 #![doc = include_str!("../rate_limit/fleet/doc.md")]
 
+mod config;
+mod conn;
+mod failures;
+mod keys;
 mod lease;
+mod members;
 mod message;
+mod probes;
 mod redact;
+mod resync;
+mod scripts;
+mod status;
 mod sync;
+mod target;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::{CircuitBreaker, CircuitState, Registry, TransitionCause};
+use crate::{BreakerStatus, CircuitBreaker, CircuitState, Registry, TransitionCause};
+pub use config::{FleetConfig, FleetError};
 pub(crate) use lease::rate_limiter_created;
 use lease::Leases;
+use members::Members;
+pub use status::{BreakerFleetStatus, FleetMember, FleetStatus};
 use sync::{Local, Task};
-
-/// Tuning of the fleet sync; [`FleetConfig::default`] suits most services.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FleetConfig {
-    /// How long a probe lease lasts (default 5 s): if the winner does not
-    /// publish a result in time, the others race again.
-    pub lease: Duration,
-    /// How often open breakers whose time is up are checked (default 50 ms).
-    pub lease_poll: Duration,
-    /// How often one instance asks for the same breaker's lease (default 200 ms).
-    pub lease_retry: Duration,
-    /// The window in which the fleet's failures are counted for
-    /// `fleet_threshold` (default 10 s, in 1 s buckets).
-    pub failure_window: Duration,
-    /// How often the failures counted here are sent to the fleet (default 100 ms).
-    pub failure_flush: Duration,
-    /// How long the unused tokens of a fleet rate limit's lease stay with
-    /// an instance before they go back to the fleet (default 1 s); also how
-    /// far ahead a lease may be granted, and how often an idle instance
-    /// tells the fleet it still shares the limit (an instance unheard of
-    /// for three times this stops counting). Kept within 10 ms and 1 hour.
-    pub rate_lease_ttl: Duration,
-}
-
-impl Default for FleetConfig {
-    fn default() -> Self {
-        FleetConfig {
-            lease: Duration::from_secs(5),
-            lease_poll: Duration::from_millis(50),
-            lease_retry: Duration::from_millis(200),
-            failure_window: Duration::from_secs(10),
-            failure_flush: Duration::from_millis(100),
-            rate_lease_ttl: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Why [`Registry::share_via_redis`] could not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FleetError {
-    /// The URL is not a Redis URL (the message never contains credentials).
-    #[error("invalid Redis URL {url}: {reason}")]
-    InvalidUrl {
-        /// The URL without credentials.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The namespace is empty or contains whitespace, `*` or `:`.
-    #[error("invalid fleet namespace {0:?}: use letters, digits, `-`, `_` or `.`")]
-    InvalidNamespace(String),
-    /// Not called inside a tokio runtime.
-    #[error("share_via_redis must be called inside a tokio runtime")]
-    NoRuntime,
-    /// The registry is already shared.
-    #[error("this registry is already shared through Redis")]
-    AlreadyShared,
-}
+pub use target::{IntoRedisTarget, RedisTarget, RedisTargetKind};
 
 /// What this instance knows of one breaker's fleet state: the last change
 /// it read or heard of, whether or not the breaker exists here yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Known {
     /// The fleet sequence of that change.
     pub(crate) gen: u64,
     pub(crate) state: CircuitState,
     /// Until when an open breaker stays open (ms since the Unix epoch).
     pub(crate) until_unix_ms: Option<u64>,
+    /// The instance that made it.
+    pub(crate) by: Option<Arc<str>>,
 }
 
 /// How far the first sync has come (see [`Fleet::ready`]).
@@ -180,6 +172,10 @@ enum Readiness {
 pub(crate) struct FleetInner {
     instance: String,
     namespace: String,
+    /// The Redis target, without credentials.
+    redis: String,
+    /// When this instance joined (ms since the Unix epoch).
+    started_unix_ms: u64,
     config: FleetConfig,
     connected: AtomicBool,
     stop: Notify,
@@ -189,6 +185,8 @@ pub(crate) struct FleetInner {
     /// created here or not: a breaker created later starts from it.
     known: Mutex<HashMap<Arc<str>, Known>>,
     readiness: watch::Sender<Readiness>,
+    /// The fleet's members, as last read.
+    members: Mutex<Members>,
 }
 
 impl FleetInner {
@@ -198,7 +196,7 @@ impl FleetInner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
-            .copied()
+            .cloned()
     }
 
     /// The fleet sequence last seen for `name` (0: none).
@@ -240,6 +238,36 @@ impl FleetInner {
         // An open state whose time is up starts open too: the instance that
         // holds the fleet's probe lease probes, the others wait for it.
         breaker.start_in_fleet_state(known.state, open_for);
+    }
+
+    /// This instance's view of the fleet.
+    pub(crate) fn status(&self) -> FleetStatus {
+        FleetStatus {
+            instance: self.instance.clone(),
+            namespace: self.namespace.clone(),
+            redis: self.redis.clone(),
+            connected: self.connected.load(Ordering::Acquire),
+            members: self
+                .members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .list
+                .clone(),
+        }
+    }
+
+    /// Fills in the fleet's part of the named breakers' statuses.
+    pub(crate) fn annotate(&self, breakers: &mut [BreakerStatus], shared: impl Fn(&str) -> bool) {
+        let members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        for status in breakers.iter_mut().filter(|s| shared(&s.name)) {
+            status.fleet = Some(BreakerFleetStatus {
+                instances: members.sharers.get(&status.name).copied().unwrap_or(0),
+                last_change_by: known
+                    .get(&status.name)
+                    .and_then(|k| k.by.as_deref().map(str::to_owned)),
+            });
+        }
     }
 
     fn set_readiness(&self, readiness: Readiness) {
@@ -302,6 +330,13 @@ impl Fleet {
         self.inner.connected.load(Ordering::Acquire)
     }
 
+    /// This instance's view of the fleet: who it is, where Redis is, and
+    /// the live members as last read (also in
+    /// [`Snapshot::fleet`](crate::Snapshot::fleet)).
+    pub fn status(&self) -> FleetStatus {
+        self.inner.status()
+    }
+
     /// Waits until the first sync with the fleet is done: `true` once this
     /// instance has read the fleet's state of every breaker (from then on, no
     /// call is admitted that the fleet rejects), `false` if the first
@@ -351,6 +386,11 @@ impl Drop for Fleet {
         for breaker in self.registry.named_breakers() {
             breaker.set_fleet_gated(false);
         }
+        *self
+            .registry
+            .fleet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Weak::new();
         self.registry.fleet_shared.store(false, Ordering::Release);
     }
 }
@@ -366,7 +406,10 @@ fn valid_namespace(ns: &str) -> bool {
 impl Registry {
     /// Shares every named breaker and every fleet-wide rate limiter of this
     /// registry with the other instances using the same Redis and
-    /// `namespace`; see the [module documentation](crate::fleet).
+    /// `namespace`; see the [module documentation](crate::fleet). `redis` is
+    /// a [`RedisTarget`] or its URL: `redis://host:6379`,
+    /// `redis+sentinel://s1:26379,s2:26379/primary`,
+    /// `redis+cluster://n1:7000,n2:7000`.
     ///
     /// Returns at once: connecting happens in the background, and until it
     /// succeeds (or whenever Redis is lost) breakers work locally.
@@ -375,8 +418,12 @@ impl Registry {
     ///
     /// [`FleetError`] for a malformed URL or namespace, outside a tokio
     /// runtime, or if the registry is already shared.
-    pub fn share_via_redis(&'static self, url: &str, namespace: &str) -> Result<Fleet, FleetError> {
-        self.share_via_redis_with(url, namespace, FleetConfig::default())
+    pub fn share_via_redis(
+        &'static self,
+        redis: impl IntoRedisTarget,
+        namespace: &str,
+    ) -> Result<Fleet, FleetError> {
+        self.share_via_redis_with(redis, namespace, FleetConfig::default())
     }
 
     /// [`share_via_redis`](Self::share_via_redis) with explicit tuning.
@@ -386,17 +433,14 @@ impl Registry {
     /// As [`share_via_redis`](Self::share_via_redis).
     pub fn share_via_redis_with(
         &'static self,
-        url: &str,
+        redis: impl IntoRedisTarget,
         namespace: &str,
         config: FleetConfig,
     ) -> Result<Fleet, FleetError> {
         if !valid_namespace(namespace) {
             return Err(FleetError::InvalidNamespace(namespace.to_owned()));
         }
-        let client = redis::Client::open(url).map_err(|e| FleetError::InvalidUrl {
-            url: redact::redact(url),
-            reason: redact::scrub(&e.to_string(), url),
-        })?;
+        let target = redis.into_redis_target()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         if self.fleet_shared.swap(true, Ordering::AcqRel) {
             return Err(FleetError::AlreadyShared);
@@ -404,13 +448,17 @@ impl Registry {
         let inner = Arc::new(FleetInner {
             instance: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
             namespace: namespace.to_owned(),
+            redis: target.to_string(),
+            started_unix_ms: message::unix_ms_now(),
             config,
             connected: AtomicBool::new(false),
             stop: Notify::new(),
             last_bad_warning: AtomicU64::new(0),
             known: Mutex::default(),
             readiness: watch::Sender::new(Readiness::Connecting),
+            members: Mutex::default(),
         });
+        *self.fleet.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&inner);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         {
             let tx = tx.clone();
@@ -431,14 +479,13 @@ impl Registry {
         }
         let leases = Leases::start(
             self,
-            client.clone(),
-            url.to_owned(),
+            target.clone(),
             inner.instance.clone(),
             inner.namespace.clone(),
             inner.config.rate_lease_ttl,
             &runtime,
         );
-        let task = Task::new(inner.clone(), self, client, url.to_owned(), rx);
+        let task = Task::new(inner.clone(), self, target, rx);
         let task = runtime.spawn(task.run());
         Ok(Fleet {
             inner,
@@ -446,5 +493,13 @@ impl Registry {
             task: Some(task),
             leases,
         })
+    }
+
+    /// The fleet sync running on this registry, if any.
+    pub(crate) fn fleet_inner(&self) -> Option<Arc<FleetInner>> {
+        self.fleet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
     }
 }

@@ -7,14 +7,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use redis::Script;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::message::{state_from_str, unix_ms_now, Message};
-use super::redact::{redact, scrub};
+use super::conn::{Conn, Event, Timeouts};
+use super::keys::Keys;
+use super::members::Heartbeats;
+use super::message::{unix_ms_now, Message};
+use super::scripts::PUBLISH;
+use super::target::RedisTarget;
 use super::{FleetInner, Known, Readiness};
 use crate::{CircuitBreaker, CircuitState, Registry};
 
@@ -27,104 +29,28 @@ pub(crate) enum Local {
     Created(Arc<str>),
 }
 
-/// Bumps the fleet sequence, stores the state, publishes it, and shortens
-/// this instance's probe lease: one round trip, atomically.
-///
-/// The sequence is `max(previous + 1, Redis time in ms)`: it keeps growing
-/// even when the key expired or a restarted Redis lost it, so instances that
-/// remember a higher number never ignore a fresh change. The lease is not
-/// deleted but left to expire in 250 ms, so no instance can win it before it
-/// has read this verdict.
-const PUBLISH: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gen = tonumber(redis.call('HGET', KEYS[1], 'fleet_gen') or '0') + 1
-if now > gen then gen = now end
-redis.call('HSET', KEYS[1], 'fleet_gen', string.format('%d', gen), 'state', ARGV[1],
-    'until_unix_ms', ARGV[2], 'instance', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], 86400000)
-local msg = {v = 1, instance = ARGV[3], breaker = ARGV[4], state = ARGV[1], fleet_gen = gen}
-if ARGV[2] ~= '' then msg['until_unix_ms'] = tonumber(ARGV[2]) end
-redis.call('PUBLISH', KEYS[2], cjson.encode(msg))
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250) end
-return gen
-"#;
-
-/// Adds this instance's failures to the fleet's count and returns the
-/// fleet's failures over the window (in whole seconds, Redis time), or -1
-/// when the failures are stale.
-///
-/// The count belongs to one *epoch*: the breaker's fleet sequence (so every
-/// published transition starts a new count, and failures counted before it
-/// never count toward the next opening) and, for the consecutive rule, a run
-/// number that every reported success bumps (a success anywhere breaks the
-/// fleet's run). Failures reported against an older sequence than the
-/// breaker's, or while the fleet has it anything but closed (a closing that
-/// is not published yet), are stale: they are dropped.
-///
-/// KEYS[1]: the breaker's hash; KEYS[2]: the prefix of its failure keys.
-/// ARGV: failures, window in seconds, the fleet sequence this instance knows
-/// (0: none), `1` if a success came before these failures.
-const COUNT_FAILURES: &str = r#"
-local gen, state = unpack(redis.call('HMGET', KEYS[1], 'fleet_gen', 'state'))
-if gen and (gen ~= ARGV[3] or state ~= 'closed') then return -1 end
-gen = gen or '0'
-local window = tonumber(ARGV[2])
-local run = 0
-local epoch = redis.call('GET', KEYS[2] .. 'epoch')
-if epoch then
-  local g, r = string.match(epoch, '^(%d+):(%d+)$')
-  if g == gen then run = tonumber(r) end
-end
-if ARGV[4] == '1' then run = run + 1 end
-redis.call('SET', KEYS[2] .. 'epoch', gen .. ':' .. run, 'EX', window + 2)
-local prefix = KEYS[2] .. gen .. ':' .. run .. ':'
-local now = tonumber(redis.call('TIME')[1])
-if tonumber(ARGV[1]) > 0 then
-  redis.call('INCRBY', prefix .. now, ARGV[1])
-  redis.call('EXPIRE', prefix .. now, window + 2)
-end
-local sum = 0
-for i = 0, window - 1 do
-  sum = sum + tonumber(redis.call('GET', prefix .. (now - i)) or '0')
-end
-return sum
-"#;
-
-struct Keys<'a>(&'a str);
-
-impl Keys<'_> {
-    fn breaker(&self, name: &str) -> String {
-        format!("{}:resilience:breaker:{name}", self.0)
-    }
-    fn lease(&self, name: &str) -> String {
-        format!("{}:resilience:probe:{name}", self.0)
-    }
-    fn channel(&self) -> String {
-        format!("{}:resilience:events", self.0)
-    }
-    /// The prefix of a breaker's failure keys: `epoch` (the current epoch),
-    /// and one bucket per epoch and second.
-    fn failures(&self, name: &str) -> String {
-        format!("{}:resilience:failures:{name}:", self.0)
-    }
-    fn breaker_pattern(&self) -> String {
-        format!("{}:resilience:breaker:*", self.0)
-    }
-}
+/// The bounds on connecting and on every answer: a hung server fails the
+/// session (and the sync reconnects) instead of stalling it.
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    response: Duration::from_secs(2),
+};
 
 pub(crate) struct Task {
     pub(crate) inner: Arc<FleetInner>,
     pub(crate) registry: &'static Registry,
-    pub(crate) client: redis::Client,
-    pub(crate) url: String,
+    pub(crate) target: RedisTarget,
     pub(crate) rx: UnboundedReceiver<Local>,
+    pub(crate) keys: Keys,
+    /// Whether this session announces through sharded pub/sub.
+    pub(crate) sharded: bool,
     /// Breakers open here: the ones that may need a probe lease.
-    open: HashSet<Arc<str>>,
+    pub(crate) open: HashSet<Arc<str>>,
     /// When this instance last asked for each breaker's lease.
-    asked: HashMap<Arc<str>, Instant>,
+    pub(crate) asked: HashMap<Arc<str>, Instant>,
     /// Breakers with a `fleet_threshold`: their failures are sent to the fleet.
-    counted: HashSet<Arc<str>>,
+    pub(crate) counted: HashSet<Arc<str>>,
+    pub(crate) heartbeats: Heartbeats,
 }
 
 enum End {
@@ -132,20 +58,27 @@ enum End {
     Lost(String),
 }
 
+fn every(period: Duration) -> Interval {
+    let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
 impl Task {
     pub(crate) fn new(
         inner: Arc<FleetInner>,
         registry: &'static Registry,
-        client: redis::Client,
-        url: String,
+        target: RedisTarget,
         rx: UnboundedReceiver<Local>,
     ) -> Self {
         Task {
+            keys: Keys::new(&inner.namespace),
+            heartbeats: Heartbeats::new(inner.started_unix_ms),
             inner,
             registry,
-            client,
-            url,
+            target,
             rx,
+            sharded: false,
             open: HashSet::new(),
             asked: HashMap::new(),
             counted: HashSet::new(),
@@ -170,7 +103,7 @@ impl Task {
             } else {
                 tracing::warn!(
                     target: "resilience",
-                    redis = %redact(&self.url),
+                    redis = %self.target,
                     "fleet sync lost Redis ({why}); breakers keep working locally, reconnecting with backoff"
                 );
                 warned = true;
@@ -179,7 +112,9 @@ impl Task {
                 () = tokio::time::sleep(backoff) => {}
                 () = self.inner.stop.notified() => return,
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            // Capped low: after a failover the new primary is usually
+            // there within seconds.
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -191,50 +126,46 @@ impl Task {
     }
 
     async fn session(&mut self, warned: &mut bool, backoff: &mut Duration) -> End {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let mut conn = match self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
-            Ok(conn) => conn,
-            Err(e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+        let channels = self.keys.channels();
+        let connected = tokio::select! {
+            c = self.target.connect(TIMEOUTS, Some(&channels)) => c,
+            () = self.inner.stop.notified() => return End::Shutdown,
         };
-        let mut pubsub = match self.client.get_async_pubsub().await {
-            Ok(p) => p,
-            Err(e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+        let (mut conn, mut subscription) = match connected {
+            Ok(c) => {
+                self.sharded = c.sharded;
+                let Some(subscription) = c.subscription else {
+                    return End::Lost("no subscription".to_owned());
+                };
+                (c.conn, subscription)
+            }
+            Err(e) => return End::Lost(self.target.scrub(&e.to_string())),
         };
-        let keys = Keys(&self.inner.namespace);
-        if let Err(e) = pubsub.subscribe(keys.channel()).await {
-            return End::Lost(scrub(&e.to_string(), &self.url));
-        }
         // Local events queued while disconnected are superseded by the resync.
         while self.rx.try_recv().is_ok() {}
+        self.heartbeats.reset();
         if let Err(e) = self.resync(&mut conn).await {
-            return End::Lost(scrub(&e.to_string(), &self.url));
+            return End::Lost(self.target.scrub(&e.to_string()));
         }
         self.set_connected(true);
         self.inner.set_readiness(Readiness::Synced);
         if std::mem::take(warned) {
-            tracing::info!(target: "resilience", "fleet sync reconnected to Redis and resynced");
+            tracing::info!(target: "resilience", redis = %self.target, "fleet sync reconnected to Redis and resynced");
         }
         *backoff = Duration::from_millis(100);
 
-        let mut messages = pubsub.on_message();
-        let mut tick = tokio::time::interval(self.inner.config.lease_poll);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flush = tokio::time::interval(self.inner.config.failure_flush);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let config = self.inner.config.clone();
+        let mut tick = every(config.lease_poll);
+        let mut flush = every(config.failure_flush);
+        let mut heartbeat = every(config.heartbeat);
         loop {
             let result = tokio::select! {
-                msg = messages.next() => match msg {
-                    Some(msg) => {
-                        self.on_message(msg.get_payload_bytes());
+                event = subscription.next() => match event {
+                    Event::Message(payload) => {
+                        self.on_message(&payload);
                         Ok(())
                     }
-                    None => return End::Lost("subscription closed".to_owned()),
+                    Event::Lost(why) => return End::Lost(why.to_owned()),
                 },
                 local = self.rx.recv() => match local {
                     Some(local) => self.on_local(&mut conn, local).await,
@@ -242,94 +173,16 @@ impl Task {
                 },
                 _ = tick.tick() => self.leases(&mut conn).await,
                 _ = flush.tick() => self.count_failures(&mut conn).await,
-                () = self.inner.stop.notified() => return End::Shutdown,
+                _ = heartbeat.tick() => self.heartbeat(&mut conn).await,
+                () = self.inner.stop.notified() => {
+                    self.leave(&mut conn).await;
+                    return End::Shutdown;
+                }
             };
             if let Err(e) = result {
-                return End::Lost(scrub(&e.to_string(), &self.url));
+                return End::Lost(self.target.scrub(&e.to_string()));
             }
         }
-    }
-
-    /// Reconciles after (re)connecting. Open wins: the fleet's open breakers
-    /// are applied here, and breakers open here that the fleet has never
-    /// heard of (or forced open here) are published. A breaker open here but
-    /// closed in the fleet stays open and probes when its time is up: a
-    /// stale local state never overrides a fresher fleet decision.
-    async fn resync(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let keys = Keys(&self.inner.namespace);
-        let prefix = keys.breaker("");
-        let mut found: Vec<String> = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<'_, String> =
-                conn.scan_match(keys.breaker_pattern()).await?;
-            while let Some(key) = iter.next_item().await {
-                found.push(key?);
-            }
-        }
-        let mut fleet: HashMap<String, CircuitState> = HashMap::new();
-        for key in found {
-            let Some(name) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some(state) = self.fetch(conn, name).await? {
-                fleet.insert(name.to_owned(), state);
-            }
-        }
-        for breaker in self.registry.named_breakers() {
-            self.note_counted(breaker.name_arc());
-            let here = breaker.state();
-            let there = fleet.get(breaker.name()).copied();
-            let publish = match here {
-                CircuitState::Open => there.is_none(),
-                CircuitState::ForcedOpen | CircuitState::Disabled => there != Some(here),
-                _ => false,
-            };
-            if publish {
-                self.publish(conn, breaker.name_arc()).await?;
-            } else if here == CircuitState::Open {
-                self.open.insert(breaker.name_arc().clone());
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads one breaker's fleet state, notes it (a breaker created here
-    /// later starts from it), applies it here unless it is closed (the state
-    /// every breaker starts in) or not newer than what was applied, and
-    /// returns it. An open state whose time is up is applied as open: the
-    /// instance holding the fleet's probe lease probes, the others wait.
-    async fn fetch(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        name: &str,
-    ) -> redis::RedisResult<Option<CircuitState>> {
-        let key = Keys(&self.inner.namespace).breaker(name);
-        let fields: HashMap<String, String> =
-            redis::cmd("HGETALL").arg(&key).query_async(conn).await?;
-        let (Some(state), Some(gen)) = (
-            fields.get("state").and_then(|s| state_from_str(s)),
-            fields.get("fleet_gen").and_then(|g| g.parse::<u64>().ok()),
-        ) else {
-            return Ok(None);
-        };
-        let until_unix_ms = fields
-            .get("until_unix_ms")
-            .and_then(|u| u.parse::<u64>().ok());
-        let known = Known {
-            gen,
-            state,
-            until_unix_ms,
-        };
-        let name: Arc<str> = Arc::from(name);
-        if !self.inner.learn(&name, known) {
-            return Ok(Some(state)); // already applied
-        }
-        if let Some(breaker) = self.registry.shared(&name) {
-            if state != CircuitState::Closed {
-                self.apply(&breaker, known);
-            }
-        }
-        Ok(Some(state))
     }
 
     fn on_message(&mut self, payload: &[u8]) {
@@ -341,23 +194,25 @@ impl Task {
             }
         };
         let name: Arc<str> = Arc::from(announcement.breaker);
+        let ours = announcement.instance == self.inner.instance;
         let known = Known {
             gen: announcement.fleet_gen,
             state: announcement.state,
             until_unix_ms: announcement.until_unix_ms,
+            by: Some(Arc::from(announcement.instance)),
         };
-        if !self.inner.learn(&name, known) || announcement.instance == self.inner.instance {
+        if !self.inner.learn(&name, known.clone()) || ours {
             return; // older than what we applied, or our own
         }
         // Not used here yet: noted, and a breaker created later starts from it.
         let Some(breaker) = self.registry.shared(&name) else {
             return;
         };
-        self.apply(&breaker, known);
+        self.apply(&breaker, &known);
     }
 
     /// Applies a fleet state that [`FleetInner::learn`] found newer.
-    fn apply(&mut self, breaker: &CircuitBreaker, known: Known) {
+    pub(crate) fn apply(&mut self, breaker: &CircuitBreaker, known: &Known) {
         let state = known.state;
         let open_for = known
             .until_unix_ms
@@ -382,10 +237,13 @@ impl Task {
         }
     }
 
-    async fn publish(
+    /// Publishes a breaker's state here; with `unless_reached`, only if the
+    /// fleet's sequence is below it (see [`PUBLISH`]).
+    pub(crate) async fn publish(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         name: &Arc<str>,
+        unless_reached: Option<u64>,
     ) -> redis::RedisResult<()> {
         let Some(breaker) = self.registry.shared(name) else {
             return Ok(());
@@ -408,35 +266,36 @@ impl Task {
             _ => None,
         };
         let until = until_unix_ms.map(|u| u.to_string()).unwrap_or_default();
-        let keys = Keys(&self.inner.namespace);
-        let gen: u64 = Script::new(PUBLISH)
-            .key(keys.breaker(name))
-            .key(keys.channel())
-            .key(keys.lease(name))
+        let (gen, published): (u64, u8) = Script::new(PUBLISH)
+            .key(self.keys.breaker(name))
+            .key(self.keys.channel_of(name))
+            .key(self.keys.lease(name))
+            .key(self.keys.names_of(name))
             .arg(state.as_str())
             .arg(until)
             .arg(&self.inner.instance)
             .arg(&**name)
+            .arg(if self.sharded { "1" } else { "0" })
+            .arg(unless_reached.map(|g| g.to_string()).unwrap_or_default())
             .invoke_async(conn)
             .await?;
-        self.inner.learn(
-            name,
-            Known {
-                gen,
-                state,
-                until_unix_ms,
-            },
-        );
+        if published == 1 {
+            self.inner.learn(
+                name,
+                Known {
+                    gen,
+                    state,
+                    until_unix_ms,
+                    by: Some(Arc::from(self.inner.instance.as_str())),
+                },
+            );
+        }
         Ok(())
     }
 
-    async fn on_local(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        local: Local,
-    ) -> redis::RedisResult<()> {
+    async fn on_local(&mut self, conn: &mut Conn, local: Local) -> redis::RedisResult<()> {
         match local {
-            Local::Changed(name) => self.publish(conn, &name).await,
+            Local::Changed(name) => self.publish(conn, &name, None).await,
             Local::Created(name) => {
                 self.note_counted(&name);
                 self.fetch(conn, &name).await.map(drop)
@@ -444,7 +303,7 @@ impl Task {
         }
     }
 
-    fn note_counted(&mut self, name: &Arc<str>) {
+    pub(crate) fn note_counted(&mut self, name: &Arc<str>) {
         let counted = self
             .registry
             .get(name)
@@ -454,96 +313,10 @@ impl Task {
         }
     }
 
-    /// Sends the failures counted here since the last flush and opens a
-    /// breaker whose fleet-wide count reached its `fleet_threshold`.
-    async fn count_failures(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        // Publish local transitions first: failures of a period that began
-        // here count only once the fleet knows the period began.
+    /// Publishes the local transitions queued so far.
+    pub(crate) async fn drain_local(&mut self, conn: &mut Conn) -> redis::RedisResult<()> {
         while let Ok(local) = self.rx.try_recv() {
             self.on_local(conn, local).await?;
-        }
-        let window = self.inner.config.failure_window.as_secs().max(1);
-        let names: Vec<Arc<str>> = self.counted.iter().cloned().collect();
-        for name in names {
-            let Some(breaker) = self.registry.shared(&name) else {
-                self.counted.remove(&name);
-                continue;
-            };
-            let report = breaker.take_fleet_report();
-            let Some(threshold) = breaker.config().fleet_threshold() else {
-                continue;
-            };
-            if report.failures == 0 && !report.success {
-                continue;
-            }
-            let keys = Keys(&self.inner.namespace);
-            let total: i64 = Script::new(COUNT_FAILURES)
-                .key(keys.breaker(&name))
-                .key(keys.failures(&name))
-                .arg(report.failures)
-                .arg(window)
-                .arg(self.inner.known_gen(&name))
-                .arg(if report.success { "1" } else { "0" })
-                .invoke_async(conn)
-                .await?;
-            // Negative: counted before a transition this instance has not
-            // heard of yet; dropped.
-            let Ok(total) = u64::try_from(total) else {
-                continue;
-            };
-            if report.failures > 0 && total >= u64::from(threshold.get()) {
-                let total = u32::try_from(total).unwrap_or(u32::MAX);
-                // The transition is logged and published like any other.
-                breaker.open_for_fleet_failures(total);
-            }
-        }
-        Ok(())
-    }
-
-    /// For open breakers whose time is up: race for the fleet's probe lease;
-    /// the winner probes, the others keep rejecting until it publishes.
-    async fn leases(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let now = Instant::now();
-        let names: Vec<Arc<str>> = self.open.iter().cloned().collect();
-        for name in names {
-            let Some(breaker) = self.registry.shared(&name) else {
-                self.open.remove(&name);
-                continue;
-            };
-            let Some(generation) = breaker.waiting_for_probe_grant() else {
-                if !matches!(
-                    breaker.state(),
-                    CircuitState::Open | CircuitState::ForcedOpen
-                ) {
-                    self.open.remove(&name);
-                }
-                continue;
-            };
-            if self
-                .asked
-                .get(&name)
-                .is_some_and(|at| now.duration_since(*at) < self.inner.config.lease_retry)
-            {
-                continue;
-            }
-            self.asked.insert(name.clone(), now);
-            let lease_ms = u64::try_from(self.inner.config.lease.as_millis()).unwrap_or(u64::MAX);
-            let won: Option<String> = redis::cmd("SET")
-                .arg(Keys(&self.inner.namespace).lease(&name))
-                .arg(&self.inner.instance)
-                .arg("NX")
-                .arg("PX")
-                .arg(lease_ms)
-                .query_async(conn)
-                .await?;
-            if won.is_some() {
-                tracing::debug!(
-                    target: "resilience",
-                    breaker = &*name,
-                    "fleet: this instance probes `{name}`"
-                );
-                breaker.grant_probe(generation);
-            }
         }
         Ok(())
     }

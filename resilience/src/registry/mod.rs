@@ -93,6 +93,9 @@ pub struct Registry {
     /// Whether a fleet sync (feature `redis`) runs on this registry.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fleet_shared: AtomicBool,
+    /// The fleet sync running on this registry (what the snapshot reads).
+    #[cfg(feature = "redis")]
+    pub(crate) fleet: std::sync::Mutex<std::sync::Weak<crate::fleet::FleetInner>>,
     /// Bounds on breakers of dynamic-name call sites; see `set_dynamic_limits`.
     dynamic: dynamic::Limits,
     /// The configuration by name in force (see `apply`).
@@ -119,6 +122,8 @@ impl Default for Registry {
             hedges: DashMap::new(),
             created: RwLock::default(),
             fleet_shared: AtomicBool::new(false),
+            #[cfg(feature = "redis")]
+            fleet: std::sync::Mutex::default(),
             dynamic: dynamic::Limits::default(),
             settings: RwLock::default(),
             bulkhead_declared: DashMap::new(),
@@ -157,6 +162,11 @@ pub struct Snapshot {
     /// for it (the process-wide registry's snapshot only), in the order of
     /// [`manifest::call_sites`](crate::manifest::call_sites).
     pub call_sites: Vec<crate::manifest::SiteStatus>,
+    /// This instance's view of its fleet, if the registry is shared through
+    /// Redis (feature `redis`): its id, the Redis target, the live members.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub fleet: Option<crate::FleetStatus>,
 }
 
 impl Snapshot {
@@ -514,6 +524,11 @@ impl Registry {
             adaptive_bulkheads = crate::AdaptiveBulkhead::statuses_of_shared();
         }
         coalescers.sort_by(|a: &crate::CoalesceStatus, b| a.name.cmp(&b.name));
+        #[cfg(feature = "redis")]
+        let fleet = self.fleet_inner().map(|fleet| {
+            fleet.annotate(&mut breakers, |name| self.shared(name).is_some());
+            fleet.status()
+        });
         adaptive_bulkheads.sort_by(|a: &crate::AdaptiveBulkheadStatus, b| a.name.cmp(&b.name));
         Snapshot {
             breakers,
@@ -524,6 +539,8 @@ impl Registry {
             adaptive_bulkheads,
             coalescers,
             call_sites,
+            #[cfg(feature = "redis")]
+            fleet,
         }
     }
 

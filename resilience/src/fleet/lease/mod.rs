@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Script};
+use redis::Script;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::redact::{redact, scrub};
+use super::conn::{Conn, Timeouts};
+use super::target::RedisTarget;
 use crate::{RateLimiter, Registry};
 use plan::Tracked;
 use script::{Ask, Reply, LEASE};
@@ -142,8 +142,7 @@ impl Leases {
     /// present and future.
     pub(crate) fn start(
         registry: &'static Registry,
-        client: redis::Client,
-        url: String,
+        target: RedisTarget,
         instance: String,
         namespace: String,
         ttl: Duration,
@@ -172,8 +171,7 @@ impl Leases {
         }
         let task = LeaseTask {
             hub: hub.clone(),
-            client,
-            url,
+            target,
             script: Script::new(LEASE),
             tracked: Vec::new(),
         };
@@ -205,14 +203,13 @@ impl Drop for Leases {
 
 struct LeaseTask {
     hub: Arc<Hub>,
-    client: redis::Client,
-    url: String,
+    target: RedisTarget,
     script: Script,
     tracked: Vec<Tracked>,
 }
 
 enum End {
-    Shutdown(MultiplexedConnection),
+    Shutdown(Conn),
     Stopped,
     Lost(String),
 }
@@ -220,7 +217,12 @@ enum End {
 /// Whether `e` means the connection is gone (rather than Redis refusing
 /// one request).
 fn is_lost(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+        // A primary demoted by a failover: find the new one.
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 impl LeaseTask {
@@ -248,7 +250,7 @@ impl LeaseTask {
             } else {
                 tracing::warn!(
                     target: "resilience",
-                    redis = %redact(&self.url),
+                    redis = %self.target,
                     "fleet rate limits: no Redis ({why}); each fleet rate limiter runs on its local share of the limit, reconnecting with backoff"
                 );
                 warned = true;
@@ -299,16 +301,15 @@ impl LeaseTask {
     }
 
     async fn session(&mut self, warned: &mut bool, backoff: &mut Duration) -> End {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_millis(500)));
-        let connect = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            response: Duration::from_millis(500),
+        };
+        let connect = self.target.connect(timeouts, None);
         let mut conn = tokio::select! {
             conn = connect => match conn {
-                Ok(conn) => conn,
-                Err(e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+                Ok(connected) => connected.conn,
+                Err(e) => return End::Lost(self.target.scrub(&e.to_string())),
             },
             () = self.hub.stop.notified() => return End::Stopped,
         };
@@ -332,11 +333,11 @@ impl LeaseTask {
                 };
                 match self.send(&mut conn, i, &ask).await {
                     Ok(reply) => self.tracked[i].on_reply(&ask, reply, now, self.hub.id),
-                    Err(e) if is_lost(&e) => return End::Lost(scrub(&e.to_string(), &self.url)),
+                    Err(e) if is_lost(&e) => return End::Lost(self.target.scrub(&e.to_string())),
                     Err(e) => {
                         let t = &mut self.tracked[i];
                         self.hub
-                            .warn_limited(t.limiter.name(), &scrub(&e.to_string(), &self.url));
+                            .warn_limited(t.limiter.name(), &self.target.scrub(&e.to_string()));
                         t.on_lost(self.hub.id);
                         t.on_failure(now, ttl);
                     }
@@ -352,12 +353,7 @@ impl LeaseTask {
     }
 
     /// One lease request for `self.tracked[i]`: one command.
-    async fn send(
-        &self,
-        conn: &mut MultiplexedConnection,
-        i: usize,
-        ask: &Ask,
-    ) -> redis::RedisResult<Reply> {
+    async fn send(&self, conn: &mut Conn, i: usize, ask: &Ask) -> redis::RedisResult<Reply> {
         let t = &self.tracked[i];
         let limits = t.limits(self.hub.ttl);
         let member_ttl = u64::try_from(self.hub.ttl.as_millis())
@@ -391,7 +387,7 @@ impl LeaseTask {
     /// Shutdown: every limiter runs on its whole limit locally again, then
     /// gives its unused tokens back and leaves the fleet's count of
     /// instances (best effort, within [`LEAVE`] in all).
-    async fn leave(&mut self, conn: &mut MultiplexedConnection) {
+    async fn leave(&mut self, conn: &mut Conn) {
         self.sync();
         let deadline = Instant::now() + LEAVE;
         let mut leaving = Vec::new();
@@ -409,7 +405,7 @@ impl LeaseTask {
             };
             let why = match tokio::time::timeout_at(deadline, self.send(conn, i, &ask)).await {
                 Ok(Ok(_)) => continue,
-                Ok(Err(e)) => scrub(&e.to_string(), &self.url),
+                Ok(Err(e)) => self.target.scrub(&e.to_string()),
                 Err(_) => "timed out".to_owned(),
             };
             let name = self.tracked[i].limiter.name();

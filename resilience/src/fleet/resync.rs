@@ -1,0 +1,128 @@
+//! Reading the fleet's state: all of it when the sync (re)connects, one
+//! breaker when it is created here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::Script;
+
+use super::conn::Conn;
+use super::keys::PARTITIONS;
+use super::message::state_from_str;
+use super::scripts::RESYNC;
+use super::sync::Task;
+use super::Known;
+use crate::CircuitState;
+
+impl Task {
+    /// Reconciles after (re)connecting, partition by partition (one round
+    /// trip each, whatever the number of breakers).
+    ///
+    /// - The fleet's states newer than what this instance applied are
+    ///   applied here (closed ones only by breakers that are not open here:
+    ///   a breaker open here but closed in the fleet stays open and probes
+    ///   when its time is up).
+    /// - Open wins: a breaker open here (or forced open, or disabled) that
+    ///   the fleet has no record of is published.
+    /// - A change this instance knows of but Redis does not (Redis lost
+    ///   it: a failover before the write reached the replica, a restart
+    ///   without persistence) is published again, by the first instance
+    ///   that notices and no other; so at worst one transition is
+    ///   announced twice, and no breaker is left in a state the fleet left.
+    pub(crate) async fn resync(&mut self, conn: &mut Conn) -> redis::RedisResult<()> {
+        let mut fleet: HashMap<Arc<str>, Known> = HashMap::new();
+        for p in 0..PARTITIONS {
+            let flat: Vec<String> = Script::new(RESYNC)
+                .key(self.keys.names(p))
+                .arg(self.keys.breaker_prefix(p))
+                .invoke_async(conn)
+                .await?;
+            for entry in flat.chunks(5) {
+                let [name, state, gen, until, by] = entry else {
+                    continue;
+                };
+                let Some(known) = parse(state, gen, until, by) else {
+                    continue;
+                };
+                let name: Arc<str> = Arc::from(name.as_str());
+                self.note(&name, &known);
+                fleet.insert(name, known);
+            }
+        }
+        for breaker in self.registry.named_breakers() {
+            let name = breaker.name_arc().clone();
+            self.note_counted(&name);
+            let here = breaker.state();
+            let there = fleet.get(&name);
+            let known = self.inner.known_gen(&name);
+            let (publish, unless_reached) = match (here, there) {
+                (CircuitState::Open | CircuitState::ForcedOpen | CircuitState::Disabled, None) => {
+                    (true, None)
+                }
+                (CircuitState::ForcedOpen | CircuitState::Disabled, Some(t)) if t.state != here => {
+                    (true, None)
+                }
+                (CircuitState::HalfOpen, _) => (false, None),
+                (_, Some(t)) if t.gen < known && t.state != here => (true, Some(known)),
+                _ => (false, None),
+            };
+            if publish {
+                self.publish(conn, &name, unless_reached).await?;
+            } else if here == CircuitState::Open {
+                self.open.insert(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one breaker's fleet state, notes it, applies it here if newer,
+    /// and returns it.
+    pub(crate) async fn fetch(
+        &mut self,
+        conn: &mut Conn,
+        name: &Arc<str>,
+    ) -> redis::RedisResult<Option<CircuitState>> {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.breaker(name))
+            .query_async(conn)
+            .await?;
+        let field = |f: &str| fields.get(f).map_or("", String::as_str);
+        let Some(known) = parse(
+            field("state"),
+            field("fleet_gen"),
+            field("until_unix_ms"),
+            field("instance"),
+        ) else {
+            return Ok(None);
+        };
+        let state = known.state;
+        self.note(name, &known);
+        Ok(Some(state))
+    }
+
+    /// Notes a fleet state read from Redis (a breaker created here later
+    /// starts from it) and applies it here unless it is closed (the state
+    /// every breaker starts in) or not newer than what was applied. An open
+    /// state whose time is up is applied as open: the instance holding the
+    /// fleet's probe lease probes, the others wait.
+    fn note(&mut self, name: &Arc<str>, known: &Known) {
+        if !self.inner.learn(name, known.clone()) {
+            return; // already applied
+        }
+        if let Some(breaker) = self.registry.shared(name) {
+            if known.state != CircuitState::Closed {
+                self.apply(&breaker, known);
+            }
+        }
+    }
+}
+
+/// A breaker's fields as Redis keeps them; `None` if they do not make a state.
+fn parse(state: &str, gen: &str, until: &str, by: &str) -> Option<Known> {
+    Some(Known {
+        state: state_from_str(state)?,
+        gen: gen.parse().ok()?,
+        until_unix_ms: until.parse().ok(),
+        by: (!by.is_empty()).then(|| Arc::from(by)),
+    })
+}
