@@ -10,7 +10,8 @@
 //! not one entry per instance and breaker. A heartbeat is one script of a
 //! few commands; the member list is read again only when the membership
 //! changed (an instance joined, left, or its set of names changed), at
-//! most every half [`FleetConfig::member_timeout`].
+//! most once per heartbeat per 100 members (a fleet of 1,000 reads it at
+//! most every 10 heartbeats during a rolling deploy).
 //!
 //! | key (`resilience:{ns:members}:…`) | what |
 //! |---|---|
@@ -37,6 +38,9 @@ use super::sync::Task;
 
 /// How long membership keys outlive the last heartbeat.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// Under churn, the member list is read at most once per heartbeat per
+/// this many members.
+const MEMBERS_PER_HEARTBEAT: usize = 100;
 /// Names sent per command when storing a name set.
 const CHUNK: usize = 500;
 
@@ -188,7 +192,11 @@ impl Task {
             self.heartbeats.version = Some(version);
             self.heartbeats.stale = true;
         }
-        let spacing = (timeout / 2).max(heartbeat);
+        // Reading the members costs O(members): under churn (a rolling
+        // deploy), read them at most once per heartbeat per 100 members.
+        let known = self.inner.members.lock().map_or(1, |m| m.list.len()).max(1);
+        let spacing =
+            heartbeat * u32::try_from(known.div_ceil(MEMBERS_PER_HEARTBEAT)).unwrap_or(u32::MAX);
         let due = self
             .heartbeats
             .refreshed
