@@ -127,6 +127,8 @@ mod probes;
 mod redact;
 mod resync;
 mod scripts;
+#[cfg(test)]
+mod scripts_tests;
 mod status;
 mod sync;
 mod target;
