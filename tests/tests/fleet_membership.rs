@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, Outcome, Registry};
+use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, Health, Outcome, Registry};
 use support::eventually;
 use support::redis_server::RedisServer;
 
@@ -141,6 +141,17 @@ async fn the_snapshot_lists_the_members_and_who_shares_each_breaker() {
         .clone()
         .unwrap();
     assert_eq!(own.last_change_by.as_deref(), Some(fb.instance_id()));
+    // The health view says it in words.
+    let health = a.health();
+    let entry = health.policy(Health::CIRCUIT_BREAKER, "payments").unwrap();
+    assert!(
+        entry.detail.ends_with(&format!(
+            "; shared by 3 instances, last changed by {}",
+            fb.instance_id()
+        )),
+        "{}",
+        entry.detail
+    );
 
     // A breaker created later joins the counts.
     a.breaker("search", &config());

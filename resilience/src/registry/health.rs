@@ -8,6 +8,10 @@
 //! | bulkhead | a slot is free | every slot is taken | never |
 //! | retry budget | a retry may be withdrawn, or none was spent | exhausted: retries spent the allowance | never |
 //!
+//! A breaker shared through Redis (feature `redis`) ends its detail with its
+//! place in the fleet: `"open, retry in 12s; shared by 8 instances, last
+//! changed by 4121-9f2c0b1e"`.
+//!
 //! "What opens it" is the breaker's trip rule: `failure_threshold`
 //! consecutive failures (no window), `failure_threshold` failures in the
 //! window, or the window's failure rate reaching `failure_rate` (Degraded
@@ -166,6 +170,20 @@ impl Registry {
     }
 }
 
+/// A shared breaker's part of its detail: `"shared by 8 instances, last
+/// changed by 4121-9f2c0b1e"`.
+#[cfg(feature = "redis")]
+fn fleet_detail(fleet: &crate::BreakerFleetStatus) -> String {
+    let instances = match fleet.instances {
+        1 => "shared by 1 instance".to_owned(),
+        n => format!("shared by {n} instances"),
+    };
+    match &fleet.last_change_by {
+        Some(by) => format!("{instances}, last changed by {by}"),
+        None => instances,
+    }
+}
+
 /// Input: a breaker's status. Output: its verdict (rules on
 /// [`Registry::health`]).
 fn breaker(s: &BreakerStatus) -> PolicyHealth {
@@ -190,6 +208,11 @@ fn breaker(s: &BreakerStatus) -> PolicyHealth {
             HealthState::Healthy,
             "disabled until reset, every call runs".to_owned(),
         ),
+    };
+    #[cfg(feature = "redis")]
+    let detail = match &s.fleet {
+        Some(fleet) => format!("{detail}; {}", fleet_detail(fleet)),
+        None => detail,
     };
     PolicyHealth {
         kind: Health::CIRCUIT_BREAKER,
