@@ -4,6 +4,14 @@
 //! {"v":1,"instance":"web-3:4121:9f2c","breaker":"payments","state":"open","until_unix_ms":1764000000000,"fleet_gen":7}
 //! ```
 //!
+//! A *probe notice* says that its sender won a breaker's probe lease for
+//! `probe_ms`; it changes no state (`state` is `half_open`, `fleet_gen` the
+//! sequence the sender knows):
+//!
+//! ```json
+//! {"v":1,"instance":"web-3:4121:9f2c","breaker":"payments","state":"half_open","fleet_gen":7,"probe_ms":5000}
+//! ```
+//!
 //! A payload that is not valid JSON, has another version, names a state we
 //! do not know, lacks `until_unix_ms` for an open breaker or carries absurd
 //! values is rejected with a reason; it never trips a breaker.
@@ -32,6 +40,9 @@ pub(crate) struct Message {
     pub(crate) until_unix_ms: Option<u64>,
     /// The breaker's fleet-wide sequence number (`HINCRBY`), for ordering.
     pub(crate) fleet_gen: u64,
+    /// A probe notice: the sender holds the probe lease for this long (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) probe_ms: Option<u64>,
 }
 
 /// A validated message.
@@ -45,6 +56,8 @@ pub(crate) struct Announcement {
     /// For open breakers: when a probe may run, in ms since the Unix epoch.
     pub(crate) until_unix_ms: Option<u64>,
     pub(crate) fleet_gen: u64,
+    /// A probe notice: how long the sender holds the probe lease.
+    pub(crate) probe_for: Option<Duration>,
 }
 
 pub(crate) fn unix_ms_now() -> u64 {
@@ -83,6 +96,7 @@ impl Message {
             state: state.as_str().to_owned(),
             until_unix_ms: until,
             fleet_gen,
+            probe_ms: None,
         }
     }
 
@@ -116,6 +130,16 @@ impl Message {
         }
         let state =
             state_from_str(&self.state).ok_or_else(|| format!("unknown state {:?}", self.state))?;
+        let probe_for = match (self.probe_ms, state) {
+            (None, _) => None,
+            (Some(ms), CircuitState::HalfOpen) if ms <= 24 * 3600 * 1000 => {
+                Some(Duration::from_millis(ms))
+            }
+            (Some(ms), CircuitState::HalfOpen) => {
+                return Err(format!("a probe notice of {ms} ms: more than a day"))
+            }
+            (Some(_), _) => return Err("a probe notice must say half_open".into()),
+        };
         let open_for = match (state, self.until_unix_ms) {
             (CircuitState::Open, None) => {
                 return Err("an open breaker without until_unix_ms".into())
@@ -137,6 +161,7 @@ impl Message {
             open_for,
             until_unix_ms: open_for.and(self.until_unix_ms),
             fleet_gen: self.fleet_gen,
+            probe_for,
         })
     }
 }
@@ -163,6 +188,10 @@ mod tests {
             "{left:?}"
         );
         assert_eq!(a.fleet_gen, 7);
+        assert_eq!(a.probe_for, None);
+        let notice = br#"{"v":1,"instance":"a","breaker":"b","state":"half_open","fleet_gen":7,"probe_ms":5000}"#;
+        let a = Message::decode(notice).unwrap();
+        assert_eq!(a.probe_for, Some(Duration::from_secs(5)));
     }
 
     #[test]
@@ -178,6 +207,8 @@ mod tests {
             br#"{"v":1,"instance":"a","breaker":"b","state":"open","until_unix_ms":18446744073709551615,"fleet_gen":1}"#,
             br#"{"v":1,"instance":"a","breaker":"b","state":"closed","fleet_gen":-1}"#,
             br#"[1,2,3]"#,
+            br#"{"v":1,"instance":"a","breaker":"b","state":"open","until_unix_ms":1,"fleet_gen":1,"probe_ms":5}"#,
+            br#"{"v":1,"instance":"a","breaker":"b","state":"half_open","fleet_gen":1,"probe_ms":86400001}"#,
         ];
         for payload in bad {
             assert!(

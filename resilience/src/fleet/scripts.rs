@@ -44,6 +44,28 @@ if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250
 return {gen, 1}
 "#;
 
+/// Races for a breaker's probe lease. The winner's notice goes out on the
+/// partition's channel at once, so the instances still waiting to ask
+/// learn that someone probes and do not ask (see
+/// [`probes`](super::probes)).
+///
+/// KEYS: the lease, the partition's channel. ARGV: instance, the lease in
+/// ms, name, `1` for sharded pub/sub, the fleet sequence known. Returns -1
+/// when won, else how long the holder keeps it (ms).
+pub(crate) const LEASE: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local msg = cjson.encode({v = 1, instance = ARGV[1], breaker = ARGV[3], state = 'half_open',
+      fleet_gen = tonumber(ARGV[5]), probe_ms = tonumber(ARGV[2])})
+  if ARGV[4] == '1' then
+    redis.call('SPUBLISH', KEYS[2], msg)
+  else
+    redis.call('PUBLISH', KEYS[2], msg)
+  end
+  return -1
+end
+return redis.call('PTTL', KEYS[1])
+"#;
+
 /// Every breaker of one partition as the fleet has it: a flat list of
 /// `name, state, fleet_gen, until_unix_ms, instance` (empty strings for
 /// what a hash lacks). Names whose hash expired leave the set.

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use redis::Script;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Interval, MissedTickBehavior};
 
 use super::conn::{Conn, Event, Timeouts};
 use super::keys::Keys;
 use super::members::Heartbeats;
 use super::message::{unix_ms_now, Message};
+use super::probes::Turn;
 use super::scripts::PUBLISH;
 use super::target::RedisTarget;
 use super::{FleetInner, Known, Readiness};
@@ -46,8 +47,8 @@ pub(crate) struct Task {
     pub(crate) sharded: bool,
     /// Breakers open here: the ones that may need a probe lease.
     pub(crate) open: HashSet<Arc<str>>,
-    /// When this instance last asked for each breaker's lease.
-    pub(crate) asked: HashMap<Arc<str>, Instant>,
+    /// When this instance may next ask for each breaker's probe lease.
+    pub(crate) turns: HashMap<Arc<str>, Turn>,
     /// Breakers with a `fleet_threshold`: their failures are sent to the fleet.
     pub(crate) counted: HashSet<Arc<str>>,
     pub(crate) heartbeats: Heartbeats,
@@ -80,7 +81,7 @@ impl Task {
             rx,
             sharded: false,
             open: HashSet::new(),
-            asked: HashMap::new(),
+            turns: HashMap::new(),
             counted: HashSet::new(),
         }
     }
@@ -195,6 +196,12 @@ impl Task {
         };
         let name: Arc<str> = Arc::from(announcement.breaker);
         let ours = announcement.instance == self.inner.instance;
+        if let Some(hold) = announcement.probe_for {
+            if !ours {
+                self.probe_noticed(&name, hold);
+            }
+            return;
+        }
         let known = Known {
             gen: announcement.fleet_gen,
             state: announcement.state,
