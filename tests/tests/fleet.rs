@@ -36,7 +36,7 @@ fn fast() -> FleetConfig {
 
 async fn join(server: &RedisServer, registry: &'static Registry, ns: &str) -> Fleet {
     let fleet = registry
-        .share_via_redis_with(&server.url(), ns, fast())
+        .share_via_redis_with(server.url(), ns, fast())
         .unwrap();
     eventually("the fleet sync connects", || fleet.is_connected()).await;
     fleet
@@ -264,7 +264,7 @@ async fn calls_send_no_commands_to_redis() {
     let mut quiet = fast();
     quiet.heartbeat = Duration::from_secs(3600);
     let fleet = a
-        .share_via_redis_with(&server.url(), "quiet", quiet)
+        .share_via_redis_with(server.url(), "quiet", quiet)
         .unwrap();
     eventually("the first heartbeat", || !fleet.status().members.is_empty()).await;
     let mut conn = server.connection();
@@ -374,7 +374,7 @@ async fn failures_across_the_fleet_trip_every_instance_together() {
     for r in &instances {
         r.breaker("shared-load", &cfg);
         let fleet = r
-            .share_via_redis_with(&server.url(), "counting", fleet_config.clone())
+            .share_via_redis_with(server.url(), "counting", fleet_config.clone())
             .unwrap();
         eventually("connected", || fleet.is_connected()).await;
         fleets.push(fleet);
@@ -432,7 +432,7 @@ async fn counting_fleet(
         let r = instance();
         r.breaker(name, cfg);
         let fleet = r
-            .share_via_redis_with(&server.url(), ns, fleet_config.clone())
+            .share_via_redis_with(server.url(), ns, fleet_config.clone())
             .unwrap();
         assert!(fleet.ready().await, "synced with the fleet");
         instances.push(r);

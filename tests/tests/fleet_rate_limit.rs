@@ -382,7 +382,7 @@ async fn limiters_join_the_fleet_whenever_they_are_created_and_leave_it_clean() 
     let early = registry.rate_limiter("early", &quota());
     let local = registry.rate_limiter("local", &RateLimitConfig::builder(200).build().unwrap());
     let fleet = registry
-        .share_via_redis_with(&server.url(), "joins", fast())
+        .share_via_redis_with(server.url(), "joins", fast())
         .unwrap();
     let late = registry.rate_limiter("late", &quota());
     within("both fleet limiters lease", || {
@@ -453,10 +453,10 @@ async fn an_idle_instance_leaves_the_quota_to_the_busy_one() {
         b.rate_limiter("shared", &quota()),
     );
     let fa = a
-        .share_via_redis_with(&server.url(), "idle", fast())
+        .share_via_redis_with(server.url(), "idle", fast())
         .unwrap();
     let fb = b
-        .share_via_redis_with(&server.url(), "idle", fast())
+        .share_via_redis_with(server.url(), "idle", fast())
         .unwrap();
     within("both lease", || la.status().leasing && lb.status().leasing).await;
     within("b's idle lease goes back", || lb.status().leased <= 1).await;
