@@ -108,7 +108,8 @@
 //!     clears nothing, the fleet counts the failures of its last 10 s.
 //! - Redis down, or hung (every answer is awaited 2 s at most): breakers
 //!   keep working locally (probing on their own), one warning is logged, the
-//!   task reconnects with backoff (0.1 s doubling to 2 s) and resyncs.
+//!   task reconnects with jittered backoff (0.1 s doubling to 2 s, each
+//!   wait ±50 %, so a fleet does not come back all at once) and resyncs.
 //! - Messages are versioned and validated; a malformed or foreign payload is
 //!   ignored with a warning and never trips a breaker.
 //! - `redis://` URLs (and `rediss://` with the `redis-tls` feature) with
@@ -395,6 +396,12 @@ impl Drop for Fleet {
             .unwrap_or_else(PoisonError::into_inner) = Weak::new();
         self.registry.fleet_shared.store(false, Ordering::Release);
     }
+}
+
+/// `backoff` give or take half: a fleet that lost Redis all at once (a
+/// restart, a failover) does not come back all at once.
+pub(crate) fn jittered(backoff: Duration) -> Duration {
+    backoff.mul_f64(0.5 + fastrand::f64())
 }
 
 fn valid_namespace(ns: &str) -> bool {

@@ -110,7 +110,7 @@ impl Task {
                 warned = true;
             }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(super::jittered(backoff)) => {}
                 () = self.inner.stop.notified() => return,
             }
             // Capped low: after a failover the new primary is usually

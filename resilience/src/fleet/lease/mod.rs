@@ -256,7 +256,7 @@ impl LeaseTask {
                 warned = true;
             }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(super::jittered(backoff)) => {}
                 () = self.hub.stop.notified() => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
