@@ -191,23 +191,30 @@ async fn cluster(
     let mut conn = builder.build()?.get_async_connection().await?;
     let mut sharded = false;
     if let Some(channels) = channels {
-        sharded = match conn.ssubscribe(channels).await {
-            Ok(()) => true,
-            // Before Redis 7: plain pub/sub, which a cluster broadcasts.
-            Err(e)
-                if e.to_string()
-                    .to_ascii_lowercase()
-                    .contains("unknown command") =>
-            {
-                conn.subscribe(channels).await?;
-                false
+        // One channel at a time: the partitions' channels live in different
+        // slots, and a sharded subscription names one slot's channels.
+        sharded = true;
+        for channel in channels {
+            if sharded {
+                match conn.ssubscribe(channel).await {
+                    Ok(()) => continue,
+                    // Before Redis 7: plain pub/sub, which a cluster broadcasts.
+                    Err(e) if is_unknown_command(&e) => sharded = false,
+                    Err(e) => return Err(e),
+                }
             }
-            Err(e) => return Err(e),
-        };
+            conn.subscribe(channel).await?;
+        }
     }
     Ok(Connected {
         conn: Conn::Cluster(conn),
         subscription: pushes.map(Subscription::Cluster),
         sharded,
     })
+}
+
+fn is_unknown_command(e: &redis::RedisError) -> bool {
+    e.to_string()
+        .to_ascii_lowercase()
+        .contains("unknown command")
 }

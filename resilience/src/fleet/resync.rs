@@ -56,8 +56,11 @@ impl Task {
             let there = fleet.get(&name);
             let known = self.inner.known_gen(&name);
             let (publish, unless_reached) = match (here, there) {
+                // No record: opened here while Redis was unreachable (publish),
+                // or a record Redis lost (publish unless another instance
+                // already did).
                 (CircuitState::Open | CircuitState::ForcedOpen | CircuitState::Disabled, None) => {
-                    (true, None)
+                    (true, (known > 0).then_some(known))
                 }
                 (CircuitState::ForcedOpen | CircuitState::Disabled, Some(t)) if t.state != here => {
                     (true, None)
