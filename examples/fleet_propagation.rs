@@ -235,7 +235,7 @@ async fn main() -> ExitCode {
 
     fleet_a.shutdown().await;
     fleet_b.shutdown().await;
-    let pattern = format!("{namespace}:resilience:*");
+    let pattern = format!("resilience:{{{namespace}:*");
     let keys: redis::RedisResult<Vec<String>> = admin
         .scan_match::<_, String>(&pattern)
         .and_then(|keys| keys.collect());

@@ -257,7 +257,8 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
         .arg("fleet_gen")
         .query(&mut conn)
         .unwrap();
-    // What the new primary has: the state before the trip.
+    // What the new primary has: the state before the trip, and the
+    // partition's version before it (one script wrote both).
     let _: () = redis::cmd("HSET")
         .arg(&key)
         .arg("fleet_gen")
@@ -266,6 +267,16 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
         .arg("closed")
         .arg("until_unix_ms")
         .arg("")
+        .query(&mut conn)
+        .unwrap();
+    let version_key = key.replace(":breaker:orders", ":version");
+    let version: u64 = redis::cmd("GET")
+        .arg(&version_key)
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&version_key)
+        .arg(version - 1_000)
         .query(&mut conn)
         .unwrap();
 
@@ -300,5 +311,44 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
     for r in &instances {
         assert_eq!(r.get("orders").unwrap().state(), CircuitState::Open);
     }
+
+    // Cut off again, with nothing changed meanwhile: every instance knows
+    // every partition's version, and reads none of them again.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
+    let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut conn);
+    let mut conn = server.connection();
+    // Each notices within a heartbeat (100 ms), reconnects and resyncs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("every instance is connected again", || {
+        fleets.iter().all(Fleet::is_connected)
+    })
+    .await;
+    assert!(
+        command_calls(&mut conn, "get") >= 3 * 16,
+        "the version checks ran"
+    );
+    assert_eq!(
+        command_calls(&mut conn, "smembers"),
+        0,
+        "a partition was read again"
+    );
     drop(fleets);
+}
+
+/// How many times `command` ran since the last `CONFIG RESETSTAT`
+/// (scripts' commands included).
+fn command_calls(conn: &mut redis::Connection, command: &str) -> u64 {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
 }

@@ -10,6 +10,7 @@
 //! | `resilience:{ns:p}:breaker:NAME` | hash: `state`, `until_unix_ms`, `instance`, `fleet_gen` |
 //! | `resilience:{ns:p}:probe:NAME` | the probe lease (`SET NX PX`) |
 //! | `resilience:{ns:p}:names` | set: the names of the partition's breakers (read on resync) |
+//! | `resilience:{ns:p}:version` | bumped by every change in the partition (a resync skips a partition whose version it knows) |
 //! | `resilience:{ns:p}:events` | channel of the partition's changes (sharded on a cluster) |
 //! | `resilience:{ns:p}:failures:NAME:…` | the fleet's failure counts (`fleet_threshold`) |
 //! | `resilience:{ns:members}:…` | the instances: who is alive, and what they share |
@@ -87,6 +88,16 @@ impl Keys {
         format!("{}names", self.partition(p))
     }
 
+    /// Partition `p`'s version: bumped by every change of its breakers.
+    pub(crate) fn version(&self, p: u16) -> String {
+        format!("{}version", self.partition(p))
+    }
+
+    /// The version key of a breaker's partition.
+    pub(crate) fn version_of(&self, name: &str) -> String {
+        self.version(partition(name))
+    }
+
     /// The names set of a breaker's partition.
     pub(crate) fn names_of(&self, name: &str) -> String {
         self.names(partition(name))
@@ -135,6 +146,7 @@ mod tests {
             k.failures("payments"),
             k.channel_of("payments"),
             k.names_of("payments"),
+            k.version_of("payments"),
         ] {
             assert!(key.starts_with(&format!("resilience:{tag}:")), "{key}");
         }

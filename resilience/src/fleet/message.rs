@@ -43,6 +43,11 @@ pub(crate) struct Message {
     /// A probe notice: the sender holds the probe lease for this long (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) probe_ms: Option<u64>,
+    /// The partition's version after this change, and before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pv: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pv_prev: Option<u64>,
 }
 
 /// A validated message.
@@ -58,6 +63,8 @@ pub(crate) struct Announcement {
     pub(crate) fleet_gen: u64,
     /// A probe notice: how long the sender holds the probe lease.
     pub(crate) probe_for: Option<Duration>,
+    /// The partition's version `(before, after)` this change.
+    pub(crate) versions: Option<(u64, u64)>,
 }
 
 pub(crate) fn unix_ms_now() -> u64 {
@@ -97,6 +104,8 @@ impl Message {
             until_unix_ms: until,
             fleet_gen,
             probe_ms: None,
+            pv: None,
+            pv_prev: None,
         }
     }
 
@@ -162,6 +171,7 @@ impl Message {
             until_unix_ms: open_for.and(self.until_unix_ms),
             fleet_gen: self.fleet_gen,
             probe_for,
+            versions: self.pv_prev.zip(self.pv),
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redis::Script;
 
 use super::conn::Conn;
-use super::keys::PARTITIONS;
+use super::keys::{partition, PARTITIONS};
 use super::message::state_from_str;
 use super::scripts::RESYNC;
 use super::sync::Task;
@@ -16,7 +16,10 @@ use crate::CircuitState;
 
 impl Task {
     /// Reconciles after (re)connecting, partition by partition (one round
-    /// trip each, whatever the number of breakers).
+    /// trip each, whatever the number of breakers). A partition whose
+    /// version this instance knows (it saw every change of it) is not read
+    /// again: after a failover or a lost connection, only the partitions
+    /// that changed meanwhile travel.
     ///
     /// - The fleet's states newer than what this instance applied are
     ///   applied here (closed ones only by breakers that are not open here:
@@ -31,13 +34,33 @@ impl Task {
     ///   announced twice, and no breaker is left in a state the fleet left.
     pub(crate) async fn resync(&mut self, conn: &mut Conn) -> redis::RedisResult<()> {
         let mut fleet: HashMap<Arc<str>, Known> = HashMap::new();
+        let mut unchanged = [false; PARTITIONS as usize];
         for p in 0..PARTITIONS {
+            let known = self
+                .versions
+                .get(&p)
+                .map(u64::to_string)
+                .unwrap_or_default();
             let flat: Vec<String> = Script::new(RESYNC)
                 .key(self.keys.names(p))
+                .key(self.keys.version(p))
                 .arg(self.keys.breaker_prefix(p))
+                .arg(&known)
                 .invoke_async(conn)
                 .await?;
-            for entry in flat.chunks(5) {
+            let Some((version, records)) = flat.split_first() else {
+                continue;
+            };
+            match version.parse::<u64>() {
+                Ok(v) => self.versions.insert(p, v),
+                Err(_) => self.versions.remove(&p),
+            };
+            if records.is_empty() && *version == known {
+                // Nothing changed since this instance last knew it all.
+                unchanged[usize::from(p)] = true;
+                continue;
+            }
+            for entry in records.chunks(5) {
                 let [name, state, gen, until, by] = entry else {
                     continue;
                 };
@@ -53,7 +76,11 @@ impl Task {
             let name = breaker.name_arc().clone();
             self.note_counted(&name);
             let here = breaker.state();
-            let there = fleet.get(&name);
+            // An unchanged partition is what this instance knows of it.
+            let remembered = unchanged[usize::from(partition(&name))]
+                .then(|| self.inner.known(&name))
+                .flatten();
+            let there = fleet.get(&name).or(remembered.as_ref());
             let known = self.inner.known_gen(&name);
             let (publish, unless_reached) = match (here, there) {
                 // No record: opened here while Redis was unreachable (publish),

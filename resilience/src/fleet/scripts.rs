@@ -17,23 +17,35 @@
 /// before the write reached the replica, a restart) is republished by the
 /// first instance that notices, and by no other.
 ///
+/// The partition's version moves on too (from `pv_prev` to `pv`, both in
+/// the announcement): `max(previous + 1, Redis time in ms)`, so two
+/// primaries (before and after a failover) never give one version to two
+/// different histories. An instance that saw every announcement of a
+/// partition knows its version, and its resync skips it.
+///
 /// KEYS: the breaker's hash, its partition's channel, its lease, its
-/// partition's names. ARGV: state, until (ms since the Unix epoch, or
-/// empty), instance, name, `1` for sharded pub/sub, the sequence known (or
-/// empty). Returns `{sequence, 1 if published}`.
+/// partition's names, its partition's version. ARGV: state, until (ms
+/// since the Unix epoch, or empty), instance, name, `1` for sharded
+/// pub/sub, the sequence known (or empty). Returns `{sequence, 1 if
+/// published, partition version, the version before}`.
 pub(crate) const PUBLISH: &str = r#"
 local prev = tonumber(redis.call('HGET', KEYS[1], 'fleet_gen') or '0')
-if ARGV[6] ~= '' and prev >= tonumber(ARGV[6]) then return {prev, 0} end
+if ARGV[6] ~= '' and prev >= tonumber(ARGV[6]) then return {prev, 0, 0, 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gen = prev + 1
 if now > gen then gen = now end
+local pv_prev = tonumber(redis.call('GET', KEYS[5]) or '0')
+local pv = pv_prev + 1
+if now > pv then pv = now end
+redis.call('SET', KEYS[5], string.format('%d', pv), 'PX', 86400000)
 redis.call('HSET', KEYS[1], 'fleet_gen', string.format('%d', gen), 'state', ARGV[1],
     'until_unix_ms', ARGV[2], 'instance', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 86400000)
 redis.call('SADD', KEYS[4], ARGV[4])
 redis.call('PEXPIRE', KEYS[4], 86400000)
-local msg = {v = 1, instance = ARGV[3], breaker = ARGV[4], state = ARGV[1], fleet_gen = gen}
+local msg = {v = 1, instance = ARGV[3], breaker = ARGV[4], state = ARGV[1], fleet_gen = gen,
+    pv = pv, pv_prev = pv_prev}
 if ARGV[2] ~= '' then msg['until_unix_ms'] = tonumber(ARGV[2]) end
 if ARGV[5] == '1' then
   redis.call('SPUBLISH', KEYS[2], cjson.encode(msg))
@@ -41,7 +53,7 @@ else
   redis.call('PUBLISH', KEYS[2], cjson.encode(msg))
 end
 if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('PEXPIRE', KEYS[3], 250) end
-return {gen, 1}
+return {gen, 1, pv, pv_prev}
 "#;
 
 /// Races for a breaker's probe lease. The winner's notice goes out on the
@@ -66,13 +78,17 @@ end
 return redis.call('PTTL', KEYS[1])
 "#;
 
-/// Every breaker of one partition as the fleet has it: a flat list of
-/// `name, state, fleet_gen, until_unix_ms, instance` (empty strings for
-/// what a hash lacks). Names whose hash expired leave the set.
+/// Every breaker of one partition as the fleet has it: the partition's
+/// version, then a flat list of `name, state, fleet_gen, until_unix_ms,
+/// instance` (empty strings for what a hash lacks); only the version if it
+/// is the one the caller knows. Names whose hash expired leave the set.
 ///
-/// KEYS: the partition's names. ARGV: the prefix of its breaker hashes.
+/// KEYS: the partition's names, its version. ARGV: the prefix of its
+/// breaker hashes, the version known (or empty).
 pub(crate) const RESYNC: &str = r#"
-local out = {}
+local version = redis.call('GET', KEYS[2]) or '0'
+if version == ARGV[2] then return {version} end
+local out = {version}
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local f = redis.call('HMGET', ARGV[1] .. name, 'state', 'fleet_gen', 'until_unix_ms', 'instance')
   if f[1] then

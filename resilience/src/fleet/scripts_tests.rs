@@ -38,12 +38,25 @@ fn namespace(test: &str) -> String {
     format!("scripts-{test}-{:08x}", fastrand::u32(..))
 }
 
+/// Publishes `state` of breaker `b`; returns `(sequence, published)`.
 async fn publish(conn: &mut Conn, keys: &Keys, state: &str, unless_reached: &str) -> (u64, u8) {
+    let (gen, published, _, _) = publish_versioned(conn, keys, state, unless_reached).await;
+    (gen, published)
+}
+
+/// [`publish`], with the partition's versions after and before.
+async fn publish_versioned(
+    conn: &mut Conn,
+    keys: &Keys,
+    state: &str,
+    unless_reached: &str,
+) -> (u64, u8, u64, u64) {
     Script::new(PUBLISH)
         .key(keys.breaker("b"))
         .key(keys.channel_of("b"))
         .key(keys.lease("b"))
         .key(keys.names_of("b"))
+        .key(keys.version_of("b"))
         .arg(state)
         .arg("")
         .arg("me")
@@ -88,10 +101,13 @@ async fn a_lost_change_is_republished_once() {
     assert!(next > again);
 }
 
-async fn resync(conn: &mut Conn, keys: &Keys, p: u16) -> Vec<String> {
+/// The partition's version and records, or only the version if it is `known`.
+async fn resync(conn: &mut Conn, keys: &Keys, p: u16, known: &str) -> Vec<String> {
     Script::new(RESYNC)
         .key(keys.names(p))
+        .key(keys.version(p))
         .arg(keys.breaker_prefix(p))
+        .arg(known)
         .invoke_async(conn)
         .await
         .unwrap()
@@ -103,19 +119,34 @@ async fn a_resync_reads_every_breaker_of_a_partition_and_forgets_expired_ones() 
         return;
     };
     let keys = Keys::new(&namespace("resync"));
-    publish(&mut conn, &keys, "disabled", "").await;
     let p = super::keys::partition("b");
-    let flat = resync(&mut conn, &keys, p).await;
-    assert_eq!(flat.len(), 5, "{flat:?}");
-    assert_eq!((flat[0].as_str(), flat[1].as_str()), ("b", "disabled"));
-    assert_eq!((flat[3].as_str(), flat[4].as_str()), ("", "me"));
+    assert_eq!(resync(&mut conn, &keys, p, "").await, ["0"], "nothing yet");
+    let (_, _, version, before) = publish_versioned(&mut conn, &keys, "disabled", "").await;
+    assert_eq!(before, 0);
+    assert!(
+        version > 1_600_000_000_000,
+        "a version from Redis time: {version}"
+    );
+    let flat = resync(&mut conn, &keys, p, "0").await;
+    assert_eq!(flat.len(), 6, "{flat:?}");
+    assert_eq!(flat[0], version.to_string());
+    assert_eq!((flat[1].as_str(), flat[2].as_str()), ("b", "disabled"));
+    assert_eq!((flat[4].as_str(), flat[5].as_str()), ("", "me"));
+    // Known: only the version comes back.
+    let known = version.to_string();
+    assert_eq!(resync(&mut conn, &keys, p, &known).await, [known.clone()]);
+    // Every change moves it on, from the version before.
+    let (_, _, next, before) = publish_versioned(&mut conn, &keys, "closed", "").await;
+    assert_eq!(before, version);
+    assert!(next > version);
     // The hash expires (a day without a change): the name leaves the set.
     let _: () = redis::cmd("DEL")
         .arg(keys.breaker("b"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(resync(&mut conn, &keys, p).await.is_empty());
+    let read = resync(&mut conn, &keys, p, "").await;
+    assert_eq!(read, [next.to_string()], "the version, no record");
     let left: i64 = redis::cmd("SCARD")
         .arg(keys.names(p))
         .query_async(&mut conn)

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::conn::{Conn, Event, Timeouts};
-use super::keys::Keys;
+use super::keys::{partition, Keys};
 use super::members::Heartbeats;
 use super::message::{unix_ms_now, Message};
 use super::probes::Turn;
@@ -52,6 +52,9 @@ pub(crate) struct Task {
     /// Breakers with a `fleet_threshold`: their failures are sent to the fleet.
     pub(crate) counted: HashSet<Arc<str>>,
     pub(crate) heartbeats: Heartbeats,
+    /// For each partition whose every change this instance has seen (read
+    /// or announced): its version. A resync skips those.
+    pub(crate) versions: HashMap<u16, u64>,
 }
 
 enum End {
@@ -83,6 +86,7 @@ impl Task {
             open: HashSet::new(),
             turns: HashMap::new(),
             counted: HashSet::new(),
+            versions: HashMap::new(),
         }
     }
 
@@ -196,6 +200,9 @@ impl Task {
         };
         let name: Arc<str> = Arc::from(announcement.breaker);
         let ours = announcement.instance == self.inner.instance;
+        if let Some((before, after)) = announcement.versions {
+            self.note_version(partition(&name), before, after);
+        }
         if let Some(hold) = announcement.probe_for {
             if !ours {
                 self.probe_noticed(&name, hold);
@@ -273,11 +280,12 @@ impl Task {
             _ => None,
         };
         let until = until_unix_ms.map(|u| u.to_string()).unwrap_or_default();
-        let (gen, published): (u64, u8) = Script::new(PUBLISH)
+        let (gen, published, version, before): (u64, u8, u64, u64) = Script::new(PUBLISH)
             .key(self.keys.breaker(name))
             .key(self.keys.channel_of(name))
             .key(self.keys.lease(name))
             .key(self.keys.names_of(name))
+            .key(self.keys.version_of(name))
             .arg(state.as_str())
             .arg(until)
             .arg(&self.inner.instance)
@@ -287,6 +295,7 @@ impl Task {
             .invoke_async(conn)
             .await?;
         if published == 1 {
+            self.note_version(partition(name), before, version);
             self.inner.learn(
                 name,
                 Known {
@@ -317,6 +326,21 @@ impl Task {
             .is_some_and(|b| b.config().fleet_threshold().is_some());
         if counted {
             self.counted.insert(name.clone());
+        }
+    }
+
+    /// A change took partition `p` from version `before` to `after`: this
+    /// instance still knows all of it if it knew `before`; a change it
+    /// missed (a gap) makes the next resync read the partition.
+    pub(crate) fn note_version(&mut self, p: u16, before: u64, after: u64) {
+        match self.versions.get(&p).copied() {
+            Some(known) if known == before => {
+                self.versions.insert(p, after);
+            }
+            Some(known) if known >= after => {} // already read
+            _ => {
+                self.versions.remove(&p);
+            }
         }
     }
 
