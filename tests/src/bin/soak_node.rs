@@ -35,11 +35,12 @@
 //! | `states` | one character per breaker, in order: `c` closed, `o` open, `h` half-open, `f` forced open, `d` disabled |
 //! | `changed <selection>` | per breaker, space-separated: `<unix-µs>:<state>:<cause>` of its last transition here (state as in `states`; cause `l` local, `f` applied from the fleet), `0:c:-` if none |
 //! | `tripped <selection>` | per breaker, space-separated: `<unix-µs>:<cause>` of its last closed → open transition here, `0:-` if none |
-//! | `probing` | `<n>` then the names of the breakers whose half-open probe this instance holds now |
+//! | `probing` | `<n>` then the names of the breakers half-open here whose probe this instance holds now |
 //! | `first` | one character per breaker: how its first call went: `a` admitted, `p` admitted as the probe, `r` rejected |
 //! | `lat` | `calls=<n> p50_us=<x> p99_us=<x> max_us=<x> gap_us=<x>` since the last `lat`, then reset (`gap_us`: the longest time between two rounds of calls) |
 //! | `calls` | the calls made since start-up |
 //! | `probes` | the calls admitted as a half-open probe since start-up |
+//! | `probes <selection>` | per breaker, space-separated: the calls through it admitted as a half-open probe since start-up |
 //! | `transitions` | `<all> <local>`: the transitions here since start-up, and those not applied from the fleet |
 //! | `down <selection>` / `up <selection>` | `ok <n>`: the dependency of those `<n>` breakers is now down (up) |
 //! | `connected` | `true` or `false`: whether the fleet sync is connected to Redis |
@@ -255,6 +256,8 @@ struct Node {
     local_transitions: AtomicU64,
     calls: AtomicU64,
     probes: AtomicU64,
+    /// Probes per breaker.
+    probes_of: Vec<AtomicU64>,
     latency: Histogram,
     /// The longest time between the starts of two rounds of calls (ns).
     gap: AtomicU64,
@@ -300,6 +303,7 @@ impl Node {
             Ok(permit) if permit.is_probe() => {
                 let acquiring = started.elapsed();
                 self.probes.fetch_add(1, Relaxed);
+                self.probes_of[i].fetch_add(1, Relaxed);
                 self.probing[i].store(true, Relaxed);
                 let probe = self.probe;
                 tokio::spawn(async move {
@@ -412,8 +416,12 @@ impl Node {
     }
 
     fn probing(&self) -> String {
+        // A probe whose breaker left half-open meanwhile (the fleet closed
+        // it) is no longer the fleet's probe: its permit is only stale.
         let names: Vec<&str> = (0..self.names.len())
-            .filter(|&i| self.probing[i].load(Relaxed))
+            .filter(|&i| {
+                self.probing[i].load(Relaxed) && self.breakers[i].state() == CircuitState::HalfOpen
+            })
             .map(|i| &*self.names[i])
             .collect();
         let mut answer = names.len().to_string();
@@ -471,6 +479,13 @@ fn answer(node: &Node, fleet: &resilience::Fleet, line: &str) -> Option<String> 
         ["lat"] => Ok(node.lat()),
         ["calls"] => Ok(node.calls.load(Relaxed).to_string()),
         ["probes"] => Ok(node.probes.load(Relaxed).to_string()),
+        ["probes", selection] => node.select(selection).map(|picked| {
+            let counts: Vec<String> = picked
+                .iter()
+                .map(|&i| node.probes_of[i].load(Relaxed).to_string())
+                .collect();
+            counts.join(" ")
+        }),
         ["transitions"] => Ok(format!(
             "{} {}",
             node.transitions.load(Relaxed),
@@ -480,11 +495,11 @@ fn answer(node: &Node, fleet: &resilience::Fleet, line: &str) -> Option<String> 
         ["up", selection] => node.set_down(selection, false),
         ["connected"] => Ok(fleet.is_connected().to_string()),
         ["id"] => Ok(fleet.instance_id().to_owned()),
-        [command @ ("changed" | "tripped" | "down" | "up"), ..] => Err(format!(
+        [command @ ("changed" | "tripped" | "down" | "up" | "probes"), ..] => Err(format!(
             "`{command}` takes one selection (`b000`, `b000-b019`, `all`, comma-separated)"
         )),
-        [command @ ("quit" | "states" | "probing" | "first" | "lat" | "calls" | "probes"
-        | "transitions" | "connected" | "id"), extra, ..] => {
+        [command @ ("quit" | "states" | "probing" | "first" | "lat" | "calls" | "transitions"
+        | "connected" | "id"), extra, ..] => {
             Err(format!("`{command}` takes no argument (got {extra:?})"))
         }
         [command, ..] => Err(format!(
@@ -542,6 +557,7 @@ fn main() -> ExitCode {
         local_transitions: AtomicU64::new(0),
         calls: AtomicU64::new(0),
         probes: AtomicU64::new(0),
+        probes_of: (0..count).map(|_| AtomicU64::new(0)).collect(),
         latency: Histogram::new(),
         gap: AtomicU64::new(0),
         probe: args.probe,
