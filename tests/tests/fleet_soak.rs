@@ -57,6 +57,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::process::Command;
@@ -170,6 +171,9 @@ fn parse_changed(answer: &str) -> Vec<(u64, char, char)> {
         })
         .collect()
 }
+
+/// Each node's probes per breaker, by label.
+type Probes = BTreeMap<&'static str, Vec<u64>>;
 
 /// A node's `lat` answer, or several combined (the worst of each).
 #[derive(Debug, Clone, Copy, Default)]
@@ -552,12 +556,39 @@ impl Soak {
         }
     }
 
+    /// Each running node's probes per breaker of `range` since it started.
+    fn probes_of(&mut self, range: &Range<usize>) -> Probes {
+        let labels = self.labels();
+        let answers = self.ask_all(&format!("probes {}", sel(range)));
+        labels
+            .into_iter()
+            .zip(answers)
+            .map(|(label, answer)| {
+                let counts = answer.split(' ').map(|n| n.parse().expect("a count"));
+                (label, counts.collect())
+            })
+            .collect()
+    }
+
     /// The fleet lets one instance probe each recovering breaker: at most
-    /// `allowed` probes since the dependency became healthy, while every node
-    /// stays connected.
-    fn check_one_probe(&mut self, step: &str, probes: u64, allowed: usize) {
-        // KNOWN: with many breakers recovering at once the fleet probes each
-        // of them 2 to 5 times instead of once (200 breakers on 8 nodes here;
+    /// one probe per breaker of `range`, by the nodes running now, since
+    /// `before` (read when the dependency became healthy; every node stays
+    /// connected).
+    fn check_one_probe(&mut self, step: &str, range: &Range<usize>, before: &Probes) {
+        let mut per_breaker = vec![0; range.len()];
+        for (label, counts) in &self.probes_of(range) {
+            for (j, n) in counts.iter().enumerate() {
+                per_breaker[j] += n - before.get(label).map_or(0, |then| then[j]);
+            }
+        }
+        let again: Vec<String> = per_breaker
+            .iter()
+            .zip(range.clone())
+            .filter(|(n, _)| **n > 1)
+            .map(|(n, i)| format!("b{i:03}={n}"))
+            .collect();
+        // KNOWN: with many breakers recovering at once the fleet probes most
+        // of them 2 to 6 times instead of once (200 breakers on 8 nodes here;
         // 50 on 8, or 200 on 2, probe once). A node handles one pub/sub
         // message per turn of its sync loop, and the other turns include
         // sweeps of lease requests (one `SET NX` round trip after another,
@@ -567,9 +598,14 @@ impl Soak {
         // breaker the fleet has already closed. Reported to the runtime's
         // owner. Enforced with `RESILIENCE_SOAK_STRICT=1`; by default it is
         // printed, so that the steps after it still run.
-        if probes > u64::try_from(allowed).unwrap() {
+        if !again.is_empty() {
+            let total: u64 = per_breaker.iter().sum();
+            let shown = &again[..again.len().min(6)];
             let message = format!(
-                "{step}: {probes} probes for {allowed} breakers recovering (the fleet lets one instance probe each)"
+                "{step}: {} of {} recovering breakers probed more than once ({total} probes; the fleet lets one instance probe each), e.g. {}",
+                again.len(),
+                range.len(),
+                shown.join(" ")
             );
             assert!(
                 std::env::var_os("RESILIENCE_SOAK_STRICT").is_none(),
@@ -651,6 +687,7 @@ impl Soak {
         // The dependency is healthy again everywhere (it was down on the
         // origins only, and for less than the open time: no probe yet).
         let mark = self.mark();
+        let probes_before = self.probes_of(&(0..BREAKERS));
         let healing = Instant::now();
         let healing_us = unix_us_now();
         self.set_all(false, &(0..BREAKERS));
@@ -685,8 +722,7 @@ impl Soak {
                 self.closing_us.push(last - first);
             }
         }
-        let probes = self.counters().probes - mark.counters.probes;
-        self.check_one_probe("recover", probes, BREAKERS);
+        self.check_one_probe("recover", &(0..BREAKERS), &probes_before);
         self.row(
             &format!("recover {BREAKERS}"),
             &mark,
@@ -829,16 +865,29 @@ impl Soak {
             true,
             tripping,
         );
-        let probes_before = self.counters().probes;
+        let probes_before = self.probes_of(&range);
         self.set(origin, false, &range);
         // Once the open time is up, one node per breaker wins its lease and
         // holds the probe for PROBE.
         let deadline = Instant::now() + RECOVERY + EVENTUALLY;
+        let ours = |name: &&str| {
+            name.strip_prefix('b')
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|i| range.contains(&i))
+        };
         let (victim, probing) = loop {
             let answers = self.ask_all("probing");
-            if let Some((k, answer)) = answers.iter().enumerate().find(|(_, a)| *a != "0") {
-                let names: Vec<String> = answer.split(' ').skip(1).map(str::to_owned).collect();
-                break (k, names);
+            let found = answers.iter().enumerate().find_map(|(k, answer)| {
+                let names: Vec<String> = answer
+                    .split(' ')
+                    .skip(1)
+                    .filter(ours)
+                    .map(str::to_owned)
+                    .collect();
+                (!names.is_empty()).then_some((k, names))
+            });
+            if let Some(found) = found {
+                break found;
             }
             assert!(
                 Instant::now() < deadline,
@@ -886,9 +935,8 @@ impl Soak {
             .flat_map(|c| c.iter().map(|c| c.0))
             .max()
             .unwrap_or(killed_us);
-        // One probe per breaker, and one more for each the dead node held.
-        let probes = self.counters().probes - probes_before;
-        self.check_one_probe("prober killed", probes, range.len() + probing.len());
+        // The survivors probe each breaker once (the dead node's too).
+        self.check_one_probe("prober killed", &range, &probes_before);
         self.dead_probers.push((
             probing.len(),
             Duration::from_micros(last_closed - killed_us),
@@ -947,12 +995,11 @@ impl Soak {
         }
         let lat = self.lat();
         Self::check_lat("join", lat);
-        let probes_before = self.counters().probes;
+        let probes_before = self.probes_of(&range);
         let healing = Instant::now();
         self.set_all(false, &range);
         let heal = self.converge("the open half closes again", &expected(None), true, healing);
-        let probes = self.counters().probes - probes_before;
-        self.check_one_probe("join", probes, range.len());
+        self.check_one_probe("join", &range, &probes_before);
         self.row(
             &format!("joins with {} open", range.len()),
             &mark,
@@ -1076,7 +1123,7 @@ impl Soak {
         }
         for (held, closed) in &self.dead_probers {
             println!(
-                "killed prober held {held} probe(s); the last of them closed {} ms after the kill (lease {} ms, probe {} ms)",
+                "the killed node was probing {held} breaker(s) of the step; the last of them closed {} ms after the kill (lease {} ms, probe {} ms)",
                 closed.as_millis(),
                 LEASE.as_millis(),
                 PROBE.as_millis()
