@@ -261,9 +261,11 @@ struct Mark {
 
 /// The fleet under test: the server, the nodes, and what was measured.
 struct Soak {
+    /// Dropped first (killed, their logs printed if the test fails), while
+    /// the server still runs.
+    nodes: Vec<Process>,
     server: RedisServer,
     url: String,
-    nodes: Vec<Process>,
     /// Nodes started so far (for their labels).
     started: usize,
     /// The counters of the nodes killed, as last read.
@@ -278,8 +280,8 @@ struct Soak {
     closing_us: Vec<u64>,
     /// `(when, keys, bytes)` of the server's memory.
     memory: Vec<(&'static str, u64, u64)>,
-    /// What happened to the killed probers: probes held, and how long after
-    /// the kill the last of them closed.
+    /// Of each node killed while probing: the breakers of its step it was
+    /// probing, and how long after the kill the last of them closed.
     dead_probers: Vec<(usize, Duration)>,
     /// The joiners' first calls admitted as the fleet's probe.
     joiner_probes: usize,
