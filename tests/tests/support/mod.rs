@@ -9,6 +9,7 @@
 //! - [`retry`]: the classified error and the scripted [`retry::Upstream`] of
 //!   the `retry_*` policy tests;
 //! - [`redis_server`]: a real `redis-server` for the fleet tests;
+//! - [`redis_stats`]: its server-wide figures (commands, memory);
 //! - [`process`]: a child process of a multi-process test, driven over stdin.
 //!
 //! Every breaker, bulkhead and budget a test creates has a name of its own:
@@ -19,6 +20,7 @@
 pub mod breaker;
 pub mod process;
 pub mod redis_server;
+pub mod redis_stats;
 pub mod retry;
 
 use std::time::Duration;

@@ -130,6 +130,29 @@ impl Process {
             thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// Its stderr (logs) so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Kills the process with `SIGKILL` (as a crash would: no `quit`, no
+    /// shutdown of its fleet sync) and waits until it is gone.
+    pub fn kill(mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        if let Err(e) = self.child.kill() {
+            panic!("{}: cannot kill it: {e}", self.label);
+        }
+        let status = self.child.wait();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.signal() == Some(9)),
+            "{}: did not die of SIGKILL: {status:?}",
+            self.label
+        );
+    }
 }
 
 impl Drop for Process {

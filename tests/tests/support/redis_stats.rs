@@ -1,0 +1,139 @@
+//! The server-wide figures of a `redis-server` a test started, read on the
+//! test's own connection: commands processed (less the test's own), commands
+//! by name, keys and their memory. Nothing here reads or writes a key by
+//! name: the fleet's key names are the runtime's business.
+
+use std::collections::BTreeMap;
+
+use super::process::ANSWER;
+use super::redis_server::RedisServer;
+
+/// A test's own connection to a `redis-server` it started, for what the
+/// other clients (a fleet's processes) made the server do.
+pub struct Meter {
+    conn: redis::Connection,
+    /// The test's own commands on the current server, by name.
+    own: BTreeMap<&'static str, u64>,
+    /// The test's own commands, in all.
+    own_total: u64,
+    /// The last `total_commands_processed` read, and `own_total` just
+    /// before reading it.
+    last: Option<(u64, u64)>,
+    /// The clients' commands counted so far, over every server.
+    client_commands: u64,
+    /// The clients' commands by name (inside scripts too), over the
+    /// servers folded in by [`fold_commandstats`](Self::fold_commandstats).
+    pub by_name: BTreeMap<String, u64>,
+}
+
+impl Meter {
+    /// A connection to `server` (every answer within [`ANSWER`]).
+    pub fn new(server: &RedisServer) -> Meter {
+        let conn = server.connection();
+        conn.set_read_timeout(Some(ANSWER)).unwrap();
+        conn.set_write_timeout(Some(ANSWER)).unwrap();
+        Meter {
+            conn,
+            own: BTreeMap::new(),
+            own_total: 0,
+            last: None,
+            client_commands: 0,
+            by_name: BTreeMap::new(),
+        }
+    }
+
+    fn run<T: redis::FromRedisValue>(&mut self, name: &'static str, cmd: &redis::Cmd) -> T {
+        *self.own.entry(name).or_default() += 1;
+        self.own_total += 1;
+        cmd.query(&mut self.conn)
+            .unwrap_or_else(|e| panic!("the test's `{name}`: {e}"))
+    }
+
+    fn info(&mut self, section: &str) -> String {
+        self.run("info", redis::cmd("INFO").arg(section))
+    }
+
+    /// The clients' commands so far (over every server since the first
+    /// sample): the growth of `total_commands_processed` (which counts the
+    /// commands run inside scripts too) less the test's own commands.
+    pub fn sample(&mut self) -> u64 {
+        let own_before = self.own_total;
+        let info = self.info("stats");
+        let processed: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no total_commands_processed in {info:?}"));
+        if let Some((last, own_then)) = self.last {
+            let own = own_before - own_then;
+            self.client_commands += processed.saturating_sub(last).saturating_sub(own);
+        }
+        self.last = Some((processed, own_before));
+        self.client_commands
+    }
+
+    /// Adds this server's `commandstats` (less the test's own) to
+    /// [`by_name`](Self::by_name): before the server dies, and at the end.
+    pub fn fold_commandstats(&mut self) {
+        let info = self.info("commandstats");
+        for line in info.lines() {
+            let Some((name, rest)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let calls: u64 = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let own = self.own.get(name).copied().unwrap_or(0);
+            // `INFO` is the test's own (each is counted once it has run).
+            if name != "info" {
+                *self.by_name.entry(name.to_owned()).or_default() += calls.saturating_sub(own);
+            }
+        }
+    }
+
+    /// After a restart (an empty server, counters from 0): a new connection.
+    pub fn restarted(&mut self, server: &RedisServer) {
+        let conn = server.connection();
+        conn.set_read_timeout(Some(ANSWER)).unwrap();
+        conn.set_write_timeout(Some(ANSWER)).unwrap();
+        self.conn = conn;
+        self.own.clear();
+        self.last = Some((0, self.own_total));
+    }
+
+    /// `(keys, bytes)`: every key of the server (`SCAN`, names never looked
+    /// at) and the sum of their `MEMORY USAGE`.
+    pub fn memory(&mut self) -> (u64, u64) {
+        let (mut keys, mut bytes) = (0, 0);
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<Vec<u8>>) = self.run(
+                "scan",
+                redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(1000),
+            );
+            for key in found {
+                let usage: Option<u64> = self.run(
+                    "memory|usage",
+                    redis::cmd("MEMORY")
+                        .arg("USAGE")
+                        .arg(key)
+                        .arg("SAMPLES")
+                        .arg(0),
+                );
+                if let Some(usage) = usage {
+                    keys += 1;
+                    bytes += usage;
+                }
+            }
+            if next == 0 {
+                return (keys, bytes);
+            }
+            cursor = next;
+        }
+    }
+}
