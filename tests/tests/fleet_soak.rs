@@ -31,8 +31,7 @@
 //! longest gap between two rounds of calls stay under 1 s, against outages
 //! of 1 s and 5 s); every breaker closes once its dependency is healthy;
 //! while every node stays connected, a recovering breaker is probed once in
-//! the fleet (see `check_one_probe`: a known failure, printed as `KNOWN:`
-//! and enforced only with `RESILIENCE_SOAK_STRICT=1`).
+//! the fleet (`check_one_probe`).
 //!
 //! It prints (`--nocapture`) a table per step: Redis commands (from
 //! `total_commands_processed`, which counts the commands run inside scripts
@@ -285,8 +284,6 @@ struct Soak {
     dead_probers: Vec<(usize, Duration)>,
     /// The joiners' first calls admitted as the fleet's probe.
     joiner_probes: usize,
-    /// What the known-failing check found (see `check_one_probe`).
-    known: Vec<String>,
 }
 
 impl Soak {
@@ -589,33 +586,14 @@ impl Soak {
             .filter(|(n, _)| **n > 1)
             .map(|(n, i)| format!("b{i:03}={n}"))
             .collect();
-        // KNOWN: with many breakers recovering at once the fleet probes most
-        // of them 2 to 6 times instead of once (200 breakers on 8 nodes here;
-        // 50 on 8, or 200 on 2, probe once). A node handles one pub/sub
-        // message per turn of its sync loop, and the other turns include
-        // sweeps of lease requests (one `SET NX` round trip after another,
-        // for every open breaker whose time is up), so the winner's verdict
-        // reaches some nodes seconds late, after its lease (cut to 250 ms by
-        // the verdict) has expired: they win the lease again and probe a
-        // breaker the fleet has already closed. Reported to the runtime's
-        // owner. Enforced with `RESILIENCE_SOAK_STRICT=1`; by default it is
-        // printed, so that the steps after it still run.
-        if !again.is_empty() {
-            let total: u64 = per_breaker.iter().sum();
-            let shown = &again[..again.len().min(6)];
-            let message = format!(
-                "{step}: {} of {} recovering breakers probed more than once ({total} probes; the fleet lets one instance probe each), e.g. {}",
-                again.len(),
-                range.len(),
-                shown.join(" ")
-            );
-            assert!(
-                std::env::var_os("RESILIENCE_SOAK_STRICT").is_none(),
-                "{message}"
-            );
-            println!("KNOWN: {message}");
-            self.known.push(message);
-        }
+        assert!(
+            again.is_empty(),
+            "{step}: {} of {} recovering breakers probed more than once ({} probes; the fleet lets one instance probe each), e.g. {}",
+            again.len(),
+            range.len(),
+            per_breaker.iter().sum::<u64>(),
+            again[..again.len().min(6)].join(" ")
+        );
     }
 
     /// Step 1: every node trips its share of the breakers, all open
@@ -1146,9 +1124,6 @@ impl Soak {
             "nodes' commands by name (inside scripts too): {}",
             top.join(" ")
         );
-        for message in &self.known {
-            println!("KNOWN: {message}");
-        }
         println!("wall time: {:.1} s", wall.as_secs_f64());
     }
 }
@@ -1178,7 +1153,6 @@ fn eight_processes_share_200_breakers_through_faults() {
         memory: Vec::new(),
         dead_probers: Vec::new(),
         joiner_probes: 0,
-        known: Vec::new(),
     };
     let spawned: Vec<Process> = (0..NODES).map(|_| soak.spawn(None)).collect();
     let mut ids: Vec<String> = spawned.iter().map(Soak::ready).collect();

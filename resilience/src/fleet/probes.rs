@@ -95,6 +95,7 @@ impl Task {
             let held: i64 = Script::new(LEASE)
                 .key(self.keys.lease(&name))
                 .key(self.keys.channel_of(&name))
+                .key(self.keys.breaker(&name))
                 .arg(&self.inner.instance)
                 .arg(super::members::millis(lease))
                 .arg(&*name)
@@ -103,6 +104,12 @@ impl Task {
                 .invoke_async(conn)
                 .await?;
             let wait = match u64::try_from(held) {
+                // Behind the fleet: read the verdict (and apply it, closed
+                // included: only the fleet can end this wait) instead.
+                Err(_) if held == -2 => {
+                    self.catch_up(conn, &name).await?;
+                    self.inner.config.lease_retry
+                }
                 Err(_) => {
                     tracing::debug!(
                         target: "resilience",

@@ -112,22 +112,51 @@ impl Task {
         conn: &mut Conn,
         name: &Arc<str>,
     ) -> redis::RedisResult<Option<CircuitState>> {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.breaker(name))
-            .query_async(conn)
-            .await?;
-        let field = |f: &str| fields.get(f).map_or("", String::as_str);
-        let Some(known) = parse(
-            field("state"),
-            field("fleet_gen"),
-            field("until_unix_ms"),
-            field("instance"),
-        ) else {
+        let Some(known) = self.read(conn, name).await? else {
             return Ok(None);
         };
         let state = known.state;
         self.note(name, &known);
         Ok(Some(state))
+    }
+
+    /// Reads a breaker's record because the fleet has moved on since what
+    /// this instance knows (the lease script said so), and applies it
+    /// whatever it is: an open breaker waiting for the fleet's probe is
+    /// closed by the fleet's newer verdict.
+    pub(crate) async fn catch_up(
+        &mut self,
+        conn: &mut Conn,
+        name: &Arc<str>,
+    ) -> redis::RedisResult<()> {
+        let Some(known) = self.read(conn, name).await? else {
+            return Ok(());
+        };
+        if self.inner.learn(name, known.clone()) {
+            if let Some(breaker) = self.registry.shared(name) {
+                self.apply(&breaker, &known);
+            }
+        }
+        Ok(())
+    }
+
+    /// A breaker's record, if Redis has one.
+    async fn read(
+        &mut self,
+        conn: &mut Conn,
+        name: &Arc<str>,
+    ) -> redis::RedisResult<Option<Known>> {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.breaker(name))
+            .query_async(conn)
+            .await?;
+        let field = |f: &str| fields.get(f).map_or("", String::as_str);
+        Ok(parse(
+            field("state"),
+            field("fleet_gen"),
+            field("until_unix_ms"),
+            field("instance"),
+        ))
     }
 
     /// Notes a fleet state read from Redis (a breaker created here later

@@ -61,10 +61,18 @@ return {gen, 1, pv, pv_prev}
 /// learn that someone probes and do not ask (see
 /// [`probes`](super::probes)).
 ///
-/// KEYS: the lease, the partition's channel. ARGV: instance, the lease in
-/// ms, name, `1` for sharded pub/sub, the fleet sequence known. Returns -1
-/// when won, else how long the holder keeps it (ms).
+/// Only an instance that knows the breaker's latest change may win: one
+/// that has not read a verdict yet (announcements queued behind its own
+/// work) is told so (-2) and reads the breaker's record instead of probing
+/// a dependency the fleet already judged.
+///
+/// KEYS: the lease, the partition's channel, the breaker's hash. ARGV:
+/// instance, the lease in ms, name, `1` for sharded pub/sub, the fleet
+/// sequence known. Returns -1 when won, -2 when the caller is behind, else
+/// how long the holder keeps the lease (ms).
 pub(crate) const LEASE: &str = r#"
+local gen = tonumber(redis.call('HGET', KEYS[3], 'fleet_gen') or '0')
+if gen > tonumber(ARGV[5]) then return -2 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local msg = cjson.encode({v = 1, instance = ARGV[1], breaker = ARGV[3], state = 'half_open',
       fleet_gen = tonumber(ARGV[5]), probe_ms = tonumber(ARGV[2])})

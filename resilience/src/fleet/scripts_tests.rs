@@ -8,7 +8,7 @@ use redis::Script;
 
 use super::conn::{Conn, Timeouts};
 use super::keys::Keys;
-use super::scripts::{HEARTBEAT, PUBLISH, RESYNC};
+use super::scripts::{HEARTBEAT, LEASE, PUBLISH, RESYNC};
 use super::target::RedisTarget;
 
 async fn redis() -> Option<Conn> {
@@ -214,4 +214,45 @@ async fn heartbeats_version_the_membership_and_drop_the_silent() {
         .unwrap();
     let (_, stored, _) = beat(c, &members, "a", "{}", 60_000).await;
     assert_eq!(stored, 1);
+}
+
+/// One lease request for breaker `b` by `me`, knowing sequence `known`.
+async fn lease(conn: &mut Conn, keys: &Keys, me: &str, known: u64) -> i64 {
+    Script::new(LEASE)
+        .key(keys.lease("b"))
+        .key(keys.channel_of("b"))
+        .key(keys.breaker("b"))
+        .arg(me)
+        .arg(5_000)
+        .arg("b")
+        .arg("0")
+        .arg(known)
+        .invoke_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_an_instance_that_knows_the_latest_change_wins_the_lease() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let keys = Keys::new(&namespace("lease"));
+    let (open, _) = publish(&mut conn, &keys, "forced_open", "").await;
+    // Behind the fleet: told so, and the lease stays free.
+    assert_eq!(lease(&mut conn, &keys, "late", open - 1).await, -2);
+    assert_eq!(lease(&mut conn, &keys, "first", open).await, -1, "won");
+    // The others learn how long the winner keeps it.
+    let held = lease(&mut conn, &keys, "second", open).await;
+    assert!((1..=5_000).contains(&held), "{held}");
+    // The verdict shortens the winner's lease; an instance that missed it
+    // cannot win the lease once it ran out: it is behind.
+    let (closed, _) = publish(&mut conn, &keys, "closed", "").await;
+    let _: () = redis::cmd("DEL")
+        .arg(keys.lease("b"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lease(&mut conn, &keys, "second", open).await, -2);
+    assert_eq!(lease(&mut conn, &keys, "second", closed).await, -1);
 }

@@ -11,7 +11,9 @@ use redis::Script;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::conn::{Conn, Event, Timeouts};
+use futures_util::FutureExt;
+
+use super::conn::{Conn, Event, Subscription, Timeouts};
 use super::keys::{partition, Keys};
 use super::members::Heartbeats;
 use super::message::{unix_ms_now, Message};
@@ -176,7 +178,14 @@ impl Task {
                     Some(local) => self.on_local(&mut conn, local).await,
                     None => return End::Shutdown,
                 },
-                _ = tick.tick() => self.leases(&mut conn).await,
+                _ = tick.tick() => {
+                    // Read the verdicts already here before racing for
+                    // leases: a breaker the fleet closed is not probed.
+                    if let Err(why) = self.read_ready(&mut subscription) {
+                        return End::Lost(why.to_owned());
+                    }
+                    self.leases(&mut conn).await
+                }
                 _ = flush.tick() => self.count_failures(&mut conn).await,
                 _ = heartbeat.tick() => self.heartbeat(&mut conn).await,
                 () = self.inner.stop.notified() => {
@@ -188,6 +197,17 @@ impl Task {
                 return End::Lost(self.target.scrub(&e.to_string()));
             }
         }
+    }
+
+    /// Handles every announcement already received, without waiting.
+    fn read_ready(&mut self, subscription: &mut Subscription) -> Result<(), &'static str> {
+        while let Some(event) = subscription.next().now_or_never() {
+            match event {
+                Event::Message(payload) => self.on_message(&payload),
+                Event::Lost(why) => return Err(why),
+            }
+        }
+        Ok(())
     }
 
     fn on_message(&mut self, payload: &[u8]) {
