@@ -11,6 +11,8 @@
 //! - [`redis_server`]: a real `redis-server` for the fleet tests;
 //! - [`redis_sentinel`]: a real Sentinel topology (a primary, a replica,
 //!   three sentinels) that fails over in seconds, for the fleet sync tests;
+//! - [`redis_cluster`]: a real Redis Cluster (three primaries), for the
+//!   fleet sync tests;
 //! - [`redis_node`]: what the Redis topologies share (one node process,
 //!   its temporary directory, free ports, bounded probes);
 //! - [`process`]: a child process of a multi-process test, driven over stdin.
@@ -22,6 +24,7 @@
 
 pub mod breaker;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_node;
 pub mod redis_sentinel;
 pub mod redis_server;
