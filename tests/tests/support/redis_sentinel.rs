@@ -19,12 +19,12 @@ const READY: Duration = Duration::from_secs(30);
 const ASK: Duration = Duration::from_secs(10);
 
 /// A primary, one replica and three sentinels monitoring them as
-/// [`MASTER`](Self::MASTER) (quorum 2, down after 1 s, failover timeout
+/// [`MASTER`](Self::MASTER) (quorum 2, down after 1.5 s, failover timeout
 /// 3 s, shorter periods: see `tune`), all `redis-server` processes on free
 /// loopback ports, persistence off, their files in a temporary directory.
 /// Everything is killed and the directory removed on drop (a failing test
 /// prints the end of each log). Measured here: a start in about 1 s, a
-/// failover in about 2 s.
+/// failover in 2 to 4 s.
 ///
 /// The calls block (bounded waits, synchronous connections): from an async
 /// test, make the blocking ones (start, failover waits, restarts) inside
@@ -257,10 +257,10 @@ impl SentinelSet {
     /// Waits until every sentinel names the same primary other than
     /// `old_port` and that primary answers `ROLE` as `master`; returns its
     /// port. Panics with what the sentinels said after `bound`. A failover
-    /// takes about 2 s here (1 s to see the primary down, then the
-    /// agreement, the vote and the promotion), some 10 s when the sentinels
-    /// split their votes and vote again after twice the failover timeout
-    /// (about one failover in 15): a bound of 30 s is safe.
+    /// takes 2 to 4 s here (1.5 s to see the primary down, then the
+    /// agreement, the vote and the promotion); should the sentinels split
+    /// their votes, they vote again after twice the failover timeout, 6 s
+    /// later: a bound of 30 s is safe.
     pub fn wait_for_failover(&self, old_port: u16, bound: Duration) -> u16 {
         wait_until("a failover", bound, || {
             let primary = self.agreed_primary()?;
@@ -297,11 +297,16 @@ impl SentinelSet {
 /// Shortens the sentinel's periods (`SENTINEL DEBUG`, not kept in its
 /// configuration file), which its configuration cannot set:
 ///
-/// - `ping-period` 200 ms (1 s): after a failover a sentinel reconnects to
+/// - `ping-period` 500 ms (1 s): after a failover a sentinel reconnects to
 ///   the new primary at most once a ping period, and counts the
 ///   `down-after-milliseconds` from the switch; with 1 s for both, the new
 ///   primary was often seen down at once and failed over back (or the
-///   failover aborted), a failover in 2 s one time and in 10 the next;
+///   failover aborted), a failover in 2 s one time and in 10 the next.
+///   With 500 ms (and down after 1.5 s) the first ping has 0.9 s to spare.
+///   Not less: during a failover a replica is a candidate only if its last
+///   `INFO` (asked every second then, whatever the `info-period`) is at
+///   most 5 ping periods old; at 200 ms, 1 s, a failover now and then found
+///   "no good replica" and tried again 6 s later (14 s in all);
 /// - `ask-period` 200 ms (1 s): the sentinels agree sooner that the primary
 ///   is down;
 /// - `info-period` 1 s (10 s): the sentinels see a restarted replica, and
@@ -312,7 +317,7 @@ impl SentinelSet {
 ///   stops acting for 5 s, not for longer than a test waits.
 fn tune(sentinel: &Node) {
     let periods = [
-        ("ping-period", 200),
+        ("ping-period", 500),
         ("ask-period", 200),
         ("info-period", 1000),
         ("publish-period", 500),
@@ -376,7 +381,7 @@ fn sentinel_args(port: u16, dir: &std::path::Path, primary_port: u16) -> Vec<Str
          dir {dir}\n\
          logfile {log}\n\
          sentinel monitor {master} 127.0.0.1 {primary_port} 2\n\
-         sentinel down-after-milliseconds {master} 1000\n\
+         sentinel down-after-milliseconds {master} 1500\n\
          sentinel failover-timeout {master} 3000\n\
          sentinel parallel-syncs {master} 1\n",
         dir = dir.display(),
