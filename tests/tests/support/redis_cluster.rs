@@ -135,8 +135,9 @@ impl ClusterSet {
 
     /// A plain connection to the node on `port` (not a cluster connection:
     /// a key of another node's slot answers `MOVED`), for the test's own
-    /// commands (timeouts 5 s: a paused node fails a command, it does not
-    /// hang it).
+    /// commands. Timeouts 5 s: a command to a node paused since fails, it
+    /// does not hang; connecting to a paused node panics after 5 s (take
+    /// the connection before the pause).
     pub fn connection_to(&self, port: u16) -> redis::Connection {
         connection_to(port)
     }

@@ -303,7 +303,8 @@ pub fn connect(port: u16, timeout: Duration) -> redis::RedisResult<redis::Connec
 }
 
 /// A connection for a test's own commands (timeouts [`COMMAND_TIMEOUT`]);
-/// panics if the node on `port` does not take it.
+/// panics if the node on `port` does not take it (also, after the timeout,
+/// when it is paused: the handshake gets no answer).
 pub fn connection_to(port: u16) -> redis::Connection {
     connect(port, COMMAND_TIMEOUT)
         .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"))
