@@ -10,6 +10,12 @@
 //!   the `retry_*` policy tests;
 //! - [`redis_server`]: a real `redis-server` for the fleet tests;
 //! - [`redis_stats`]: its server-wide figures (commands, memory);
+//! - [`redis_sentinel`]: a real Sentinel topology (a primary, a replica,
+//!   three sentinels) that fails over in seconds, for the fleet sync tests;
+//! - [`redis_cluster`]: a real Redis Cluster (three primaries), for the
+//!   fleet sync tests;
+//! - [`redis_node`]: what the Redis topologies share (one node process,
+//!   its temporary directory, free ports, bounded probes);
 //! - [`process`]: a child process of a multi-process test, driven over stdin.
 //!
 //! Every breaker, bulkhead and budget a test creates has a name of its own:
@@ -19,6 +25,9 @@
 
 pub mod breaker;
 pub mod process;
+pub mod redis_cluster;
+pub mod redis_node;
+pub mod redis_sentinel;
 pub mod redis_server;
 pub mod redis_stats;
 pub mod retry;

@@ -4,6 +4,26 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether `redis-server` is installed. When it is not, fails in CI (`CI`
+/// set) and otherwise prints a note: the caller then skips its test (the
+/// rule of every Redis the tests start: this server, the sentinel set, the
+/// cluster).
+pub fn installed() -> bool {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "redis-server is not installed; .ci/run installs it"
+    );
+    eprintln!("note: redis-server is not installed; skipping (install it to run the fleet tests)");
+    false
+}
+
 /// A `redis-server` this test started (persistence off), killed on drop.
 pub struct RedisServer {
     pub port: u16,
@@ -14,18 +34,7 @@ impl RedisServer {
     /// Starts one, or returns `None` (with a note) when `redis-server` is not
     /// installed and this is not CI; in CI (`CI` set) a missing server fails.
     pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed; .ci/run installs it"
-            );
-            eprintln!(
-                "note: redis-server is not installed; skipping (install it to run the fleet tests)"
-            );
+        if !installed() {
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
