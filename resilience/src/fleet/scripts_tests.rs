@@ -134,7 +134,7 @@ async fn a_resync_reads_every_breaker_of_a_partition_and_forgets_expired_ones() 
     assert_eq!((flat[4].as_str(), flat[5].as_str()), ("", "me"));
     // Known: only the version comes back.
     let known = version.to_string();
-    assert_eq!(resync(&mut conn, &keys, p, &known).await, [known.clone()]);
+    assert_eq!(resync(&mut conn, &keys, p, &known).await, [known.as_str()]);
     // Every change moves it on, from the version before.
     let (_, _, next, before) = publish_versioned(&mut conn, &keys, "closed", "").await;
     assert_eq!(before, version);
