@@ -50,7 +50,7 @@ impl Default for FleetConfig {
     }
 }
 
-/// Why [`Registry::share_via_redis`] could not start.
+/// Why [`Registry::share_via_redis`](crate::Registry::share_via_redis) could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FleetError {
