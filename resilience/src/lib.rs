@@ -67,8 +67,9 @@
 //! - [`manifest`]: every annotated call site of the program (kind, name, keys,
 //!   location, callbacks), listed at link time, before anything runs.
 //! - [`metrics`] (feature `metrics`), `Serialize` for the snapshot (feature
-//!   `serde`), fleet-wide breakers and rate limits through Redis (feature `redis`, see
-//!   `Registry::share_via_redis`), tower layers (feature `tower`: the
+//!   `serde`), fleet-wide breakers and rate limits through Redis (feature
+//!   `redis`: one server, Sentinel or Cluster, see `Registry::share_via_redis`
+//!   and the `fleet` module), tower layers (feature `tower`: the
 //!   `tower` module), isolated registries and assertions for tests (feature
 //!   `testing`: the `testing` module, `#[resilience::test]`), faults injected by
 //!   policy name (feature `chaos`: `chaos`).
