@@ -30,7 +30,9 @@ pub(crate) struct Timeouts {
     pub(crate) response: Duration,
 }
 
-/// Commands to the fleet's Redis.
+/// Commands to the fleet's Redis; a clone shares the connection (requests
+/// sent from clones at once travel pipelined).
+#[derive(Clone)]
 pub(crate) enum Conn {
     Server(MultiplexedConnection),
     Cluster(ClusterConnection),

@@ -105,21 +105,6 @@ impl Task {
         Ok(())
     }
 
-    /// Reads one breaker's fleet state, notes it, applies it here if newer,
-    /// and returns it.
-    pub(crate) async fn fetch(
-        &mut self,
-        conn: &mut Conn,
-        name: &Arc<str>,
-    ) -> redis::RedisResult<Option<CircuitState>> {
-        let Some(known) = self.read(conn, name).await? else {
-            return Ok(None);
-        };
-        let state = known.state;
-        self.note(name, &known);
-        Ok(Some(state))
-    }
-
     /// Reads a breaker's record because the fleet has moved on since what
     /// this instance knows (the lease script said so), and applies it
     /// whatever it is: an open breaker waiting for the fleet's probe is
@@ -129,7 +114,7 @@ impl Task {
         conn: &mut Conn,
         name: &Arc<str>,
     ) -> redis::RedisResult<()> {
-        let Some(known) = self.read(conn, name).await? else {
+        let Some(known) = read(conn, &self.keys.breaker(name)).await? else {
             return Ok(());
         };
         if self.inner.learn(name, known.clone()) {
@@ -140,31 +125,12 @@ impl Task {
         Ok(())
     }
 
-    /// A breaker's record, if Redis has one.
-    async fn read(
-        &mut self,
-        conn: &mut Conn,
-        name: &Arc<str>,
-    ) -> redis::RedisResult<Option<Known>> {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.breaker(name))
-            .query_async(conn)
-            .await?;
-        let field = |f: &str| fields.get(f).map_or("", String::as_str);
-        Ok(parse(
-            field("state"),
-            field("fleet_gen"),
-            field("until_unix_ms"),
-            field("instance"),
-        ))
-    }
-
     /// Notes a fleet state read from Redis (a breaker created here later
     /// starts from it) and applies it here unless it is closed (the state
     /// every breaker starts in) or not newer than what was applied. An open
     /// state whose time is up is applied as open: the instance holding the
     /// fleet's probe lease probes, the others wait.
-    fn note(&mut self, name: &Arc<str>, known: &Known) {
+    pub(crate) fn note(&mut self, name: &Arc<str>, known: &Known) {
         if !self.inner.learn(name, known.clone()) {
             return; // already applied
         }
@@ -174,6 +140,18 @@ impl Task {
             }
         }
     }
+}
+
+/// A breaker's record (the hash at `key`), if Redis has one.
+pub(crate) async fn read(conn: &mut Conn, key: &str) -> redis::RedisResult<Option<Known>> {
+    let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(key).query_async(conn).await?;
+    let field = |f: &str| fields.get(f).map_or("", String::as_str);
+    Ok(parse(
+        field("state"),
+        field("fleet_gen"),
+        field("until_unix_ms"),
+        field("instance"),
+    ))
 }
 
 /// A breaker's fields as Redis keeps them; `None` if they do not make a state.

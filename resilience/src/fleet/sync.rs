@@ -39,6 +39,53 @@ const TIMEOUTS: Timeouts = Timeouts {
     response: Duration::from_secs(2),
 };
 
+/// Requests sent at once, at most, by one batch of local changes.
+const BATCH: usize = 256;
+
+/// What a publish script answers: `(sequence, published, partition
+/// version, the version before)`.
+type Published = (u64, u8, u64, u64);
+
+/// One breaker's state, ready to publish.
+struct Change {
+    name: Arc<str>,
+    state: CircuitState,
+    until_unix_ms: Option<u64>,
+    unless_reached: Option<u64>,
+    instance: String,
+    sharded: bool,
+}
+
+impl Change {
+    /// Runs the publish script on a clone of the connection (so that
+    /// several run at once).
+    async fn send(&self, mut conn: Conn, keys: &Keys) -> redis::RedisResult<Published> {
+        let name = &self.name;
+        Script::new(PUBLISH)
+            .key(keys.breaker(name))
+            .key(keys.channel_of(name))
+            .key(keys.lease(name))
+            .key(keys.names_of(name))
+            .key(keys.version_of(name))
+            .arg(self.state.as_str())
+            .arg(
+                self.until_unix_ms
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(&self.instance)
+            .arg(&**name)
+            .arg(if self.sharded { "1" } else { "0" })
+            .arg(
+                self.unless_reached
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
+            )
+            .invoke_async(&mut conn)
+            .await
+    }
+}
+
 pub(crate) struct Task {
     pub(crate) inner: Arc<FleetInner>,
     pub(crate) registry: &'static Registry,
@@ -175,7 +222,7 @@ impl Task {
                     Event::Lost(why) => return End::Lost(why.to_owned()),
                 },
                 local = self.rx.recv() => match local {
-                    Some(local) => self.on_local(&mut conn, local).await,
+                    Some(local) => self.on_locals(&mut conn, local).await,
                     None => return End::Shutdown,
                 },
                 _ = tick.tick() => {
@@ -279,13 +326,22 @@ impl Task {
         name: &Arc<str>,
         unless_reached: Option<u64>,
     ) -> redis::RedisResult<()> {
-        let Some(breaker) = self.registry.shared(name) else {
+        let Some(change) = self.prepare(name, unless_reached) else {
             return Ok(());
         };
+        let reply = change.send(conn.clone(), &self.keys).await?;
+        self.published(change, reply);
+        Ok(())
+    }
+
+    /// What publishing `name`'s state here takes (`None`: nothing to
+    /// publish); notes it among the open breakers if it is open.
+    fn prepare(&mut self, name: &Arc<str>, unless_reached: Option<u64>) -> Option<Change> {
+        let breaker = self.registry.shared(name)?;
         let status = breaker.status();
         let state = match status.state {
             // Probing is this instance's business; the fleet keeps rejecting.
-            CircuitState::HalfOpen => return Ok(()),
+            CircuitState::HalfOpen => return None,
             s => s,
         };
         if matches!(state, CircuitState::Open | CircuitState::ForcedOpen) {
@@ -299,44 +355,74 @@ impl Task {
             ),
             _ => None,
         };
-        let until = until_unix_ms.map(|u| u.to_string()).unwrap_or_default();
-        let (gen, published, version, before): (u64, u8, u64, u64) = Script::new(PUBLISH)
-            .key(self.keys.breaker(name))
-            .key(self.keys.channel_of(name))
-            .key(self.keys.lease(name))
-            .key(self.keys.names_of(name))
-            .key(self.keys.version_of(name))
-            .arg(state.as_str())
-            .arg(until)
-            .arg(&self.inner.instance)
-            .arg(&**name)
-            .arg(if self.sharded { "1" } else { "0" })
-            .arg(unless_reached.map(|g| g.to_string()).unwrap_or_default())
-            .invoke_async(conn)
-            .await?;
+        Some(Change {
+            name: name.clone(),
+            state,
+            until_unix_ms,
+            unless_reached,
+            instance: self.inner.instance.clone(),
+            sharded: self.sharded,
+        })
+    }
+
+    /// Notes what a publish script answered.
+    fn published(&mut self, change: Change, (gen, published, version, before): Published) {
         if published == 1 {
-            self.note_version(partition(name), before, version);
+            self.note_version(partition(&change.name), before, version);
             self.inner.learn(
-                name,
+                &change.name,
                 Known {
                     gen,
-                    state,
-                    until_unix_ms,
-                    by: Some(Arc::from(self.inner.instance.as_str())),
+                    state: change.state,
+                    until_unix_ms: change.until_unix_ms,
+                    by: Some(Arc::from(change.instance.as_str())),
                 },
             );
         }
-        Ok(())
     }
 
-    async fn on_local(&mut self, conn: &mut Conn, local: Local) -> redis::RedisResult<()> {
-        match local {
-            Local::Changed(name) => self.publish(conn, &name, None).await,
-            Local::Created(name) => {
-                self.note_counted(&name);
-                self.fetch(conn, &name).await.map(drop)
+    /// Handles `first` and whatever is queued behind it: the breakers
+    /// created here are read from the fleet, then the changes made here are
+    /// published (a breaker changed several times once, in its state now),
+    /// each kind in batches sent at once, so that a burst (hundreds of
+    /// breakers created at start-up, or tripped together) takes a few
+    /// round trips, not one per breaker.
+    async fn on_locals(&mut self, conn: &mut Conn, first: Local) -> redis::RedisResult<()> {
+        let (mut created, mut changed) = (Vec::new(), Vec::new());
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        while let Some(local) = next.take().or_else(|| self.rx.try_recv().ok()) {
+            match local {
+                Local::Created(name) => created.push(name),
+                Local::Changed(name) => {
+                    if seen.insert(name.clone()) {
+                        changed.push(name);
+                    }
+                }
             }
         }
+        for batch in created.chunks(BATCH) {
+            let reads = batch.iter().map(|name| {
+                let (mut conn, key) = (conn.clone(), self.keys.breaker(name));
+                async move { super::resync::read(&mut conn, &key).await }
+            });
+            let records = futures_util::future::join_all(reads).await;
+            for (name, record) in batch.iter().zip(records) {
+                self.note_counted(name);
+                if let Some(known) = record? {
+                    self.note(name, &known);
+                }
+            }
+        }
+        for batch in changed.chunks(BATCH) {
+            let changes: Vec<Change> = batch.iter().filter_map(|n| self.prepare(n, None)).collect();
+            let sends = changes.iter().map(|c| c.send(conn.clone(), &self.keys));
+            let replies = futures_util::future::join_all(sends).await;
+            for (change, reply) in changes.into_iter().zip(replies) {
+                self.published(change, reply?);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn note_counted(&mut self, name: &Arc<str>) {
@@ -366,9 +452,9 @@ impl Task {
 
     /// Publishes the local transitions queued so far.
     pub(crate) async fn drain_local(&mut self, conn: &mut Conn) -> redis::RedisResult<()> {
-        while let Ok(local) = self.rx.try_recv() {
-            self.on_local(conn, local).await?;
+        match self.rx.try_recv() {
+            Ok(first) => self.on_locals(conn, first).await,
+            Err(_) => Ok(()),
         }
-        Ok(())
     }
 }
