@@ -611,6 +611,11 @@ fn duration_nanos(d: Duration) -> u64 {
 
 #[cfg(feature = "redis")]
 mod fleet;
+// Two attributes, not `cfg(all(test, …))`: cargo-mutants skips a module
+// only when it sees a plain `#[cfg(test)]`.
+#[cfg(test)]
+#[cfg(feature = "redis")]
+mod fleet_tests;
 mod record;
 use record::ProbeSlot;
 
