@@ -9,9 +9,14 @@ pub struct FleetConfig {
     /// How long a probe lease lasts (default 5 s): if the winner does not
     /// publish a result in time, the others race again.
     pub lease: Duration,
-    /// How often open breakers whose time is up are checked (default 50 ms).
+    /// How often open breakers whose time is up are checked (default 50 ms):
+    /// the granularity of the probe race, whose requests are also spread
+    /// over 2 ms per member of the fleet (1 s at most).
     pub lease_poll: Duration,
-    /// How often one instance asks for the same breaker's lease (default 200 ms).
+    /// The least time an instance waits before asking again for a
+    /// breaker's probe lease (default 200 ms): after losing the race it
+    /// waits until the winner's lease runs out (at least this long), after
+    /// learning that it was behind the fleet's state, this long.
     pub lease_retry: Duration,
     /// The window in which the fleet's failures are counted for
     /// `fleet_threshold` (default 10 s, in 1 s buckets).
