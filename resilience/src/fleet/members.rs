@@ -187,7 +187,8 @@ impl Task {
         }
         self.heartbeats
             .sets
-            .insert(fp, Arc::new(names.iter().cloned().collect()));
+            .entry(fp)
+            .or_insert_with(|| Arc::new(names.iter().cloned().collect()));
         if self.heartbeats.version != Some(version) {
             self.heartbeats.version = Some(version);
             self.heartbeats.stale = true;
@@ -297,8 +298,7 @@ impl Task {
             .inner
             .members
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            super::members::Members { list, sharers };
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Members { list, sharers };
         self.heartbeats.stale = false;
         self.heartbeats.refreshed = Some(Instant::now());
         Ok(())
