@@ -8,17 +8,18 @@
 //! What the three have in common lives here, the steps in the order a
 //! `main` takes them:
 //!
-//! 1. [`usage_error`]: bad arguments print the usage to stderr, exit
-//!    status 2;
-//! 2. [`init_logs`]: logs (`tracing`, level from `RUST_LOG`, default
-//!    `resilience=info`) go to stderr, without colours;
-//! 3. [`runtime`]: the tokio runtime the fleet sync runs on;
-//! 4. [`share`]: the registry shared inside the runtime, exit status 2 if it
+//! 1. [`start`]: the arguments (bad ones print the usage to stderr, exit
+//!    status 2: [`usage_error`]), the logs (`tracing`, level from
+//!    `RUST_LOG`, default `resilience=info`, to stderr without colours:
+//!    [`init_logs`]) and the tokio runtime the fleet sync runs on
+//!    ([`runtime`]);
+//! 2. [`share`]: the registry shared inside the runtime, exit status 2 if it
 //!    cannot be;
-//! 5. [`Stdout::synced`] or [`Stdout::wait_for`]: at most [`WAIT`] for the
+//! 3. [`Stdout::synced`] or [`Stdout::wait_for`]: at most [`WAIT`] for the
 //!    node's readiness, else `error …` on stdout and exit status 1;
-//! 6. [`Stdout::ready`]: `ready <instance-id>`;
-//! 7. [`Stdout::serve`]: the command loop, one answer a line.
+//! 4. [`Stdout::ready`]: `ready <instance-id>`;
+//! 5. [`Stdout::serve`]: the command loop, one answer a line, then the
+//!    fleet sync stopped.
 //!
 //! A step that ends the process gives the [`ExitCode`] to return from
 //! `main` as its `Err`.
@@ -43,6 +44,20 @@ pub fn fast_fleet() -> FleetConfig {
     config.lease_poll = Duration::from_millis(10);
     config.lease_retry = Duration::from_millis(20);
     config
+}
+
+/// The start of every node: its arguments (`args`, parsed; if they are
+/// bad, [`usage_error`]), its logs ([`init_logs`]), and its
+/// [`runtime`] with `workers` worker threads.
+pub fn start<A>(
+    binary: &str,
+    usage: &str,
+    args: Result<A, String>,
+    workers: usize,
+) -> Result<(A, Runtime), ExitCode> {
+    let args = args.map_err(|why| usage_error(binary, &why, usage))?;
+    init_logs();
+    Ok((args, runtime(binary, workers)?))
 }
 
 /// Bad arguments: prints `<binary>: <why>` and the usage to stderr; exit
@@ -150,10 +165,16 @@ impl Stdout {
 
     /// The command loop: reads stdin a line at a time and prints `answer`'s
     /// answer to each (`error the command is not UTF-8` for a line that is
-    /// not); `answer` gives `None` for `quit`, answered `bye`. Returns when
-    /// stdin closes (nobody asks any more), after `quit`, or when stdout
-    /// breaks (nobody reads any more).
-    pub fn serve(&mut self, mut answer: impl FnMut(&str) -> Option<String>) {
+    /// not); `answer` gives `None` for `quit`, answered `bye`. When stdin
+    /// closes (nobody asks any more), after `quit`, or when stdout breaks
+    /// (nobody reads any more), stops the fleet sync
+    /// ([`Fleet::shutdown`]) on `runtime`.
+    pub fn serve(
+        &mut self,
+        runtime: &Runtime,
+        fleet: Fleet,
+        mut answer: impl FnMut(&str, &Fleet) -> Option<String>,
+    ) {
         let mut stdin = io::stdin().lock();
         let mut bytes = Vec::new();
         loop {
@@ -163,7 +184,7 @@ impl Stdout {
                 Ok(_) => {}
             }
             let reply = match std::str::from_utf8(&bytes) {
-                Ok(line) => answer(line),
+                Ok(line) => answer(line, &fleet),
                 Err(_) => Some("error the command is not UTF-8".to_owned()),
             };
             let Some(reply) = reply else {
@@ -174,5 +195,6 @@ impl Stdout {
                 break;
             }
         }
+        runtime.block_on(fleet.shutdown());
     }
 }

@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::{registry, BreakerConfig, CircuitBreaker, Fleet, Outcome};
-use resilience_tests::node::{fast_fleet, init_logs, runtime, share, usage_error, Stdout};
+use resilience_tests::node::{fast_fleet, share, start, Stdout};
 
 const NAME: &str = "fleet_node";
 const USAGE: &str = "usage: fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]";
@@ -142,9 +142,7 @@ fn main() -> ExitCode {
 }
 
 fn run_node() -> Result<(), ExitCode> {
-    let args = parse_args().map_err(|why| usage_error(NAME, &why, USAGE))?;
-    init_logs();
-    let runtime = runtime(NAME, 1)?;
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 1)?;
     // The breaker, created on first use (at once unless `lazy`).
     let breaker = || registry().breaker(&args.breaker, &args.config);
     if !args.lazy {
@@ -156,7 +154,8 @@ fn run_node() -> Result<(), ExitCode> {
     let mut out = Stdout::lock();
     out.synced(&runtime, &fleet)?;
     out.ready(&fleet)?;
-    out.serve(|line| answer(line, &args, &fleet, breaker));
-    runtime.block_on(fleet.shutdown());
+    out.serve(&runtime, fleet, |line, fleet| {
+        answer(line, &args, fleet, breaker)
+    });
     Ok(())
 }

@@ -35,7 +35,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use resilience::{registry, Fleet, RateLimitConfig, RateLimiter};
-use resilience_tests::node::{init_logs, runtime, share, usage_error, Stdout};
+use resilience_tests::node::{share, start, Stdout};
 
 const NAME: &str = "rate_node";
 const USAGE: &str = "usage: rate_node <redis-url> <namespace> <limiter> <rate> <per-ms> <burst>";
@@ -159,9 +159,7 @@ fn main() -> ExitCode {
 }
 
 fn run_node() -> Result<(), ExitCode> {
-    let args = parse_args().map_err(|why| usage_error(NAME, &why, USAGE))?;
-    init_logs();
-    let runtime = runtime(NAME, 1)?;
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 1)?;
     let limiter = registry().rate_limiter(&args.limiter, &args.config);
     let fleet = share(NAME, &runtime, || {
         registry().share_via_redis(&args.url, &args.namespace)
@@ -173,7 +171,6 @@ fn run_node() -> Result<(), ExitCode> {
         || limiter.status().leasing,
     )?;
     out.ready(&fleet)?;
-    out.serve(|line| answer(line, &limiter, &fleet));
-    runtime.block_on(fleet.shutdown());
+    out.serve(&runtime, fleet, |line, fleet| answer(line, &limiter, fleet));
     Ok(())
 }

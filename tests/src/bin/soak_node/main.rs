@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::{Arc, Mutex};
 
 use resilience::registry;
-use resilience_tests::node::{fast_fleet, init_logs, runtime, share, usage_error, Stdout};
+use resilience_tests::node::{fast_fleet, share, start, usage_error, Stdout};
 
 use args::parse_args;
 use commands::answer;
@@ -85,9 +85,7 @@ fn main() -> ExitCode {
 }
 
 fn run_node() -> Result<(), ExitCode> {
-    let args = parse_args().map_err(|why| usage_error(NAME, &why, USAGE))?;
-    init_logs();
-    let runtime = runtime(NAME, 2)?;
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 2)?;
     let width = (args.breakers - 1).to_string().len().max(3);
     let names: Vec<Arc<str>> = (0..args.breakers)
         .map(|i| Arc::from(format!("b{i:0width$}")))
@@ -126,7 +124,6 @@ fn run_node() -> Result<(), ExitCode> {
     // Serving starts once the fleet's state is known, as a service would.
     runtime.spawn(node.call_loop());
     out.ready(&fleet)?;
-    out.serve(|line| answer(node, &fleet, line));
-    runtime.block_on(fleet.shutdown());
+    out.serve(&runtime, fleet, |line, fleet| answer(node, fleet, line));
     Ok(())
 }
