@@ -6,33 +6,16 @@
 mod support;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, FleetError, Outcome, Registry};
 use support::eventually;
+use support::fleet::{
+    call_until_closed, config, fail, fast, instance, open_everywhere, sharing, state, trip, tuned,
+};
+use support::ms;
 use support::redis_server::RedisServer;
-
-fn instance() -> &'static Registry {
-    Box::leak(Box::new(Registry::new()))
-}
-
-fn config(failures: u32, recovery: Duration) -> BreakerConfig {
-    BreakerConfig::builder()
-        .failure_threshold(failures)
-        .recovery_timeout(recovery)
-        .build()
-        .unwrap()
-}
-
-fn fast() -> FleetConfig {
-    let mut c = FleetConfig::default();
-    c.lease = Duration::from_secs(2);
-    c.lease_poll = Duration::from_millis(10);
-    c.lease_retry = Duration::from_millis(20);
-    c
-}
+use support::redis_stats::reset_commandstats;
 
 async fn join(server: &RedisServer, registry: &'static Registry, ns: &str) -> Fleet {
     let fleet = registry
@@ -42,26 +25,13 @@ async fn join(server: &RedisServer, registry: &'static Registry, ns: &str) -> Fl
     fleet
 }
 
-fn trip(registry: &Registry, name: &str) {
-    let b = registry.get(name).unwrap();
-    while b.state() == CircuitState::Closed {
-        b.try_acquire().unwrap().record(Outcome::Failure);
-    }
-}
-
-fn state(registry: &Registry, name: &str) -> CircuitState {
-    registry.get(name).unwrap().state()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trip_on_one_instance_opens_the_breaker_on_the_others() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (instance(), instance());
     let cfg = config(2, Duration::from_secs(30));
-    a.breaker("payments", &cfg);
-    b.breaker("payments", &cfg);
+    let [a, b] = sharing("payments", &cfg);
     let _fa = join(&server, a, "trip").await;
     let _fb = join(&server, b, "trip").await;
 
@@ -101,42 +71,15 @@ async fn only_one_instance_probes_and_its_verdict_closes_every_one() {
         fleets.push(join(&server, r, "probe").await);
     }
     trip(instances[0], "search");
-    for r in &instances {
-        eventually("every instance sees search open", || {
-            state(r, "search") == CircuitState::Open
-        })
-        .await;
-    }
-    // Everyone calls every 2 ms once the recovery time is up; count probes.
-    let probes = Arc::new(AtomicU32::new(0));
-    let tasks: Vec<_> = instances
-        .iter()
-        .map(|r| {
-            let (r, probes) = (*r, probes.clone());
-            tokio::spawn(async move {
-                let b = r.get("search").unwrap();
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                while b.state() != CircuitState::Closed {
-                    assert!(tokio::time::Instant::now() < deadline, "never closed");
-                    if let Ok(permit) = b.try_acquire() {
-                        assert!(permit.is_probe());
-                        probes.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await; // the probe call
-                        permit.record(Outcome::Success);
-                    }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    open_everywhere("every instance sees search open", &instances, "search").await;
+    // Everyone calls every 2 ms once the recovery time is up (a permit
+    // held 20 ms: the probe call); count probes.
+    let admitted = call_until_closed(&instances, "search", ms(20), ms(2)).await;
     assert_eq!(
-        probes.load(Ordering::SeqCst),
-        1,
-        "exactly one probe across the fleet"
+        admitted.probes, admitted.permits,
+        "every call admitted is the probe"
     );
+    assert_eq!(admitted.permits, 1, "exactly one probe across the fleet");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,11 +164,8 @@ async fn without_redis_breakers_work_locally_and_resync_on_reconnect() {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (instance(), instance());
     let cfg = config(1, Duration::from_millis(200));
-    for r in [a, b] {
-        r.breaker("db", &cfg);
-    }
+    let [a, b] = sharing("db", &cfg);
     let fa = join(&server, a, "down").await;
     let fb = join(&server, b, "down").await;
 
@@ -261,17 +201,13 @@ async fn calls_send_no_commands_to_redis() {
     let cfg = config(1_000_000, Duration::from_secs(60));
     let breaker = a.breaker("quiet", &cfg);
     // No heartbeat during the calls: those are the sync's, not the calls'.
-    let mut quiet = fast();
-    quiet.heartbeat = Duration::from_secs(3600);
+    let quiet = tuned(fast(), |c| c.heartbeat = Duration::from_secs(3600));
     let fleet = a
         .share_via_redis_with(server.url(), "quiet", quiet)
         .unwrap();
     eventually("the first heartbeat", || !fleet.status().members.is_empty()).await;
     let mut conn = server.connection();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query(&mut conn)
-        .unwrap();
+    reset_commandstats(&mut conn);
     for i in 0..10_000u32 {
         let outcome = if i % 10 == 0 {
             Outcome::Failure
@@ -330,10 +266,8 @@ async fn a_change_after_the_fleet_key_vanished_still_propagates() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b) = (instance(), instance());
     let cfg = config(1, Duration::from_secs(60));
-    a.breaker("x", &cfg);
-    b.breaker("x", &cfg);
+    let [a, b] = sharing("x", &cfg);
     let _fa = join(&server, a, "expiry").await;
     let _fb = join(&server, b, "expiry").await;
     trip(a, "x");
@@ -362,14 +296,8 @@ async fn failures_across_the_fleet_trip_every_instance_together() {
     };
     let instances: Vec<&'static Registry> = (0..3).map(|_| instance()).collect();
     // Locally a breaker would need 100 failures; the fleet needs 6 in all.
-    let cfg = BreakerConfig::builder()
-        .failure_threshold(100)
-        .fleet_threshold(6)
-        .recovery_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let mut fleet_config = fast();
-    fleet_config.failure_flush = Duration::from_millis(10);
+    let cfg = fleet_counted(6, Duration::from_secs(60));
+    let fleet_config = flushing();
     let mut fleets = Vec::new();
     for r in &instances {
         r.breaker("shared-load", &cfg);
@@ -381,10 +309,7 @@ async fn failures_across_the_fleet_trip_every_instance_together() {
     }
     // Two failures on each instance: none of them could trip alone.
     for r in &instances[..2] {
-        let b = r.get("shared-load").unwrap();
-        for _ in 0..2 {
-            b.try_acquire().unwrap().record(Outcome::Failure);
-        }
+        fail(r, "shared-load", 2);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     for r in &instances {
@@ -394,16 +319,8 @@ async fn failures_across_the_fleet_trip_every_instance_together() {
             "4 of 6 so far"
         );
     }
-    let b = instances[2].get("shared-load").unwrap();
-    for _ in 0..2 {
-        b.try_acquire().unwrap().record(Outcome::Failure);
-    }
-    for r in &instances {
-        eventually("every instance opens", || {
-            state(r, "shared-load") == CircuitState::Open
-        })
-        .await;
-    }
+    fail(instances[2], "shared-load", 2);
+    open_everywhere("every instance opens", &instances, "shared-load").await;
 }
 
 /// A breaker that only the fleet's count opens: locally it would take 100.
@@ -416,6 +333,11 @@ fn fleet_counted(fleet_threshold: u32, recovery: Duration) -> BreakerConfig {
         .unwrap()
 }
 
+/// [`fast`], the failures counted here sent to the fleet every 10 ms.
+fn flushing() -> FleetConfig {
+    tuned(fast(), |c| c.failure_flush = Duration::from_millis(10))
+}
+
 /// `n` instances sharing `name` with `cfg`, their failures flushed every 10 ms.
 async fn counting_fleet(
     server: &RedisServer,
@@ -424,8 +346,7 @@ async fn counting_fleet(
     cfg: &BreakerConfig,
     n: usize,
 ) -> (Vec<&'static Registry>, Vec<Fleet>) {
-    let mut fleet_config = fast();
-    fleet_config.failure_flush = Duration::from_millis(10);
+    let fleet_config = flushing();
     let mut instances = Vec::new();
     let mut fleets = Vec::new();
     for _ in 0..n {
@@ -439,13 +360,6 @@ async fn counting_fleet(
         fleets.push(fleet);
     }
     (instances, fleets)
-}
-
-fn fail(registry: &Registry, name: &str, times: u32) {
-    let b = registry.get(name).unwrap();
-    for _ in 0..times {
-        b.try_acquire().unwrap().record(Outcome::Failure);
-    }
 }
 
 fn succeed(registry: &Registry, name: &str) {
@@ -469,12 +383,7 @@ async fn failures_counted_before_an_opening_never_count_again_after_it() {
     let (a, b) = (instances[0], instances[1]);
     fail(a, "reports", 3);
     fail(b, "reports", 2);
-    for r in [a, b] {
-        eventually("5 failures across the fleet open both", || {
-            state(r, "reports") == CircuitState::Open
-        })
-        .await;
-    }
+    open_everywhere("5 failures across the fleet open both", &[a, b], "reports").await;
     // After the recovery timeout the probe succeeds and every instance closes.
     eventually("the fleet probes and closes", || {
         for r in [a, b] {
@@ -495,12 +404,7 @@ async fn failures_counted_before_an_opening_never_count_again_after_it() {
     }
     // The count of this period still works: 4 more open it again.
     fail(b, "reports", 4);
-    for r in [a, b] {
-        eventually("5 failures of this period open both", || {
-            state(r, "reports") == CircuitState::Open
-        })
-        .await;
-    }
+    open_everywhere("5 failures of this period open both", &[a, b], "reports").await;
 }
 
 /// The fleet's consecutive rule reads like the local one: a success on any
@@ -528,12 +432,12 @@ async fn a_success_anywhere_breaks_the_fleets_run_of_failures() {
         );
     }
     fail(b, "ledger", 1);
-    for r in [a, b] {
-        eventually("5 failures in a row across the fleet open both", || {
-            state(r, "ledger") == CircuitState::Open
-        })
-        .await;
-    }
+    open_everywhere(
+        "5 failures in a row across the fleet open both",
+        &[a, b],
+        "ledger",
+    )
+    .await;
 }
 
 /// A windowed breaker keeps the window's semantics across the fleet: its
@@ -559,12 +463,12 @@ async fn a_windowed_fleet_count_is_not_cleared_by_successes() {
     flushed().await;
     assert_eq!(state(a, "search"), CircuitState::Closed, "4 of 5");
     fail(b, "search", 1);
-    for r in [a, b] {
-        eventually("5 failures in the fleet's window open both", || {
-            state(r, "search") == CircuitState::Open
-        })
-        .await;
-    }
+    open_everywhere(
+        "5 failures in the fleet's window open both",
+        &[a, b],
+        "search",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

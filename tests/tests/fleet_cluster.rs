@@ -17,31 +17,23 @@ use resilience::{
     BreakerConfig, CircuitState, Fleet, FleetConfig, Outcome, RateLimitConfig, RedisTargetKind,
     Registry,
 };
+use support::fleet::{self, blocking, blocking_on, fail, instance, state, tuned, within};
 use support::redis_cluster::ClusterSet;
 
 /// Breakers in the tests: enough to land on every node.
 const NAMES: usize = 48;
 
-fn instance() -> &'static Registry {
-    Box::leak(Box::new(Registry::new()))
-}
-
 fn config(recovery: Duration) -> BreakerConfig {
-    BreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(recovery)
-        .build()
-        .unwrap()
+    fleet::config(1, recovery)
 }
 
+/// [`fleet::fast`], with heartbeats every 100 ms: a member unheard of for
+/// 600 ms is dropped.
 fn fast() -> FleetConfig {
-    let mut c = FleetConfig::default();
-    c.lease = Duration::from_secs(2);
-    c.lease_poll = Duration::from_millis(10);
-    c.lease_retry = Duration::from_millis(20);
-    c.heartbeat = Duration::from_millis(100);
-    c.member_timeout = Duration::from_millis(600);
-    c
+    tuned(fleet::fast(), |c| {
+        c.heartbeat = Duration::from_millis(100);
+        c.member_timeout = Duration::from_millis(600);
+    })
 }
 
 fn names() -> Vec<String> {
@@ -49,10 +41,7 @@ fn names() -> Vec<String> {
 }
 
 async fn start() -> Option<Arc<ClusterSet>> {
-    tokio::task::spawn_blocking(ClusterSet::start)
-        .await
-        .unwrap()
-        .map(Arc::new)
+    blocking(ClusterSet::start).await.map(Arc::new)
 }
 
 async fn join(set: &ClusterSet, registry: &'static Registry, ns: &str) -> Fleet {
@@ -64,21 +53,6 @@ async fn join(set: &ClusterSet, registry: &'static Registry, ns: &str) -> Fleet 
     let fleet = registry.share_via_redis_with(url, ns, fast()).unwrap();
     assert!(fleet.ready().await, "the fleet sync reaches the cluster");
     fleet
-}
-
-async fn within(bound: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + bound;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn state(registry: &Registry, name: &str) -> CircuitState {
-    registry.get(name).unwrap().state()
 }
 
 /// The key of `name`'s breaker hash in namespace `ns`, if a node has it.
@@ -114,11 +88,7 @@ async fn breakers_on_every_node_trip_and_recover_together_with_one_probe_each() 
     let fa = join(&set, a, "spread").await;
     let fb = join(&set, b, "spread").await;
     for name in names() {
-        a.get(&name)
-            .unwrap()
-            .try_acquire()
-            .unwrap()
-            .record(Outcome::Failure);
+        fail(a, &name, 1);
     }
     within(Duration::from_secs(10), "b sees every breaker open", || {
         names().iter().all(|n| state(b, n) == CircuitState::Open)
@@ -152,11 +122,7 @@ async fn breakers_on_every_node_trip_and_recover_together_with_one_probe_each() 
     assert_eq!(probes, NAMES, "one probe per breaker across the fleet");
 
     // A late joiner reads the state first: open again on a, open on c.
-    a.get("b07")
-        .unwrap()
-        .try_acquire()
-        .unwrap()
-        .record(Outcome::Failure);
+    fail(a, "b07", 1);
     within(Duration::from_secs(10), "b sees b07 open", || {
         state(b, "b07") == CircuitState::Open
     })
@@ -212,13 +178,7 @@ async fn fleet_counting_and_rate_limits_run_their_scripts_on_the_cluster() {
     let fb = join(&set, b, "scripts").await;
     // Three failures on each instance: the fleet counts six and opens.
     for r in [a, b] {
-        for _ in 0..3 {
-            r.get("counted")
-                .unwrap()
-                .try_acquire()
-                .unwrap()
-                .record(Outcome::Failure);
-        }
+        fail(r, "counted", 3);
     }
     within(
         Duration::from_secs(10),
@@ -259,22 +219,13 @@ async fn a_node_that_dies_and_comes_back_is_resynced() {
     }
     let fa = join(&set, a, "node").await;
     let fb = join(&set, b, "node").await;
-    a.get("b03")
-        .unwrap()
-        .try_acquire()
-        .unwrap()
-        .record(Outcome::Failure);
+    fail(a, "b03", 1);
     within(Duration::from_secs(10), "b sees b03 open", || {
         state(b, "b03") == CircuitState::Open
     })
     .await;
     let victim = node_of(&set, "node", "b03");
-    {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.kill_node(victim))
-            .await
-            .unwrap();
-    }
+    blocking_on(&set, move |set| set.kill_node(victim)).await;
     within(Duration::from_secs(10), "the instances notice", || {
         !fa.is_connected() || !fb.is_connected()
     })
@@ -284,12 +235,7 @@ async fn a_node_that_dies_and_comes_back_is_resynced() {
     assert!(a.get("b03").unwrap().try_acquire().is_err());
     assert!(b.get("b05").unwrap().try_acquire().is_ok());
     assert!(started.elapsed() < Duration::from_millis(100));
-    {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.restart_node(victim))
-            .await
-            .unwrap();
-    }
+    blocking_on(&set, move |set| set.restart_node(victim)).await;
     within(Duration::from_secs(30), "both reconnect", || {
         fa.is_connected() && fb.is_connected()
     })
@@ -298,11 +244,7 @@ async fn a_node_that_dies_and_comes_back_is_resynced() {
         record_key(&set, "node", "b03").is_some()
     })
     .await;
-    a.get("b09")
-        .unwrap()
-        .try_acquire()
-        .unwrap()
-        .record(Outcome::Failure);
+    fail(a, "b09", 1);
     within(Duration::from_secs(10), "b sees b09 open", || {
         state(b, "b09") == CircuitState::Open
     })

@@ -11,29 +11,24 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, Health, Outcome, Registry};
+use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, Health, Registry};
 use support::eventually;
+use support::fleet::{self, instance, open_everywhere, sharing, state, trip, tuned};
 use support::redis_server::RedisServer;
-
-fn instance() -> &'static Registry {
-    Box::leak(Box::new(Registry::new()))
-}
+use support::redis_stats::{command_calls, reset_commandstats};
 
 fn config() -> BreakerConfig {
-    BreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    fleet::config(1, Duration::from_secs(60))
 }
 
-/// Fast heartbeats: a member unheard of for 600 ms is dropped.
+/// The default tuning with a 10 ms lease poll and fast heartbeats: a member
+/// unheard of for 600 ms is dropped.
 fn fast() -> FleetConfig {
-    let mut c = FleetConfig::default();
-    c.lease_poll = Duration::from_millis(10);
-    c.heartbeat = Duration::from_millis(100);
-    c.member_timeout = Duration::from_millis(600);
-    c
+    tuned(FleetConfig::default(), |c| {
+        c.lease_poll = Duration::from_millis(10);
+        c.heartbeat = Duration::from_millis(100);
+        c.member_timeout = Duration::from_millis(600);
+    })
 }
 
 async fn join(
@@ -47,13 +42,6 @@ async fn join(
     fleet
 }
 
-fn trip(registry: &Registry, name: &str) {
-    let b = registry.get(name).unwrap();
-    while b.state() == CircuitState::Closed {
-        b.try_acquire().unwrap().record(Outcome::Failure);
-    }
-}
-
 /// How many live instances share `name`, as `registry`'s snapshot says.
 fn sharers(registry: &Registry, name: &str) -> u32 {
     registry
@@ -61,6 +49,14 @@ fn sharers(registry: &Registry, name: &str) -> u32 {
         .breaker(name)
         .and_then(|b| b.fleet.as_ref())
         .map_or(0, |f| f.instances)
+}
+
+/// The instance that changed `name` last, as `registry`'s snapshot says
+/// (the breaker is shared).
+fn last_change_by(registry: &Registry, name: &str) -> Option<String> {
+    let snapshot = registry.snapshot();
+    let fleet = snapshot.breaker(name).unwrap().fleet.clone().unwrap();
+    fleet.last_change_by
 }
 
 fn members(registry: &Registry) -> usize {
@@ -72,10 +68,7 @@ async fn the_snapshot_lists_the_members_and_who_shares_each_breaker() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b, c) = (instance(), instance(), instance());
-    for r in [a, b, c] {
-        r.breaker("payments", &config());
-    }
+    let [a, b, c] = sharing("payments", &config());
     c.breaker("search", &config());
     let fa = join(&server, a, "members", fast()).await;
     let fb = join(&server, b, "members", fast()).await;
@@ -115,32 +108,22 @@ async fn the_snapshot_lists_the_members_and_who_shares_each_breaker() {
     assert_eq!(of_c.breakers, 2);
 
     // Nobody changed payments yet; a trip on b names b everywhere.
-    let status = a.snapshot();
-    let payments = status.breaker("payments").unwrap().fleet.clone().unwrap();
-    assert_eq!(payments.last_change_by, None);
+    assert_eq!(last_change_by(a, "payments"), None);
     trip(b, "payments");
     for r in [a, c] {
         eventually("the trip reaches every instance", || {
-            r.get("payments").unwrap().state() == CircuitState::Open
+            state(r, "payments") == CircuitState::Open
         })
         .await;
-        let by = r
-            .snapshot()
-            .breaker("payments")
-            .unwrap()
-            .fleet
-            .clone()
-            .unwrap();
-        assert_eq!(by.last_change_by.as_deref(), Some(fb.instance_id()));
+        assert_eq!(
+            last_change_by(r, "payments").as_deref(),
+            Some(fb.instance_id())
+        );
     }
-    let own = b
-        .snapshot()
-        .breaker("payments")
-        .unwrap()
-        .fleet
-        .clone()
-        .unwrap();
-    assert_eq!(own.last_change_by.as_deref(), Some(fb.instance_id()));
+    assert_eq!(
+        last_change_by(b, "payments").as_deref(),
+        Some(fb.instance_id())
+    );
     // The health view says it in words.
     let health = a.health();
     let entry = health.policy(Health::CIRCUIT_BREAKER, "payments").unwrap();
@@ -178,13 +161,9 @@ async fn a_silent_instance_drops_out_after_the_timeout_and_a_stopped_one_at_once
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let (a, b, c) = (instance(), instance(), instance());
-    for r in [a, b, c] {
-        r.breaker("ledger", &config());
-    }
+    let [a, b, c] = sharing("ledger", &config());
     // Members drop out after 30 s here: only the drop test uses a short one.
-    let mut slow = fast();
-    slow.member_timeout = Duration::from_secs(30);
+    let slow = tuned(fast(), |c| c.member_timeout = Duration::from_secs(30));
     let fa = join(&server, a, "leaving", slow.clone()).await;
     let fb = join(&server, b, "leaving", slow.clone()).await;
     let fc = join(&server, c, "leaving", slow).await;
@@ -240,12 +219,7 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
         fleets.push(join(&server, r, "lost", fast()).await);
     }
     trip(instances[0], "orders");
-    for r in &instances {
-        eventually("every instance sees orders open", || {
-            r.get("orders").unwrap().state() == CircuitState::Open
-        })
-        .await;
-    }
+    open_everywhere("every instance sees orders open", &instances, "orders").await;
     let mut conn = server.connection();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("resilience:{lost:*}:breaker:orders")
@@ -314,10 +288,7 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
 
     // Cut off again, with nothing changed meanwhile: every instance knows
     // every partition's version, and reads none of them again.
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query(&mut conn)
-        .unwrap();
+    reset_commandstats(&mut conn);
     let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -340,15 +311,4 @@ async fn a_change_redis_lost_is_published_again_by_one_instance() {
         "a partition was read again"
     );
     drop(fleets);
-}
-
-/// How many times `command` ran since the last `CONFIG RESETSTAT`
-/// (scripts' commands included).
-fn command_calls(conn: &mut redis::Connection, command: &str) -> u64 {
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
-    stats
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
 }

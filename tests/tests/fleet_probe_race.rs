@@ -6,26 +6,22 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::{BreakerConfig, CircuitState, FleetConfig, Outcome, Registry};
+use resilience::FleetConfig;
 use support::eventually;
+use support::fleet::{call_until_closed, config, fail, instance, open_everywhere, tuned};
+use support::ms;
 use support::redis_server::RedisServer;
+use support::redis_stats::{command_calls, reset_commandstats};
 
 /// The instances sharing the breaker.
 const INSTANCES: usize = 16;
 
-/// `cmdstat_set`'s calls: the lease requests (`SET NX PX` in the lease
-/// script; nothing else of this test's fleet sets a string key).
+/// The lease requests since the last `CONFIG RESETSTAT`: `SET NX PX` in
+/// the lease script (nothing else of this test's fleet sets a string key).
 fn lease_requests(conn: &mut redis::Connection) -> u64 {
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
-    stats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+    command_calls(conn, "set")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,20 +29,17 @@ async fn a_probe_round_costs_a_few_lease_requests_whatever_the_fleet_size() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let config = BreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let mut fleet_config = FleetConfig::default();
-    fleet_config.lease_poll = Duration::from_millis(2);
-    fleet_config.lease_retry = Duration::from_millis(5);
-    fleet_config.heartbeat = Duration::from_millis(100);
+    let cfg = config(1, Duration::from_millis(500));
+    let fleet_config = tuned(FleetConfig::default(), |c| {
+        c.lease_poll = Duration::from_millis(2);
+        c.lease_retry = Duration::from_millis(5);
+        c.heartbeat = Duration::from_millis(100);
+    });
     let mut instances = Vec::new();
     let mut fleets = Vec::new();
     for _ in 0..INSTANCES {
-        let r: &'static Registry = Box::leak(Box::new(Registry::new()));
-        r.breaker("search", &config);
+        let r = instance();
+        r.breaker("search", &cfg);
         let fleet = r
             .share_via_redis_with(server.url(), "race", fleet_config.clone())
             .unwrap();
@@ -64,44 +57,13 @@ async fn a_probe_round_costs_a_few_lease_requests_whatever_the_fleet_size() {
     })
     .await;
     let mut conn = server.connection();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query(&mut conn)
-        .unwrap();
+    reset_commandstats(&mut conn);
 
-    let first = instances[0].get("search").unwrap();
-    first.try_acquire().unwrap().record(Outcome::Failure);
-    for r in &instances {
-        eventually("every instance sees search open", || {
-            r.get("search").unwrap().state() == CircuitState::Open
-        })
-        .await;
-    }
+    fail(instances[0], "search", 1);
+    open_everywhere("every instance sees search open", &instances, "search").await;
     // Everyone calls until closed; the probe takes 50 ms.
-    let probes = Arc::new(AtomicU32::new(0));
-    let tasks: Vec<_> = instances
-        .iter()
-        .map(|r| {
-            let (r, probes) = (*r, probes.clone());
-            tokio::spawn(async move {
-                let b = r.get("search").unwrap();
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                while b.state() != CircuitState::Closed {
-                    assert!(tokio::time::Instant::now() < deadline, "never closed");
-                    if let Ok(permit) = b.try_acquire() {
-                        probes.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        permit.record(Outcome::Success);
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(probes.load(Ordering::SeqCst), 1, "one probe in the fleet");
+    let admitted = call_until_closed(&instances, "search", ms(50), ms(1)).await;
+    assert_eq!(admitted.permits, 1, "one probe in the fleet");
     let requests = lease_requests(&mut conn);
     // Each of the 16 asking once would be 16; asking every `lease_retry`
     // while the probe runs, about 160. The spread and the winner's notice

@@ -21,7 +21,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use resilience::{FleetConfig, RateLimitConfig, Registry};
+use resilience::{FleetConfig, RateLimitConfig};
+use support::fleet::{instance, tuned};
 use support::process::{Process, ANSWER};
 use support::redis_server::RedisServer;
 
@@ -334,14 +335,11 @@ fn three_processes_share_one_limit_and_fall_back_to_their_share_without_redis() 
     }
 }
 
-fn instance() -> &'static Registry {
-    Box::leak(Box::new(Registry::new()))
-}
-
+/// The default tuning, unused tokens going back after 300 ms.
 fn fast() -> FleetConfig {
-    let mut c = FleetConfig::default();
-    c.rate_lease_ttl = Duration::from_millis(300);
-    c
+    tuned(FleetConfig::default(), |c| {
+        c.rate_lease_ttl = Duration::from_millis(300);
+    })
 }
 
 fn quota() -> RateLimitConfig {
@@ -350,17 +348,6 @@ fn quota() -> RateLimitConfig {
         .fleet(true)
         .build()
         .unwrap()
-}
-
-async fn within(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + ANSWER;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// The Redis time, in µs.
@@ -385,7 +372,7 @@ async fn limiters_join_the_fleet_whenever_they_are_created_and_leave_it_clean() 
         .share_via_redis_with(server.url(), "joins", fast())
         .unwrap();
     let late = registry.rate_limiter("late", &quota());
-    within("both fleet limiters lease", || {
+    support::eventually("both fleet limiters lease", || {
         early.status().leasing && late.status().leasing
     })
     .await;
@@ -421,7 +408,7 @@ async fn limiters_join_the_fleet_whenever_they_are_created_and_leave_it_clean() 
     for _ in 0..5 {
         early.try_acquire().unwrap();
     }
-    within("the unused tokens go back", || early.status().leased == 1).await;
+    support::eventually("the unused tokens go back", || early.status().leased == 1).await;
     let tat: f64 = redis::cmd("GET").arg(key).query(&mut conn).unwrap();
     assert!(tat <= redis_now(&mut conn) + 1_000.0, "given back: {tat}");
 
@@ -458,8 +445,8 @@ async fn an_idle_instance_leaves_the_quota_to_the_busy_one() {
     let fb = b
         .share_via_redis_with(server.url(), "idle", fast())
         .unwrap();
-    within("both lease", || la.status().leasing && lb.status().leasing).await;
-    within("b's idle lease goes back", || lb.status().leased <= 1).await;
+    support::eventually("both lease", || la.status().leasing && lb.status().leasing).await;
+    support::eventually("b's idle lease goes back", || lb.status().leased <= 1).await;
     let start = tokio::time::Instant::now();
     let mut allowed = 0u64;
     while start.elapsed() < Duration::from_millis(1_000) {

@@ -12,41 +12,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use resilience::{BreakerConfig, CircuitState, Fleet, FleetConfig, Outcome, RedisTarget, Registry};
+use resilience::{CircuitState, Fleet, FleetConfig, Outcome, RedisTarget, Registry};
+use support::fleet::{self, blocking, blocking_on, fail, instance, state, tuned, within};
 use support::redis_sentinel::SentinelSet;
 
 /// How long a failover may take here (2 to 5 s measured) plus reconnecting.
 const FAILOVER: Duration = Duration::from_secs(30);
 
-fn instance() -> &'static Registry {
-    Box::leak(Box::new(Registry::new()))
-}
-
-fn config() -> BreakerConfig {
-    BreakerConfig::builder()
-        .failure_threshold(1)
-        .recovery_timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
+/// The default tuning, with a 10 ms lease poll and heartbeats every 200 ms.
 fn fast() -> FleetConfig {
-    let mut c = FleetConfig::default();
-    c.lease_poll = Duration::from_millis(10);
-    c.heartbeat = Duration::from_millis(200);
-    c
+    tuned(FleetConfig::default(), |c| {
+        c.lease_poll = Duration::from_millis(10);
+        c.heartbeat = Duration::from_millis(200);
+    })
 }
 
 async fn start() -> Option<Arc<SentinelSet>> {
-    tokio::task::spawn_blocking(SentinelSet::start)
-        .await
-        .unwrap()
-        .map(Arc::new)
+    blocking(SentinelSet::start).await.map(Arc::new)
 }
 
 async fn join(set: &SentinelSet, registry: &'static Registry, names: &[&str]) -> Fleet {
     for name in names {
-        registry.breaker(name, &config());
+        // One failure opens it, for longer than any test.
+        registry.breaker(name, &fleet::config(1, Duration::from_secs(120)));
     }
     let target: RedisTarget = set.url().parse().unwrap();
     let fleet = registry
@@ -56,26 +44,10 @@ async fn join(set: &SentinelSet, registry: &'static Registry, names: &[&str]) ->
     fleet
 }
 
-/// Polls `condition` every 10 ms for up to `bound`.
-async fn within(bound: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + bound;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
+/// One failure opens `registry`'s breaker `name` (threshold 1).
 fn trip(registry: &Registry, name: &str) {
-    let b = registry.get(name).unwrap();
-    b.try_acquire().unwrap().record(Outcome::Failure);
-    assert_eq!(b.state(), CircuitState::Open);
-}
-
-fn state(registry: &Registry, name: &str) -> CircuitState {
-    registry.get(name).unwrap().state()
+    fail(registry, name, 1);
+    assert_eq!(state(registry, name), CircuitState::Open);
 }
 
 /// The fleet's record of `name` on the node at `port`: `(state, fleet_gen)`.
@@ -137,19 +109,9 @@ async fn a_failover_moves_the_fleet_to_the_new_primary_and_no_call_waits() {
     // Calls go on through the failover, judged locally, never waiting.
     let stop = Arc::new(AtomicBool::new(false));
     let caller = keep_calling(b, "calls", stop.clone());
-    let old = {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.kill_primary())
-            .await
-            .unwrap()
-    };
+    let old = blocking_on(&set, SentinelSet::kill_primary).await;
     let failed_over = Instant::now();
-    let new = {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.wait_for_failover(old, FAILOVER))
-            .await
-            .unwrap()
-    };
+    let new = blocking_on(&set, move |set| set.wait_for_failover(old, FAILOVER)).await;
     assert_ne!(new, old);
     within(
         FAILOVER,
@@ -222,21 +184,12 @@ async fn a_trip_lost_in_the_failover_is_published_again() {
     })
     .await;
     let (_, tripped_gen) = record(&set, old, "w").expect("the old primary has the trip");
-    {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || {
-            set.kill_primary();
-            set.resume_node(replica);
-        })
-        .await
-        .unwrap();
-    }
-    let new = {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.wait_for_failover(old, FAILOVER))
-            .await
-            .unwrap()
-    };
+    blocking_on(&set, move |set| {
+        set.kill_primary();
+        set.resume_node(replica);
+    })
+    .await;
+    let new = blocking_on(&set, move |set| set.wait_for_failover(old, FAILOVER)).await;
     assert_eq!(new, replica);
     within(FAILOVER, "the trip is in the new primary again", || {
         record(&set, new, "w").is_some_and(|(state, gen)| state == "open" && gen > tripped_gen)
@@ -268,18 +221,8 @@ async fn a_hung_primary_is_left_for_the_new_one() {
     let fb = join(&set, b, &["h1", "h2", "calls"]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let caller = keep_calling(a, "calls", stop.clone());
-    let old = {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.pause_primary())
-            .await
-            .unwrap()
-    };
-    let new = {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || set.wait_for_failover(old, FAILOVER))
-            .await
-            .unwrap()
-    };
+    let old = blocking_on(&set, SentinelSet::pause_primary).await;
+    let new = blocking_on(&set, move |set| set.wait_for_failover(old, FAILOVER)).await;
     // Trips made now reach the other instance through the new primary.
     within(
         FAILOVER,
@@ -296,15 +239,11 @@ async fn a_hung_primary_is_left_for_the_new_one() {
         record(&set, new, "h1").map(|r| r.0).as_deref(),
         Some("open")
     );
-    {
-        let set = set.clone();
-        tokio::task::spawn_blocking(move || {
-            set.resume_primary();
-            set.wait_until_healthy(FAILOVER);
-        })
-        .await
-        .unwrap();
-    }
+    blocking_on(&set, |set| {
+        set.resume_primary();
+        set.wait_until_healthy(FAILOVER);
+    })
+    .await;
     trip(b, "h2");
     within(Duration::from_secs(10), "a sees h2 open", || {
         state(a, "h2") == CircuitState::Open

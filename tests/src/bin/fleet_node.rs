@@ -9,10 +9,11 @@
 //! It creates the breaker `<breaker>` in the global [`resilience::registry()`]
 //! (consecutive-failure rule, `<failure-threshold>` failures, open for
 //! `<recovery-timeout-ms>` ms), shares the registry through Redis under
-//! `<namespace>` with a fast [`FleetConfig`] (lease 2 s, lease poll 10 ms,
-//! lease retry 20 ms), prints `ready <instance-id>` once connected and synced
-//! ([`Fleet::ready`](resilience::Fleet::ready)), then
-//! answers every command read on stdin with exactly one line on stdout:
+//! `<namespace>` with a fast [`FleetConfig`](resilience::FleetConfig)
+//! ([`fast_fleet`]: lease 2 s, lease poll 10 ms, lease retry 20 ms), prints
+//! `ready <instance-id>` once connected and synced
+//! ([`Fleet::ready`](resilience::Fleet::ready)), then answers every command
+//! read on stdin with exactly one line on stdout:
 //!
 //! | command | answer |
 //! |---|---|
@@ -37,12 +38,14 @@
 //! a Redis that cannot be reached within 30 s prints `error …` and exits
 //! with status 1.
 
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use resilience::{registry, BreakerConfig, CircuitBreaker, FleetConfig, Outcome};
+use resilience::{registry, BreakerConfig, CircuitBreaker, Fleet, Outcome};
+use resilience_tests::node::{fast_fleet, share, start, Stdout};
 
+const NAME: &str = "fleet_node";
 const USAGE: &str = "usage: fleet_node <redis-url> <namespace> <breaker> <failure-threshold> <recovery-timeout-ms> [lazy]";
 
 /// The command-line arguments.
@@ -85,15 +88,6 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// The fleet tuning of this node: fast, so that the test runs quickly.
-fn fleet_config() -> FleetConfig {
-    let mut config = FleetConfig::default();
-    config.lease = Duration::from_secs(2);
-    config.lease_poll = Duration::from_millis(10);
-    config.lease_retry = Duration::from_millis(20);
-    config
-}
-
 /// One call through the breaker with the given outcome; the answer's words
 /// for a plain call, a probe, and a rejection.
 fn one_call(breaker: &CircuitBreaker, outcome: Outcome, words: [&str; 3]) -> String {
@@ -108,119 +102,60 @@ fn one_call(breaker: &CircuitBreaker, outcome: Outcome, words: [&str; 3]) -> Str
     }
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(why) => {
-            eprintln!("fleet_node: {why}\n{USAGE}");
-            return ExitCode::from(2);
+/// The answer to one command line, or `None` for `quit`; `breaker` gives
+/// the breaker, creating it on first use.
+fn answer(
+    line: &str,
+    args: &Args,
+    fleet: &Fleet,
+    breaker: impl Fn() -> Arc<CircuitBreaker>,
+) -> Option<String> {
+    let mut words = line.split_whitespace();
+    Some(match (words.next(), words.next()) {
+        (None, _) => "error empty command".to_owned(),
+        (Some(command), Some(extra)) => {
+            format!("error `{command}` takes no argument (got {extra:?})")
         }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("resilience=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        (Some("call"), None) => {
+            one_call(&breaker(), Outcome::Success, ["ok", "probe-ok", "rejected"])
+        }
+        (Some("fail"), None) => one_call(
+            &breaker(),
+            Outcome::Failure,
+            ["failed", "probe-failed", "rejected"],
+        ),
+        (Some("state"), None) => registry()
+            .get(&args.breaker)
+            .map_or("absent", |b| b.state().as_str())
+            .to_owned(),
+        (Some("connected"), None) => fleet.is_connected().to_string(),
+        (Some("id"), None) => fleet.instance_id().to_owned(),
+        (Some("quit"), None) => return None,
+        (Some(command), None) => {
+            format!("error unknown command {command:?} (call, fail, state, connected, id, quit)")
+        }
+    })
+}
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("fleet_node: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn main() -> ExitCode {
+    run_node().err().unwrap_or(ExitCode::SUCCESS)
+}
+
+fn run_node() -> Result<(), ExitCode> {
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 1)?;
     // The breaker, created on first use (at once unless `lazy`).
     let breaker = || registry().breaker(&args.breaker, &args.config);
     if !args.lazy {
         breaker();
     }
-    let fleet = {
-        // `share_via_redis_with` spawns the sync on the current runtime.
-        let _entered = runtime.enter();
-        match registry().share_via_redis_with(&args.url, &args.namespace, fleet_config()) {
-            Ok(fleet) => fleet,
-            Err(e) => {
-                eprintln!("fleet_node: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    // Synced with the fleet, or Redis was unreachable at the first attempt
-    // (then wait below until the sync connects).
-    runtime.block_on(fleet.ready());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !fleet.is_connected() {
-        if Instant::now() >= deadline {
-            let _ = writeln!(out, "error could not connect to Redis within 30 s");
-            let _ = out.flush();
-            return ExitCode::FAILURE;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if writeln!(out, "ready {}", fleet.instance_id())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE; // nobody listens any more
-    }
-
-    let mut stdin = std::io::stdin().lock();
-    let mut bytes = Vec::new();
-    loop {
-        bytes.clear();
-        match stdin.read_until(b'\n', &mut bytes) {
-            Ok(0) | Err(_) => break, // stdin closed: nobody asks any more
-            Ok(_) => {}
-        }
-        let line = std::str::from_utf8(&bytes);
-        let mut words = line.unwrap_or_default().split_whitespace();
-        let (command, extra) = (words.next(), words.next());
-        let answer = match (command, extra) {
-            _ if line.is_err() => "error the command is not UTF-8".to_owned(),
-            (None, _) => "error empty command".to_owned(),
-            (Some(command), Some(extra)) => {
-                format!("error `{command}` takes no argument (got {extra:?})")
-            }
-            (Some("call"), None) => {
-                one_call(&breaker(), Outcome::Success, ["ok", "probe-ok", "rejected"])
-            }
-            (Some("fail"), None) => one_call(
-                &breaker(),
-                Outcome::Failure,
-                ["failed", "probe-failed", "rejected"],
-            ),
-            (Some("state"), None) => registry()
-                .get(&args.breaker)
-                .map_or("absent", |b| b.state().as_str())
-                .to_owned(),
-            (Some("connected"), None) => fleet.is_connected().to_string(),
-            (Some("id"), None) => fleet.instance_id().to_owned(),
-            (Some("quit"), None) => {
-                let _ = writeln!(out, "bye");
-                let _ = out.flush();
-                break;
-            }
-            (Some(command), None) => format!(
-                "error unknown command {command:?} (call, fail, state, connected, id, quit)"
-            ),
-        };
-        if writeln!(out, "{answer}")
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
-    runtime.block_on(fleet.shutdown());
-    ExitCode::SUCCESS
+    let fleet = share(NAME, &runtime, || {
+        registry().share_via_redis_with(&args.url, &args.namespace, fast_fleet())
+    })?;
+    let mut out = Stdout::lock();
+    out.synced(&runtime, &fleet)?;
+    out.ready(&fleet)?;
+    out.serve(&runtime, fleet, |line, fleet| {
+        answer(line, &args, fleet, breaker)
+    });
+    Ok(())
 }

@@ -31,12 +31,13 @@
 //! status 1.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use resilience::{registry, Fleet, RateLimitConfig, RateLimiter};
+use resilience_tests::node::{share, start, Stdout};
 
+const NAME: &str = "rate_node";
 const USAGE: &str = "usage: rate_node <redis-url> <namespace> <limiter> <rate> <per-ms> <burst>";
 
 /// The command-line arguments.
@@ -154,81 +155,22 @@ fn answer(line: &str, limiter: &RateLimiter, fleet: &Fleet) -> Option<String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(why) => {
-            eprintln!("rate_node: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("resilience=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("rate_node: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    run_node().err().unwrap_or(ExitCode::SUCCESS)
+}
+
+fn run_node() -> Result<(), ExitCode> {
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 1)?;
     let limiter = registry().rate_limiter(&args.limiter, &args.config);
-    let fleet = {
-        let _entered = runtime.enter();
-        match registry().share_via_redis(&args.url, &args.namespace) {
-            Ok(fleet) => fleet,
-            Err(e) => {
-                eprintln!("rate_node: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !limiter.status().leasing {
-        if Instant::now() >= deadline {
-            let _ = writeln!(out, "error the limiter was not on fleet leases within 30 s");
-            let _ = out.flush();
-            return ExitCode::FAILURE;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    if writeln!(out, "ready {}", fleet.instance_id())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE;
-    }
-    let mut stdin = std::io::stdin().lock();
-    let mut bytes = Vec::new();
-    loop {
-        bytes.clear();
-        match stdin.read_until(b'\n', &mut bytes) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let reply = match std::str::from_utf8(&bytes) {
-            Ok(line) => answer(line, &limiter, &fleet),
-            Err(_) => Some("error the command is not UTF-8".to_owned()),
-        };
-        let Some(reply) = reply else {
-            let _ = writeln!(out, "bye");
-            let _ = out.flush();
-            break;
-        };
-        if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {
-            break;
-        }
-    }
-    runtime.block_on(fleet.shutdown());
-    ExitCode::SUCCESS
+    let fleet = share(NAME, &runtime, || {
+        registry().share_via_redis(&args.url, &args.namespace)
+    })?;
+    let mut out = Stdout::lock();
+    out.wait_for(
+        Duration::from_millis(2),
+        "the limiter was not on fleet leases",
+        || limiter.status().leasing,
+    )?;
+    out.ready(&fleet)?;
+    out.serve(&runtime, fleet, |line, fleet| answer(line, &limiter, fleet));
+    Ok(())
 }

@@ -8,8 +8,13 @@
 //!   `breaker_*` policy tests;
 //! - [`retry`]: the classified error and the scripted [`retry::Upstream`] of
 //!   the `retry_*` policy tests;
+//! - [`fleet`]: the in-process fleet tests' instances (leaked registries),
+//!   breaker configurations, fast fleet tuning, trips and states, bounded
+//!   waits on the real clock, and a topology's blocking calls off the
+//!   runtime;
 //! - [`redis_server`]: a real `redis-server` for the fleet tests;
-//! - [`redis_stats`]: its server-wide figures (commands, memory);
+//! - [`redis_stats`]: its server-wide figures (commands, memory), and the
+//!   calls of one command since the last `CONFIG RESETSTAT`;
 //! - [`redis_sentinel`]: a real Sentinel topology (a primary, a replica,
 //!   three sentinels) that fails over in seconds, for the fleet sync tests;
 //! - [`redis_cluster`]: a real Redis Cluster (three primaries), for the
@@ -24,6 +29,7 @@
 #![allow(dead_code)]
 
 pub mod breaker;
+pub mod fleet;
 pub mod process;
 pub mod redis_cluster;
 pub mod redis_node;

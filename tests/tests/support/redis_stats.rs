@@ -1,12 +1,41 @@
 //! The server-wide figures of a `redis-server` a test started, read on the
 //! test's own connection: commands processed (less the test's own), commands
-//! by name, keys and their memory. Nothing here reads or writes a key by
-//! name: the fleet's key names are the runtime's business.
+//! by name, keys and their memory ([`Meter`]); or simply the calls of one
+//! command since the test reset the server's statistics
+//! ([`reset_commandstats`], [`command_calls`]). Nothing here reads or writes
+//! a key by name: the fleet's key names are the runtime's business.
 
 use std::collections::BTreeMap;
 
 use super::process::ANSWER;
 use super::redis_server::RedisServer;
+
+/// Resets the server's statistics (`CONFIG RESETSTAT`): [`command_calls`]
+/// counts from here.
+pub fn reset_commandstats(conn: &mut redis::Connection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
+}
+
+/// How many times `command` ran since the last `CONFIG RESETSTAT` (inside
+/// scripts too; the server's lower-case name: `get`, `set`, `smembers`).
+pub fn command_calls(conn: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    let calls = commandstats(&info).find(|(name, _)| *name == command);
+    calls.map_or(0, |(_, calls)| calls.expect("a number of calls"))
+}
+
+/// Each command of an `INFO commandstats` answer (`cmdstat_<name>:calls=<n>,…`)
+/// with its calls, `None` if they do not read as a number.
+fn commandstats(info: &str) -> impl Iterator<Item = (&str, Option<u64>)> {
+    info.lines().filter_map(|line| {
+        let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+        let calls = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|n| n.parse().ok());
+        Some((name, calls))
+    })
+}
 
 /// A test's own connection to a `redis-server` it started, for what the
 /// other clients (a fleet's processes) made the server do.
@@ -76,18 +105,8 @@ impl Meter {
     /// [`by_name`](Self::by_name): before the server dies, and at the end.
     pub fn fold_commandstats(&mut self) {
         let info = self.info("commandstats");
-        for line in info.lines() {
-            let Some((name, rest)) = line
-                .strip_prefix("cmdstat_")
-                .and_then(|l| l.split_once(':'))
-            else {
-                continue;
-            };
-            let calls: u64 = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
+        for (name, calls) in commandstats(&info) {
+            let calls = calls.unwrap_or(0);
             let own = self.own.get(name).copied().unwrap_or(0);
             // `INFO` is the test's own (each is counted once it has run).
             if name != "info" {

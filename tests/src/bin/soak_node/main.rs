@@ -9,7 +9,8 @@
 //! It creates `<breakers>` breakers `b000`, `b001`, … in the global
 //! [`resilience::registry()`] (consecutive-failure rule, `<failure-threshold>`
 //! failures, open for `<recovery-timeout-ms>` ms), shares the registry through
-//! Redis under `<namespace>` with a fast [`FleetConfig`] (lease 2 s, lease
+//! Redis under `<namespace>` with a fast
+//! [`FleetConfig`](resilience::FleetConfig) ([`fast_fleet`]: lease 2 s, lease
 //! poll 10 ms, lease retry 20 ms), waits until it is connected and synced
 //! ([`Fleet::ready`](resilience::Fleet::ready)), marks the breakers of the
 //! optional `down=<selection>` as down, starts calling, prints `ready
@@ -64,58 +65,27 @@ mod commands;
 mod histogram;
 mod node;
 
-use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use resilience::{registry, FleetConfig};
+use resilience::registry;
+use resilience_tests::node::{fast_fleet, share, start, usage_error, Stdout};
 
 use args::parse_args;
 use commands::answer;
 use histogram::Histogram;
 use node::{Change, Node};
 
+const NAME: &str = "soak_node";
 const USAGE: &str = "usage: soak_node <redis-url> <namespace> <breakers> <failure-threshold> <recovery-timeout-ms> <probe-ms> [down=<selection>]";
 
-/// The fleet tuning of this node: fast, so that the test runs quickly.
-fn fleet_config() -> FleetConfig {
-    let mut config = FleetConfig::default();
-    config.lease = Duration::from_secs(2);
-    config.lease_poll = Duration::from_millis(10);
-    config.lease_retry = Duration::from_millis(20);
-    config
+fn main() -> ExitCode {
+    run_node().err().unwrap_or(ExitCode::SUCCESS)
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(why) => {
-            eprintln!("soak_node: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("resilience=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("soak_node: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn run_node() -> Result<(), ExitCode> {
+    let (args, runtime) = start(NAME, USAGE, parse_args(), 2)?;
     let width = (args.breakers - 1).to_string().len().max(3);
     let names: Vec<Arc<str>> = (0..args.breakers)
         .map(|i| Arc::from(format!("b{i:0width$}")))
@@ -142,71 +112,18 @@ fn main() -> ExitCode {
         probe: args.probe,
     }));
     if let Some(selection) = &args.down {
-        if let Err(why) = node.set_down(selection, true) {
-            eprintln!("soak_node: bad down= selection: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        node.set_down(selection, true)
+            .map_err(|why| usage_error(NAME, &format!("bad down= selection: {why}"), USAGE))?;
     }
     registry().on_transition(|t| node.on_transition(t));
-    let fleet = {
-        // `share_via_redis_with` spawns the sync on the current runtime.
-        let _entered = runtime.enter();
-        match registry().share_via_redis_with(&args.url, &args.namespace, fleet_config()) {
-            Ok(fleet) => fleet,
-            Err(e) => {
-                eprintln!("soak_node: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    // Synced with the fleet, or Redis was unreachable at the first attempt
-    // (then wait below until the sync connects).
-    runtime.block_on(fleet.ready());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !fleet.is_connected() {
-        if Instant::now() >= deadline {
-            let _ = writeln!(out, "error could not connect to Redis within 30 s");
-            let _ = out.flush();
-            return ExitCode::FAILURE;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let fleet = share(NAME, &runtime, || {
+        registry().share_via_redis_with(&args.url, &args.namespace, fast_fleet())
+    })?;
+    let mut out = Stdout::lock();
+    out.synced(&runtime, &fleet)?;
     // Serving starts once the fleet's state is known, as a service would.
     runtime.spawn(node.call_loop());
-    if writeln!(out, "ready {}", fleet.instance_id())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE; // nobody listens any more
-    }
-
-    let mut stdin = std::io::stdin().lock();
-    let mut bytes = Vec::new();
-    loop {
-        bytes.clear();
-        match stdin.read_until(b'\n', &mut bytes) {
-            Ok(0) | Err(_) => break, // stdin closed: nobody asks any more
-            Ok(_) => {}
-        }
-        let answer = match std::str::from_utf8(&bytes) {
-            Ok(line) => answer(node, &fleet, line),
-            Err(_) => Some("error the command is not UTF-8".to_owned()),
-        };
-        let Some(answer) = answer else {
-            let _ = writeln!(out, "bye");
-            let _ = out.flush();
-            break;
-        };
-        if writeln!(out, "{answer}")
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            break;
-        }
-    }
-    runtime.block_on(fleet.shutdown());
-    ExitCode::SUCCESS
+    out.ready(&fleet)?;
+    out.serve(&runtime, fleet, |line, fleet| answer(node, fleet, line));
+    Ok(())
 }
