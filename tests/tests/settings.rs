@@ -135,6 +135,30 @@ async fn a_toml_file_and_the_environment_configure_breakers_retries_and_bulkhead
     );
 }
 
+#[resilience::circuit_breaker(name = "settings-reverts", failure_threshold = 5)]
+async fn reverts() -> Result<u32, ApiError> {
+    Ok(1)
+}
+
+/// Regression (a mutant that went unseen): a breaker created while a file
+/// configures it still knows what its call site declared, so removing the
+/// entry brings the attribute's values back.
+#[tokio::test(start_paused = true)]
+async fn a_breaker_created_under_a_file_goes_back_to_its_attribute_without_it() {
+    let _serial = serial();
+    let file = toml_settings("[breakers.settings-reverts]\nfailure_threshold = 2\n");
+    registry().apply(&file).unwrap();
+    reverts().await.unwrap();
+    let breaker = registry().get("settings-reverts").unwrap();
+    assert_eq!(breaker.config().failure_threshold().get(), 2, "the file's");
+    registry().apply(&Settings::new()).unwrap();
+    assert_eq!(
+        breaker.config().failure_threshold().get(),
+        5,
+        "the attribute's, once the file no longer sets it"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_running_breaker_and_retry_change_on_the_next_call() {
     let _serial = serial();

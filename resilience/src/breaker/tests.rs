@@ -303,3 +303,16 @@ async fn a_windowed_breaker_with_failures_in_its_window_is_not_pristine() {
         assert!(b.is_pristine(), "{window:?}: reset");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn debug_output_names_the_breaker_its_state_and_its_configuration() {
+    let b = CircuitBreaker::new("ledger", config(1, 30, 1, 1));
+    let shown = format!("{b:?}");
+    assert!(
+        shown.starts_with(r#"CircuitBreaker { name: "ledger", state: Closed, config: "#),
+        "{shown}"
+    );
+    assert!(shown.ends_with(", .. }"), "{shown}");
+    fail(&b);
+    assert!(format!("{b:?}").contains("state: Open"));
+}
