@@ -18,7 +18,7 @@
 //! | `live` | sorted set: instance id → last heartbeat (Redis time, ms) |
 //! | `info` | hash: instance id → its description (JSON) |
 //! | `version` | bumped on every change of membership |
-//! | `set:FINGERPRINT` | the breaker names of that fingerprint |
+//! | `set:FINGERPRINT` | the breaker names of that fingerprint (kept while a heartbeat names it, then a minute or three member timeouts) |
 //!
 //! [`FleetConfig::member_timeout`]: crate::FleetConfig::member_timeout
 
@@ -38,6 +38,11 @@ use super::sync::Task;
 
 /// How long membership keys outlive the last heartbeat.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long a name set outlives the last heartbeat that names it, at
+/// least: an instance whose names keep changing (breakers with dynamic
+/// names come and go) stores a new set at most once per heartbeat, and the
+/// sets nobody names any more go within a minute or three member timeouts.
+const KEEP_SET: Duration = Duration::from_secs(60);
 /// Under churn, the member list is read at most once per heartbeat per
 /// this many members.
 const MEMBERS_PER_HEARTBEAT: usize = 100;
@@ -136,7 +141,19 @@ pub(crate) fn count_sharers(
         .collect()
 }
 
+/// How long a name set outlives the last heartbeat naming it.
+fn set_ttl(member_timeout: Duration) -> Duration {
+    (member_timeout * 3).max(KEEP_SET)
+}
+
 impl Task {
+    /// [`FleetConfig::member_timeout`](crate::FleetConfig::member_timeout),
+    /// at least two heartbeats.
+    fn member_timeout(&self) -> Duration {
+        let config = &self.inner.config;
+        config.member_timeout.max(config.heartbeat * 2)
+    }
+
     fn members_key(&self, what: &str) -> String {
         format!("{}{what}", Keys::new(&self.inner.namespace).members())
     }
@@ -164,11 +181,8 @@ impl Task {
             fp: format!("{fp:016x}"),
             breakers: u32::try_from(names.len()).unwrap_or(u32::MAX),
         };
-        let (heartbeat, member_timeout) = (
-            self.inner.config.heartbeat,
-            self.inner.config.member_timeout,
-        );
-        let timeout = member_timeout.max(heartbeat * 2);
+        let heartbeat = self.inner.config.heartbeat;
+        let timeout = self.member_timeout();
         let (version, stored, _dropped): (u64, i64, i64) = Script::new(HEARTBEAT)
             .key(self.members_key("live"))
             .key(self.members_key("info"))
@@ -179,6 +193,7 @@ impl Task {
             .arg(&description.fp)
             .arg(millis(timeout))
             .arg(millis(KEEP))
+            .arg(millis(set_ttl(timeout)))
             .invoke_async(conn)
             .await?;
         if stored == 0 && fp != 0 {
@@ -232,7 +247,7 @@ impl Task {
             .key(&staging)
             .key(self.members_key(&format!("set:{fp}")))
             .key(self.members_key("version"))
-            .arg(millis(KEEP))
+            .arg(millis(set_ttl(self.member_timeout())))
             .invoke_async::<i64>(conn)
             .await?;
         Ok(())

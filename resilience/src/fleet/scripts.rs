@@ -158,7 +158,8 @@ return sum
 /// instances' descriptions (hash), the membership version, the prefix of
 /// the breaker-name sets. ARGV: instance id, its description (JSON, with
 /// the fingerprint of its breaker names), the fingerprint, the timeout in
-/// ms, how long membership keys outlive the last heartbeat (ms).
+/// ms, how long membership keys outlive the last heartbeat (ms), how long
+/// a name set outlives the last heartbeat naming it (ms).
 /// Returns `{version, 1 if its name set is stored, instances dropped}`.
 pub(crate) const HEARTBEAT: &str = r#"
 local t = redis.call('TIME')
@@ -177,7 +178,7 @@ end
 if changed == 1 then redis.call('INCR', KEYS[3]) end
 local set = KEYS[4] .. ARGV[3]
 local stored = redis.call('EXISTS', set)
-if stored == 1 then redis.call('PEXPIRE', set, ARGV[5]) end
+if stored == 1 then redis.call('PEXPIRE', set, ARGV[6]) end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return {tonumber(redis.call('GET', KEYS[3]) or '0'), stored, #dead}
 "#;

@@ -173,6 +173,7 @@ async fn beat(
         .arg("00000000000000ff")
         .arg(timeout_ms)
         .arg(60_000)
+        .arg(30_000)
         .invoke_async(conn)
         .await
         .unwrap()
@@ -214,6 +215,14 @@ async fn heartbeats_version_the_membership_and_drop_the_silent() {
         .unwrap();
     let (_, stored, _) = beat(c, &members, "a", "{}", 60_000).await;
     assert_eq!(stored, 1);
+    // ... for the set's own time (30 s here), not the membership's day:
+    // sets nobody names any more go soon.
+    let left: i64 = redis::cmd("PTTL")
+        .arg(format!("{members}set:00000000000000ff"))
+        .query_async(c)
+        .await
+        .unwrap();
+    assert!((1..=30_000).contains(&left), "{left} ms");
 }
 
 /// One lease request for breaker `b` by `me`, knowing sequence `known`.
