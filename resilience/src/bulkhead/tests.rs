@@ -417,3 +417,13 @@ fn the_limits_read_back_as_set_and_as_changed() {
     assert_eq!(b.max_concurrent().get(), 9);
     assert_eq!(b.max_wait(), Duration::from_secs(2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn debug_output_shows_the_limits_and_what_is_in_flight() {
+    let b = bulkhead(2, 50);
+    let _held = b.acquire().await.unwrap();
+    assert_eq!(
+        format!("{b:?}"),
+        "Bulkhead { name: \"b\", max_concurrent: 2, max_wait: 50ms, in_flight: 1, debt: 0, .. }"
+    );
+}
