@@ -118,6 +118,64 @@ mod basics {
     }
 }
 
+/// What happens while a breaker is being created: the listeners that see
+/// it first, and settings that change meanwhile.
+mod creation {
+    use super::super::*;
+    use resilience_spec::Value;
+
+    fn cfg(failures: u32) -> BreakerConfig {
+        BreakerConfig::builder()
+            .failure_threshold(failures)
+            .build()
+            .unwrap()
+    }
+
+    /// (A private breaker, the one an unnamed call site's default name
+    /// gives, is never shared: `unnamed_breakers_are_never_shared` in
+    /// `tests/tests/fleet.rs`, where such call sites exist.)
+    #[test]
+    fn creation_listeners_see_configured_and_declared_breakers() {
+        let reg = Registry::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        {
+            let seen = seen.clone();
+            reg.on_named_breaker_created(move |b| seen.lock().unwrap().push(b.name().to_owned()));
+        }
+        reg.configure("configured", cfg(1)).unwrap();
+        reg.breaker("declared", &cfg(1));
+        assert_eq!(*seen.lock().unwrap(), ["configured", "declared"]);
+    }
+
+    /// Settings put in force while a breaker is created (after it read
+    /// them, before anyone can find it) still reach it.
+    #[test]
+    fn settings_applied_during_a_creation_reach_the_new_breaker() {
+        let reg = Registry::new();
+        let breaker = reg.breaker_with("racing", &cfg(5), |_| {
+            let mut top = resilience_spec::BreakerValues::default();
+            top.failure_threshold = Value::Given(2);
+            reg.settings
+                .write()
+                .unwrap()
+                .breakers
+                .insert("racing".to_owned(), top);
+        });
+        assert_eq!(breaker.config().failure_threshold().get(), 2);
+    }
+
+    #[test]
+    fn debug_output_counts_what_the_registry_holds() {
+        let reg = Registry::new();
+        reg.breaker("a", &cfg(1));
+        reg.breaker("b", &cfg(1));
+        assert_eq!(
+            format!("{reg:?}"),
+            "Registry { breakers: 2, bulkheads: 0, retry_budgets: 0, .. }"
+        );
+    }
+}
+
 mod unnamed {
     use super::super::*;
 
