@@ -104,6 +104,8 @@ mod serde_impls;
 pub mod settings;
 mod spec;
 mod sync;
+#[cfg(test)]
+mod test_events;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timeout;

@@ -1,8 +1,7 @@
-use std::fmt::Write as _;
 use std::sync::mpsc;
-use std::sync::Mutex as StdMutex;
 
 use super::*;
+use crate::test_events::Events;
 
 fn bulkhead(n: u32, wait_ms: u64) -> Bulkhead {
     Bulkhead::new(
@@ -354,46 +353,16 @@ fn limits_changed_under_load_stay_exact() {
     assert_eq!(b.in_flight(), 0);
 }
 
-/// Collects the `resilience` target's `info` events as `field=value` lines.
-#[derive(Clone, Default)]
-struct Events(Arc<StdMutex<Vec<String>>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        let _ = write!(self.0, "{}={:?}; ", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "resilience" && *metadata.level() == tracing::Level::INFO
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = String::new();
-        event.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn every_change_is_logged_and_no_change_is_not() {
-    let events = Events::default();
+    let events = Events::at(tracing::Level::INFO);
     tracing::subscriber::with_default(events.clone(), || {
         let b = Bulkhead::new("logged", limit(2), Duration::from_millis(5));
         b.set_limits(limit(2), Duration::from_millis(5)); // nothing changed
         b.set_limits(limit(4), Duration::from_millis(5));
         b.set_limits(limit(4), Duration::from_millis(50));
     });
-    let events = events.0.lock().unwrap();
+    let events = events.lines();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(
         events[0],

@@ -1,4 +1,3 @@
-use std::fmt::{self, Write as _};
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex as StdMutex;
@@ -8,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use super::*;
+use crate::test_events::Events;
 
 /// Lets every ready task run, without moving the (paused) clock.
 async fn settle() {
@@ -472,39 +472,9 @@ async fn many_threads_many_keys_and_cancellations_never_hang() {
     assert_eq!(counts(&c).4, 0);
 }
 
-/// Collects the `resilience` target's `debug` events as `field=value` lines.
-#[derive(Clone, Default)]
-struct Events(Arc<StdMutex<Vec<String>>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-        let _ = write!(self.0, "{}={:?}; ", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Events {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "resilience"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = String::new();
-        event.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test(start_paused = true)]
 async fn joining_and_taking_over_are_logged() {
-    let events = Events::default();
+    let events = Events::all();
     let _default = tracing::subscriber::set_default(events.clone());
     let c = coalescer("logged");
     let runs = Arc::new(AtomicU32::new(0));
@@ -514,7 +484,7 @@ async fn joining_and_taking_over_are_logged() {
     settle().await;
     leader.abort();
     assert_eq!(follower.await.unwrap(), Ok(2));
-    let events = events.0.lock().unwrap();
+    let events = events.lines();
     assert_eq!(
         *events,
         [

@@ -205,6 +205,24 @@ mod unnamed {
     }
 
     #[test]
+    fn only_a_collision_is_warned_about() {
+        let events = crate::test_events::Events::at(tracing::Level::WARN);
+        tracing::subscriber::with_default(events.clone(), || {
+            let reg = Registry::new();
+            reg.private_breaker("w::T::f", &cfg(1));
+            assert!(events.lines().is_empty(), "no warning for the first");
+            reg.private_breaker("w::T::f", &cfg(1));
+        });
+        let lines = events.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("have the default name `w::T::f`; this one is `w::T::f#2`"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
     fn a_configured_name_is_taken_by_the_first_unnamed_call_site_only() {
         let reg = Registry::new();
         let configured = reg.configure("m::f", cfg(7)).unwrap();
