@@ -153,8 +153,10 @@ mod creation {
     fn settings_applied_during_a_creation_reach_the_new_breaker() {
         let reg = Registry::new();
         let breaker = reg.breaker_with("racing", &cfg(5), |_| {
-            let mut top = resilience_spec::BreakerValues::default();
-            top.failure_threshold = Value::Given(2);
+            let top = resilience_spec::BreakerValues {
+                failure_threshold: Value::Given(2),
+                ..Default::default()
+            };
             reg.settings
                 .write()
                 .unwrap()
