@@ -294,8 +294,9 @@ mod tests {
         assert_eq!(b.delay_for(100_000), Duration::MAX);
         let capped =
             Backoff::exponential(Duration::from_secs(1)).with_max_delay(Duration::from_secs(30));
-        assert_eq!(capped.delay_for(u32::MAX), Duration::from_secs(30)); // A zero base stays zero however far the exponent goes: never the
-                                                                         // saturated `Duration::MAX` (a sleep that never ends).
+        assert_eq!(capped.delay_for(u32::MAX), Duration::from_secs(30));
+        // A zero base stays zero however far the exponent goes: never the
+        // saturated `Duration::MAX` (a sleep that never ends).
         let zero = Backoff::exponential(Duration::ZERO);
         assert_eq!(zero.delay_for(100), Duration::ZERO);
         assert_eq!(zero.delay_for(u32::MAX), Duration::ZERO);
