@@ -171,3 +171,62 @@ fn choices_parse_with_did_you_mean() {
         "unknown jitter \"zzz\"; expected one of: \"none\", \"full\", \"equal\", \"decorrelated\""
     );
 }
+
+#[test]
+fn a_time_window_of_zero_is_refused_and_any_other_accepted() {
+    let window = |w| BreakerValues {
+        window: Value::Given(w),
+        ..BreakerValues::NONE
+    };
+    assert_eq!(
+        words(&window(WindowValue::Time(Duration::ZERO)).check()),
+        ["`window` must be longer than zero"]
+    );
+    assert!(window(WindowValue::Time(Duration::from_nanos(1)))
+        .check()
+        .is_empty());
+    assert_eq!(
+        words(&window(WindowValue::Calls(0)).check()),
+        ["`window` must be at least 1, found 0"]
+    );
+}
+
+#[test]
+fn the_sample_window_bounds_are_inclusive() {
+    let (min, max) = (
+        AdaptiveValues::MIN_SAMPLE_WINDOW,
+        AdaptiveValues::MAX_SAMPLE_WINDOW,
+    );
+    let check = |w| {
+        let mut p = Problems::new();
+        check_gradient2(&mut p, Value::Absent, Value::Given(w));
+        p
+    };
+    for fine in [Duration::ZERO, min, max] {
+        assert!(check(fine).is_empty(), "{fine:?}");
+    }
+    for out in [min - Duration::from_nanos(1), max + Duration::from_nanos(1)] {
+        let p = check(out);
+        assert_eq!(p.len(), 1, "{out:?}");
+        assert_eq!(p.first().map(|p| p.key()), Some("sample_window"));
+    }
+}
+
+#[test]
+fn a_full_list_of_problems_extends_another_to_its_capacity() {
+    let mut full = Problems::new();
+    for _ in 0..Problems::CAPACITY + 2 {
+        full.push(Problem::Zero { key: "window" });
+    }
+    assert_eq!(
+        full.len(),
+        Problems::CAPACITY,
+        "pushes past the capacity are dropped"
+    );
+    let mut p = Problems::new();
+    p.extend(&full);
+    assert_eq!(p.len(), Problems::CAPACITY);
+    assert_eq!(p.iter().count(), Problems::CAPACITY);
+    p.extend(&full);
+    assert_eq!(p.len(), Problems::CAPACITY);
+}

@@ -496,6 +496,19 @@ mod tests {
     }
 
     #[test]
+    fn a_time_window_must_be_longer_than_zero() {
+        let err = BreakerConfig::builder()
+            .window(Window::Time(Duration::ZERO))
+            .build()
+            .unwrap_err();
+        assert_eq!(words(&err), ["`window` must be longer than zero"]);
+        assert!(BreakerConfig::builder()
+            .window(Window::Time(Duration::from_nanos(1)))
+            .build()
+            .is_ok());
+    }
+
+    #[test]
     fn cross_key_combinations_are_checked() {
         let err = BreakerConfig::builder()
             .failure_rate(0.5)
