@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::advance;
 
 use super::fleet::FleetReport;
+use super::tests::{fail, succeed, trip};
 use super::*;
 
 const NS: Duration = Duration::from_nanos(1);
@@ -28,21 +29,6 @@ fn gated(config: BreakerConfig) -> CircuitBreaker {
     let b = CircuitBreaker::new("t", config);
     b.set_fleet_gated(true);
     b
-}
-
-fn fail(b: &CircuitBreaker) {
-    b.try_acquire().expect("admitted").record(Outcome::Failure);
-}
-
-fn succeed(b: &CircuitBreaker) {
-    b.try_acquire().expect("admitted").record(Outcome::Success);
-}
-
-fn trip(b: &CircuitBreaker) {
-    for _ in 0..b.config().failure_threshold().get() {
-        fail(b);
-    }
-    assert_eq!(b.state(), CircuitState::Open);
 }
 
 /// The causes of the transitions `b` reports, in order.

@@ -18,15 +18,15 @@ fn config(failures: u32, recovery_secs: u64, successes: u32, probes: u32) -> Bre
         .unwrap()
 }
 
-fn fail(b: &CircuitBreaker) {
+pub(super) fn fail(b: &CircuitBreaker) {
     b.try_acquire().expect("admitted").record(Outcome::Failure);
 }
 
-fn succeed(b: &CircuitBreaker) {
+pub(super) fn succeed(b: &CircuitBreaker) {
     b.try_acquire().expect("admitted").record(Outcome::Success);
 }
 
-fn trip(b: &CircuitBreaker) {
+pub(super) fn trip(b: &CircuitBreaker) {
     for _ in 0..b.config().failure_threshold().get() {
         fail(b);
     }

@@ -1,16 +1,20 @@
 //! Registry tests.
 
+use super::BreakerConfig;
+
+fn cfg(failures: u32) -> BreakerConfig {
+    BreakerConfig::builder()
+        .failure_threshold(failures)
+        .build()
+        .unwrap()
+}
+
 mod basics {
     use super::super::*;
     use crate::{CircuitState, Outcome};
     use std::time::Duration;
 
-    fn cfg(failures: u32) -> BreakerConfig {
-        BreakerConfig::builder()
-            .failure_threshold(failures)
-            .build()
-            .unwrap()
-    }
+    use super::cfg;
 
     #[test]
     fn one_name_one_breaker_across_threads() {
@@ -124,12 +128,7 @@ mod creation {
     use super::super::*;
     use resilience_spec::Value;
 
-    fn cfg(failures: u32) -> BreakerConfig {
-        BreakerConfig::builder()
-            .failure_threshold(failures)
-            .build()
-            .unwrap()
-    }
+    use super::cfg;
 
     /// (A private breaker, the one an unnamed call site's default name
     /// gives, is never shared: `unnamed_breakers_are_never_shared` in
@@ -181,12 +180,7 @@ mod creation {
 mod unnamed {
     use super::super::*;
 
-    fn cfg(failures: u32) -> BreakerConfig {
-        BreakerConfig::builder()
-            .failure_threshold(failures)
-            .build()
-            .unwrap()
-    }
+    use super::cfg;
 
     #[test]
     fn one_default_name_taken_twice_gives_two_breakers() {
