@@ -230,3 +230,16 @@ fn a_full_list_of_problems_extends_another_to_its_capacity() {
     p.extend(&full);
     assert_eq!(p.len(), Problems::CAPACITY);
 }
+
+#[test]
+fn a_multiplier_of_one_is_accepted_and_below_one_refused() {
+    let multiplier = |m| RetryValues {
+        multiplier: Value::Given(m),
+        ..RetryValues::NONE
+    };
+    assert!(multiplier(1.0).check().is_empty());
+    for bad in [1.0 - f64::EPSILON, 0.0, -2.0, f64::NAN, f64::INFINITY] {
+        let p = multiplier(bad).check();
+        assert_eq!(p.first().map(|p| p.key()), Some("multiplier"), "{bad}");
+    }
+}

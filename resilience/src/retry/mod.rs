@@ -415,6 +415,25 @@ mod tests {
     }
 
     #[test]
+    fn display_writes_the_multiplier_of_an_exponential_backoff_only() {
+        let exponential = RetryPolicy::builder()
+            .backoff(BackoffKind::Exponential)
+            .delay(Duration::from_millis(100))
+            .multiplier(3.0)
+            .build()
+            .unwrap();
+        assert_eq!(
+            exponential.to_string(),
+            "max_attempts = 3, backoff = exponential, delay = 100ms, multiplier = 3, jitter = none"
+        );
+        let fixed = RetryPolicy::new(4, Backoff::fixed(Duration::from_millis(10))).unwrap();
+        assert_eq!(
+            fixed.to_string(),
+            "max_attempts = 4, backoff = fixed, delay = 10ms, jitter = none"
+        );
+    }
+
+    #[test]
     fn max_attempts_counts_the_first_call() {
         let p = RetryPolicy::new(3, Backoff::fixed(Duration::from_millis(10))).unwrap();
         let mut s = RetryState::new("t", &p);
