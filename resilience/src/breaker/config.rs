@@ -496,6 +496,42 @@ mod tests {
     }
 
     #[test]
+    fn display_writes_the_trip_rule_and_its_window() {
+        let consecutive = BreakerConfig::builder()
+            .failure_threshold(3)
+            .build()
+            .unwrap();
+        assert!(
+            consecutive
+                .to_string()
+                .starts_with("failure_threshold = 3, recovery_timeout = "),
+            "{consecutive}"
+        );
+        let counted = BreakerConfig::builder()
+            .failure_threshold(3)
+            .window(calls(20))
+            .build()
+            .unwrap();
+        assert!(
+            counted
+                .to_string()
+                .starts_with("failure_threshold = 3, window = last 20 calls, recovery_timeout = "),
+            "{counted}"
+        );
+        let rate = BreakerConfig::builder()
+            .failure_rate(0.5)
+            .window(Window::Time(Duration::from_secs(60)))
+            .min_calls(10)
+            .build()
+            .unwrap();
+        assert!(
+            rate.to_string()
+                .starts_with("failure_rate = 0.5, window = last 60s, min_calls = 10, "),
+            "{rate}"
+        );
+    }
+
+    #[test]
     fn a_time_window_must_be_longer_than_zero() {
         let err = BreakerConfig::builder()
             .window(Window::Time(Duration::ZERO))

@@ -205,6 +205,39 @@ async fn a_panic_counts_as_a_failure_and_keeps_unwinding() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_ignored_error_is_reported_at_debug_and_a_counted_one_is_not() {
+    let events = crate::test_events::Events::at(tracing::Level::DEBUG);
+    let _default = tracing::subscriber::set_default(events.clone());
+    let b = CircuitBreaker::new("ig", config(1, 10, 1, 1));
+    let flags = Flags::new();
+    let ignored = |_: &Error| Outcome::Ignored;
+    let failing = async { Err::<(), _>(b.rejection_error()) };
+    let r = breaker_call(&b, &flags, failing, ignored, converter()).await;
+    assert!(r.is_err());
+    assert_eq!(b.state(), CircuitState::Closed, "ignored: not a failure");
+    let said = |events: &crate::test_events::Events| {
+        events
+            .lines()
+            .iter()
+            .filter(|l| l.contains("ignored an error"))
+            .count()
+    };
+    assert_eq!(said(&events), 1, "{:?}", events.lines());
+    let ok: Result<u8, Error> =
+        breaker_call(&b, &flags, async { Ok(1) }, ignored, converter()).await;
+    assert_eq!(ok, Ok(1));
+    let failing = async { Err::<(), _>(b.rejection_error()) };
+    let r = breaker_call(&b, &flags, failing, every_error_fails, converter()).await;
+    assert!(r.is_err());
+    assert_eq!(b.state(), CircuitState::Open);
+    assert_eq!(
+        said(&events),
+        1,
+        "a success and a failure are not ignored ones"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);

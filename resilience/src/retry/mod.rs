@@ -434,6 +434,31 @@ mod tests {
     }
 
     #[test]
+    fn giving_up_is_reported_only_where_there_were_retries() {
+        let events = crate::test_events::Events::at(tracing::Level::WARN);
+        tracing::subscriber::with_default(events.clone(), || {
+            let once = RetryPolicy::new(1, Backoff::fixed(Duration::from_millis(10))).unwrap();
+            let mut s = RetryState::new("once", &once);
+            assert_eq!(s.next_delay(), None);
+            assert!(
+                events.lines().is_empty(),
+                "one attempt: nothing retried, nothing to report"
+            );
+            let twice = RetryPolicy::new(2, Backoff::fixed(Duration::from_millis(10))).unwrap();
+            let mut s = RetryState::new("twice", &twice);
+            assert!(s.next_delay().is_some());
+            assert_eq!(s.next_delay(), None);
+        });
+        let lines = events.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("`twice` failed after 2 attempts"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
     fn max_attempts_counts_the_first_call() {
         let p = RetryPolicy::new(3, Backoff::fixed(Duration::from_millis(10))).unwrap();
         let mut s = RetryState::new("t", &p);
