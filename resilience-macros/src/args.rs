@@ -148,6 +148,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_pattern_keys_keep_a_bracketed_list_as_tokens() {
+        let arg = |s: &str| syn::parse_str::<Arg>(s).unwrap().value;
+        assert!(matches!(
+            arg("failure_on = [E::A | E::B]"),
+            Expr::Verbatim(_)
+        ));
+        assert!(matches!(arg("retry_on = [E::A { .. }]"), Expr::Verbatim(_)));
+        // Any other key's list is an expression (its message says "found
+        // an array"); a pattern key's value without brackets is one too.
+        assert!(matches!(arg("name = [1, 2]"), Expr::Array(_)));
+        assert!(matches!(arg("failure_on = my::Error"), Expr::Path(_)));
+    }
+
+    #[test]
     fn suggests_near_keys_only() {
         let keys = ["max_attempts", "backoff", "delay"];
         assert_eq!(did_you_mean("max_attempt", keys), Some("max_attempts"));

@@ -167,3 +167,23 @@ fn lit(expr: &Expr) -> Option<&Lit> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flavor_is_current_thread_or_multi_thread_and_nothing_else() {
+        let mut errors = Vec::new();
+        let current = options(quote!(flavor = "current_thread"), &mut errors);
+        assert!(errors.is_empty() && current.multi_thread.is_none());
+        let multi = options(quote!(flavor = "multi_thread"), &mut errors);
+        assert!(errors.is_empty() && multi.multi_thread.is_some());
+        options(quote!(flavor = "multi"), &mut errors);
+        let words: Vec<_> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            words,
+            ["`flavor` is `\"current_thread\"` (the default) or `\"multi_thread\"`"]
+        );
+    }
+}

@@ -292,3 +292,29 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(s: &str) -> Arg {
+        syn::parse_str(s).unwrap()
+    }
+
+    #[test]
+    fn a_message_names_what_was_written_instead() {
+        let found = |s: &str| {
+            choice::<resilience_spec::BackoffKind>(&arg(s), &["fixed", "exponential"])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            found("backoff = exponential"),
+            "`backoff` expects one of \"fixed\", \"exponential\", found a path"
+        );
+        assert!(found("backoff = 2").ends_with("found an integer"));
+        assert!(found("backoff = -2").ends_with("found a negative number"));
+        assert!(found("backoff = [1]").ends_with("found an array"));
+        assert!(found("backoff = f()").ends_with("found an expression"));
+    }
+}
