@@ -317,4 +317,17 @@ mod tests {
         assert!(found("backoff = [1]").ends_with("found an array"));
         assert!(found("backoff = f()").ends_with("found an expression"));
     }
+
+    #[test]
+    fn a_quoted_number_is_told_to_drop_the_quotes() {
+        let found = |s: &str| float_literal(&arg(s)).unwrap_err().to_string();
+        assert_eq!(
+            found("failure_rate = \" 0.5 \""),
+            "`failure_rate` expects a number, found a string: write `failure_rate = 0.5` without quotes"
+        );
+        assert_eq!(
+            found("failure_rate = \"half\""),
+            "`failure_rate` expects a number, found a string"
+        );
+    }
 }

@@ -238,6 +238,40 @@ async fn an_ignored_error_is_reported_at_debug_and_a_counted_one_is_not() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn opening_is_reported_at_warn_and_every_other_transition_at_info() {
+    use crate::test_events::Events;
+    let b = CircuitBreaker::new("tr", config(1, 10, 1, 1));
+    let warned = Events::at(tracing::Level::WARN);
+    {
+        let _default = tracing::subscriber::set_default(warned.clone());
+        trip(&b);
+    }
+    let lines = warned.lines().clone();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("circuit breaker `tr` opened: "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("to=Open"), "{}", lines[0]);
+    advance(Duration::from_secs(10)).await;
+    let told = Events::at(tracing::Level::INFO);
+    {
+        let _default = tracing::subscriber::set_default(told.clone());
+        succeed(&b);
+    }
+    let lines: Vec<_> = told
+        .lines()
+        .iter()
+        .filter(|l| l.contains("circuit breaker `tr` is now"))
+        .cloned()
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("is now HalfOpen"), "{}", lines[0]);
+    assert!(lines[1].contains("is now Closed"), "{}", lines[1]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);
