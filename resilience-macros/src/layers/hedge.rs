@@ -95,3 +95,54 @@ pub(crate) fn check_shared(func: &Func, span: proc_macro2::Span, errors: &mut Er
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages `check_shared` reports for a function item.
+    fn errors_of(item: &str) -> Vec<String> {
+        let func: Func = syn::parse_str(item).expect("a function");
+        let mut errors = Errors::default();
+        check_shared(&func, proc_macro2::Span::call_site(), &mut errors);
+        match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn attempts_cannot_share_a_mutable_receiver_however_it_is_written() {
+        for item in [
+            "async fn f(&mut self) {}",
+            "async fn f(mut self) {}",
+            "async fn f(self: &mut Self) {}",
+        ] {
+            let errors = errors_of(item);
+            assert_eq!(errors.len(), 1, "{item}: {errors:?}");
+            assert!(
+                errors[0].contains("cannot share `&mut self`"),
+                "{item}: {errors:?}"
+            );
+        }
+        for item in [
+            "async fn f(&self) {}",
+            "async fn f(self) {}",
+            "async fn f(self: &Self) {}",
+            "async fn f(self: Arc<Self>) {}",
+        ] {
+            assert_eq!(errors_of(item), Vec::<String>::new(), "{item}");
+        }
+    }
+
+    #[test]
+    fn attempts_cannot_share_a_mutable_argument() {
+        let errors = errors_of("async fn f(&self, buf: &mut Vec<u8>) {}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("cannot share a `&mut` argument"),
+            "{errors:?}"
+        );
+        assert!(errors_of("async fn f(&self, buf: &Vec<u8>, n: u32) {}").is_empty());
+    }
+}
