@@ -61,3 +61,19 @@ impl Listeners {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_counts_the_listeners() {
+        let listeners = Listeners::default();
+        assert_eq!(format!("{listeners:?}"), "Listeners(0)");
+        assert!(!listeners.any());
+        listeners.add(Arc::new(|_| {}));
+        listeners.add(Arc::new(|_| {}));
+        assert_eq!(format!("{listeners:?}"), "Listeners(2)");
+        assert!(listeners.any());
+    }
+}

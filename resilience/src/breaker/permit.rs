@@ -95,9 +95,7 @@ impl<'a> Permit<'a> {
 
     /// Whether the call has taken longer than the breaker's `slow_call`.
     pub fn is_slow(&self) -> bool {
-        if self.meta & STARTED == 0 {
-            return false; // not timed
-        }
+        // `elapsed` is `None` for a call that is not timed.
         match (self.elapsed(), self.breaker.config().slow_call()) {
             (Some(elapsed), Some(limit)) => elapsed > limit,
             _ => false,

@@ -272,6 +272,36 @@ async fn opening_is_reported_at_warn_and_every_other_transition_at_info() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_owned_permit_knows_a_probe_and_records_an_error_for_the_listeners() {
+    let b = Arc::new(CircuitBreaker::new("own", config(1, 10, 1, 1)));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = seen.clone();
+    b.on_transition(move |t| {
+        heard
+            .lock()
+            .unwrap()
+            .push((t.to, t.error().map(str::to_owned)));
+    });
+    let call = b.try_acquire_owned().unwrap();
+    assert!(!call.is_probe());
+    call.record_error(Outcome::Failure, &"connection refused");
+    assert_eq!(b.state(), CircuitState::Open);
+    advance(Duration::from_secs(10)).await;
+    let probe = b.try_acquire_owned().unwrap();
+    assert!(probe.is_probe());
+    probe.record(Outcome::Success);
+    assert_eq!(b.state(), CircuitState::Closed);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (CircuitState::Open, Some("connection refused".to_owned())),
+            (CircuitState::HalfOpen, None),
+            (CircuitState::Closed, None),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);
