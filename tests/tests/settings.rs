@@ -225,8 +225,16 @@ async fn a_retry_changes_its_attempts_live() {
         site.location.starts_with("tests/tests/settings.rs:"),
         "{site:?}"
     );
-    // A breaker declared by name shows before its first call.
+    // A breaker declared by name shows before its first call...
     assert!(snapshot.breaker("settings-never-called").is_some());
+    // ...and once, not twice, after it.
+    let _ = pay(false).await;
+    let snapshot = registry().snapshot();
+    let payments = snapshot
+        .breakers
+        .iter()
+        .filter(|b| &*b.name == "settings-payments");
+    assert_eq!(payments.count(), 1);
 }
 
 #[tokio::test(start_paused = true)]

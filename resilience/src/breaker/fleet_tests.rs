@@ -391,6 +391,20 @@ async fn the_fleet_report_drops_counts_of_an_older_generation() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn failures_from_before_the_fleet_counted_are_not_reported() {
+    let b = CircuitBreaker::new("t", config(5, 10, 1));
+    fail(&b);
+    fail(&b);
+    assert!(
+        b.reconfigure(*counted(5).config()),
+        "now with a fleet_threshold"
+    );
+    assert_eq!(b.take_fleet_report(), report(false, 0));
+    fail(&b);
+    assert_eq!(b.take_fleet_report(), report(false, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_disabled_breaker_reports_nothing_to_the_fleet() {
     let b = counted(5);
     b.disable();

@@ -302,6 +302,23 @@ async fn an_owned_permit_knows_a_probe_and_records_an_error_for_the_listeners() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lowered_threshold_keeps_the_run_one_failure_short_of_it() {
+    let b = CircuitBreaker::new("lowered", config(5, 10, 1, 1));
+    for _ in 0..4 {
+        fail(&b);
+    }
+    assert!(b.reconfigure(config(3, 10, 1, 1)));
+    assert_eq!(b.state(), CircuitState::Closed);
+    assert_eq!(
+        b.status().consecutive_failures,
+        2,
+        "one short of the new threshold"
+    );
+    fail(&b);
+    assert_eq!(b.state(), CircuitState::Open);
+}
+
+#[tokio::test(start_paused = true)]
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);

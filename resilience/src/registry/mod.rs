@@ -550,11 +550,18 @@ impl Registry {
     /// still be `configure`d before its first call).
     fn declared_breakers(&self, breakers: &mut Vec<BreakerStatus>) {
         use crate::manifest::{Name, Policy};
+        // Every created breaker, named or private, sorted by name; the
+        // declared ones follow as they are added (a name can be declared at
+        // several call sites).
+        let created = breakers.len();
         for site in crate::manifest::call_sites() {
             let (Policy::Breaker(b), Name::Static(name)) = (site.policy(), site.name()) else {
                 continue;
             };
-            if self.named.contains_key(name) || breakers.iter().any(|s| &*s.name == name) {
+            let (made, declared) = breakers.split_at(created);
+            if made.binary_search_by(|s| (*s.name).cmp(name)).is_ok()
+                || declared.iter().any(|s| &*s.name == name)
+            {
                 continue;
             }
             let config = self.breaker_in_force(name, &b.config().values());
