@@ -10,14 +10,12 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// Wakes the parked thread.
+/// Wakes the parked thread (`wake_by_ref` is `Wake`'s own: a clone of the
+/// `Arc`, then `wake`).
 struct Unpark(Thread);
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
 }
