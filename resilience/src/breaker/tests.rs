@@ -249,7 +249,7 @@ async fn opening_is_reported_at_warn_and_every_other_transition_at_info() {
     let lines = warned.lines().clone();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0].contains("circuit breaker `tr` opened: "),
+        lines[0].contains("circuit breaker `tr` opened: 1 consecutive failures"),
         "{}",
         lines[0]
     );
@@ -267,8 +267,16 @@ async fn opening_is_reported_at_warn_and_every_other_transition_at_info() {
         .cloned()
         .collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].contains("is now HalfOpen"), "{}", lines[0]);
-    assert!(lines[1].contains("is now Closed"), "{}", lines[1]);
+    assert!(
+        lines[0].contains("is now HalfOpen: recovery timeout elapsed"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("is now Closed: 1 probe(s) succeeded"),
+        "{}",
+        lines[1]
+    );
 }
 
 #[tokio::test(start_paused = true)]
