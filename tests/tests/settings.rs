@@ -62,6 +62,12 @@ async fn search() -> Result<u32, ApiError> {
     Ok(1)
 }
 
+#[resilience::timeout("5s")]
+async fn slow() -> Result<u32, ApiError> {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    Ok(1)
+}
+
 static HEDGE_RUNS: AtomicU32 = AtomicU32::new(0);
 
 #[resilience::hedge(name = "settings-replicas", delay = "p95", min_samples = 50)]
@@ -408,6 +414,86 @@ fn config_rs_reads_the_same_file_with_its_environment_convention() {
         .unwrap();
     let file_only: Settings = Figment::from(Toml::string(FILE)).extract().unwrap();
     assert_ne!(settings, file_only, "the environment overrode a key");
+}
+
+#[test]
+fn what_was_applied_reads_back() {
+    let _serial = serial();
+    let settings = toml_settings("[bulkheads.settings-db]\nmax_concurrent = 3\n");
+    registry().apply(&settings).unwrap();
+    assert_eq!(registry().settings(), settings);
+    registry().apply(&Settings::new()).unwrap();
+    assert_eq!(registry().settings(), Settings::new());
+}
+
+#[test]
+fn an_unknown_name_is_named_with_its_sections_policy() {
+    let _serial = serial();
+    for (file, words) in [
+        (
+            "[retries.settings-nope]\nmax_attempts = 2\n",
+            "retries.settings-nope: no retry of this program is named `settings-nope`",
+        ),
+        (
+            "[bulkheads.settings-nope]\nmax_concurrent = 2\n",
+            "bulkheads.settings-nope: no bulkhead of this program is named `settings-nope`",
+        ),
+        (
+            "[timeouts.settings-nope]\ntimeout = \"1s\"\n",
+            "timeouts.settings-nope: no timeout of this program is named `settings-nope`",
+        ),
+    ] {
+        let err = registry().apply(&toml_settings(file)).unwrap_err();
+        let problems: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with(words), "{problems:?}");
+    }
+}
+
+#[test]
+fn a_retry_budget_in_use_takes_its_own_settings_again_but_not_others() {
+    let _serial = serial();
+    let budget = registry().retry_budget("settings-budget");
+    let ttl = budget.status().ttl;
+    let same = toml_settings(&format!(
+        "[retry_budgets.settings-budget]\nttl = \"{}ms\"\n",
+        ttl.as_millis()
+    ));
+    registry().apply(&same).unwrap();
+    let other = toml_settings(&format!(
+        "[retry_budgets.settings-budget]\nttl = \"{}ms\"\n",
+        ttl.as_millis() + 1000
+    ));
+    let err = registry().apply(&other).unwrap_err().to_string();
+    assert!(
+        err.contains("retry_budgets.settings-budget: in use: a retry budget's settings are read when it is created"),
+        "{err}"
+    );
+    registry().apply(&Settings::new()).unwrap();
+}
+
+/// Before the call site's first call (read when it starts) and after it
+/// (put in force by `apply`).
+#[tokio::test(start_paused = true)]
+async fn a_timeout_from_the_file_is_the_one_in_force() {
+    let _serial = serial();
+    let fast = toml_settings("[timeouts.\"settings::slow\"]\ntimeout = \"50ms\"\n");
+    let timed_out = || async {
+        let started = tokio::time::Instant::now();
+        let err = slow().await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::Layer(ref e) if e.is_timeout()),
+            "{err}"
+        );
+        started.elapsed()
+    };
+    registry().apply(&fast).unwrap();
+    assert_eq!(timed_out().await, std::time::Duration::from_millis(50));
+    registry().apply(&Settings::new()).unwrap();
+    assert_eq!(slow().await.unwrap(), 1, "the attribute's 5 s");
+    registry().apply(&fast).unwrap();
+    assert_eq!(timed_out().await, std::time::Duration::from_millis(50));
+    registry().apply(&Settings::new()).unwrap();
 }
 
 /// The tests of this file share the process-wide registry and each applies

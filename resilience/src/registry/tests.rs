@@ -70,6 +70,30 @@ mod basics {
     }
 
     #[test]
+    fn a_taken_bulkhead_or_budget_name_is_refused_in_words() {
+        let reg = Registry::new();
+        let one = std::num::NonZeroU32::MIN;
+        let existing = reg.bulkhead("db", one, Duration::ZERO);
+        let err = reg
+            .configure_bulkhead(crate::Bulkhead::new("db", one, Duration::ZERO))
+            .unwrap_err();
+        assert!(Arc::ptr_eq(&err.existing, &existing));
+        assert_eq!(
+            err.to_string(),
+            "bulkhead `db` already exists; configure it before its first use"
+        );
+        let existing = reg.retry_budget("ledger");
+        let err = reg
+            .configure_retry_budget(crate::RetryBudget::with_defaults("ledger"))
+            .unwrap_err();
+        assert!(Arc::ptr_eq(&err.existing, &existing));
+        assert_eq!(
+            err.to_string(),
+            "retry budget `ledger` already exists; configure it before its first use"
+        );
+    }
+
+    #[test]
     fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
         let reg = Registry::new();
         let first = reg.breaker("x", &cfg(3));
