@@ -94,6 +94,32 @@ mod basics {
     }
 
     #[test]
+    fn a_rate_limit_setting_layers_over_what_the_limiter_declared() {
+        use resilience_spec::{RateLimitValues, Value};
+        let reg = Registry::new();
+        let declared = crate::RateLimitConfig::builder(100)
+            .per(Duration::from_secs(1))
+            .burst(20)
+            .build()
+            .unwrap();
+        let limiter = reg.rate_limiter("api", &declared);
+        let mut settings = crate::settings::Settings::new();
+        settings.rate_limits.insert(
+            "api".to_owned(),
+            RateLimitValues {
+                burst: Value::Given(5),
+                ..RateLimitValues::NONE
+            },
+        );
+        reg.apply(&settings).unwrap();
+        let config = limiter.config();
+        assert_eq!((config.rate().get(), config.burst().get()), (100, 5));
+        reg.apply(&crate::settings::Settings::new()).unwrap();
+        let config = limiter.config();
+        assert_eq!((config.rate().get(), config.burst().get()), (100, 20));
+    }
+
+    #[test]
     fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
         let reg = Registry::new();
         let first = reg.breaker("x", &cfg(3));
