@@ -327,6 +327,18 @@ async fn a_lowered_threshold_keeps_the_run_one_failure_short_of_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_owned_probe_dropped_unrecorded_frees_its_slot() {
+    let b = Arc::new(CircuitBreaker::new("owned-drop", config(1, 10, 1, 1)));
+    trip(&b);
+    advance(Duration::from_secs(10)).await;
+    let probe = b.try_acquire_owned().unwrap();
+    assert!(b.try_acquire_owned().is_err(), "one probe at a time");
+    drop(probe);
+    let again = b.try_acquire_owned().expect("the slot was freed");
+    assert!(again.is_probe());
+}
+
+#[tokio::test(start_paused = true)]
 async fn breaker_call_rejects_without_running_and_flags_it() {
     let b = CircuitBreaker::new("t", config(1, 10, 1, 1));
     trip(&b);

@@ -224,6 +224,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn looking_up_a_new_name_sweeps_every_half_idle_period() {
+        let reg = Registry::new();
+        reg.set_dynamic_limits(Duration::from_secs(60), 1000);
+        reg.dynamic_breaker("a", &cfg(), |_| {});
+        tokio::time::advance(Duration::from_secs(61)).await;
+        reg.dynamic_breaker("b", &cfg(), |_| {});
+        assert!(reg.get("a").is_none(), "idle 61 s: swept by the new name");
+        tokio::time::advance(Duration::from_secs(29)).await;
+        reg.dynamic_breaker("c", &cfg(), |_| {});
+        tokio::time::advance(Duration::from_secs(32)).await;
+        reg.dynamic_breaker("d", &cfg(), |_| {});
+        // 61 s since the last sweep: b (idle 61 s) goes, c (idle 32 s) stays.
+        assert!(reg.get("b").is_none() && reg.get("c").is_some());
+        assert_eq!(reg.dynamic_breaker_count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn over_the_cap_the_least_recently_used_go_first() {
         let reg = Registry::new();
         reg.set_dynamic_limits(Duration::from_secs(3600), 10);
