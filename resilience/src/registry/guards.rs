@@ -58,11 +58,10 @@ impl Registry {
             .clone();
         if created {
             self.bulkhead_declared.insert(Arc::from(name), declared);
-            // An `apply` may have run while it was created.
+            // An `apply` may have run while it was created (the same limits
+            // again change nothing).
             let (max, wait) = self.bulkhead_in_force(name, declared);
-            if (bulkhead.max_concurrent(), bulkhead.max_wait()) != (max, wait) {
-                bulkhead.set_limits(max, wait);
-            }
+            bulkhead.set_limits(max, wait);
         }
         bulkhead
     }

@@ -120,6 +120,23 @@ mod basics {
     }
 
     #[test]
+    fn a_hedge_made_in_code_can_be_configured_by_name() {
+        use resilience_spec::{HedgeValues, Value};
+        let reg = Registry::new();
+        let hedge = reg.hedge("replicas", &crate::HedgeConfig::DEFAULT);
+        let mut settings = crate::settings::Settings::new();
+        settings.hedges.insert(
+            "replicas".to_owned(),
+            HedgeValues {
+                max_hedges: Value::Given(3),
+                ..HedgeValues::NONE
+            },
+        );
+        reg.apply(&settings).unwrap();
+        assert_eq!(hedge.config().max_hedges(), 3);
+    }
+
+    #[test]
     fn the_first_call_site_config_is_kept_and_conflicts_are_recorded_once() {
         let reg = Registry::new();
         let first = reg.breaker("x", &cfg(3));
