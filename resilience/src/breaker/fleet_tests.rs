@@ -391,8 +391,9 @@ async fn the_fleet_report_drops_counts_of_an_older_generation() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn failures_from_before_the_fleet_counted_are_not_reported() {
+async fn calls_from_before_the_fleet_counted_are_not_reported() {
     let b = CircuitBreaker::new("t", config(5, 10, 1));
+    succeed(&b);
     fail(&b);
     fail(&b);
     assert!(
