@@ -496,6 +496,23 @@ async fn a_timeout_from_the_file_is_the_one_in_force() {
     registry().apply(&Settings::new()).unwrap();
 }
 
+/// In a `#[resilience::test]`, each call site is the test's own, made on its
+/// first use there with the settings in force.
+#[resilience::test(start_paused = true)]
+async fn a_tests_own_timeout_site_starts_with_the_files_timeout() {
+    let _serial = serial();
+    let fast = toml_settings("[timeouts.\"settings::slow\"]\ntimeout = \"50ms\"\n");
+    registry().apply(&fast).unwrap();
+    let started = tokio::time::Instant::now();
+    let err = slow().await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::Layer(ref e) if e.is_timeout()),
+        "{err}"
+    );
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(50));
+    registry().apply(&Settings::new()).unwrap();
+}
+
 /// The tests of this file share the process-wide registry and each applies
 /// a whole configuration: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
