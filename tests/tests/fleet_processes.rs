@@ -180,6 +180,23 @@ fn a_late_joiner_rejects_its_first_call_while_the_fleet_is_open() {
         assert_eq!(a.ask("fail"), "failed");
     }
     assert_eq!(a.ask("state"), "open");
+    // The fleet has it open once A's trip is in Redis: A publishes it on its
+    // sync task, after the call that tripped it returned.
+    let mut conn = server.connection();
+    eventually("A's trip is in Redis", || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("resilience:{{{namespace}:*}}:breaker:*"))
+            .query(&mut conn)
+            .unwrap();
+        keys.iter().any(|key| {
+            let state: Option<String> = redis::cmd("HGET")
+                .arg(key)
+                .arg("state")
+                .query(&mut conn)
+                .unwrap();
+            state.as_deref() == Some("open")
+        })
+    });
     let (mut b, _) = start_with("B", &url, namespace, &["lazy"]);
     assert_eq!(b.ask("state"), "absent", "B has not called yet");
     assert_eq!(
