@@ -141,6 +141,16 @@ impl Errors {
             None => Ok(()),
         }
     }
+
+    /// Every message reported, in order (for tests).
+    #[cfg(test)]
+    pub(crate) fn messages(self) -> Vec<String> {
+        self.combined
+            .into_iter()
+            .flatten()
+            .map(|e| e.to_string())
+            .collect()
+    }
 }
 
 #[cfg(test)]

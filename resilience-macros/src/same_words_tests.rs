@@ -18,10 +18,7 @@ fn attribute(tokens: &str, keys: &[&str], parse: fn(&Args, &mut Errors)) -> Vec<
     let mut errors = Errors::default();
     let args = Args::parse(tokens.parse().unwrap(), keys, "test", |_| None, &mut errors);
     parse(&args, &mut errors);
-    match errors.finish() {
-        Ok(()) => Vec::new(),
-        Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
-    }
+    errors.messages()
 }
 
 fn builder(result: Result<impl Sized, ConfigError>) -> Vec<String> {

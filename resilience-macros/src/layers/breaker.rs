@@ -182,10 +182,7 @@ mod tests {
         let tokens = args.parse().expect("tokens");
         let args = Args::parse(tokens, KEYS, "circuit_breaker", |_| None, &mut errors);
         parse(&args, &mut errors);
-        match errors.finish() {
-            Ok(()) => Vec::new(),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
-        }
+        errors.messages()
     }
 
     #[track_caller]

@@ -105,10 +105,7 @@ mod tests {
         let func: Func = syn::parse_str(item).expect("a function");
         let mut errors = Errors::default();
         check_shared(&func, proc_macro2::Span::call_site(), &mut errors);
-        match errors.finish() {
-            Ok(()) => Vec::new(),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
-        }
+        errors.messages()
     }
 
     #[test]
