@@ -34,6 +34,24 @@ impl Events {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The one line collected; fails the test (showing them) if there are
+    /// none or several.
+    #[track_caller]
+    pub(crate) fn only_line(&self) -> String {
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "one event expected: {lines:?}");
+        lines[0].clone()
+    }
+
+    /// The lines that contain `text`, in order.
+    pub(crate) fn containing(&self, text: &str) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|l| l.contains(text))
+            .cloned()
+            .collect()
+    }
 }
 
 struct Fields<'a>(&'a mut String);

@@ -215,14 +215,8 @@ async fn an_ignored_error_is_reported_at_debug_and_a_counted_one_is_not() {
     let r = breaker_call(&b, &flags, failing, ignored, converter()).await;
     assert!(r.is_err());
     assert_eq!(b.state(), CircuitState::Closed, "ignored: not a failure");
-    let said = |events: &crate::test_events::Events| {
-        events
-            .lines()
-            .iter()
-            .filter(|l| l.contains("ignored an error"))
-            .count()
-    };
-    assert_eq!(said(&events), 1, "{:?}", events.lines());
+    let said = || events.containing("ignored an error").len();
+    assert_eq!(said(), 1, "{:?}", events.lines());
     let ok: Result<u8, Error> =
         breaker_call(&b, &flags, async { Ok(1) }, ignored, converter()).await;
     assert_eq!(ok, Ok(1));
@@ -230,11 +224,7 @@ async fn an_ignored_error_is_reported_at_debug_and_a_counted_one_is_not() {
     let r = breaker_call(&b, &flags, failing, every_error_fails, converter()).await;
     assert!(r.is_err());
     assert_eq!(b.state(), CircuitState::Open);
-    assert_eq!(
-        said(&events),
-        1,
-        "a success and a failure are not ignored ones"
-    );
+    assert_eq!(said(), 1, "a success and a failure are not ignored ones");
 }
 
 #[tokio::test(start_paused = true)]
@@ -246,26 +236,19 @@ async fn opening_is_reported_at_warn_and_every_other_transition_at_info() {
         let _default = tracing::subscriber::set_default(warned.clone());
         trip(&b);
     }
-    let lines = warned.lines().clone();
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = warned.only_line();
     assert!(
-        lines[0].contains("circuit breaker `tr` opened: 1 consecutive failures"),
-        "{}",
-        lines[0]
+        line.contains("circuit breaker `tr` opened: 1 consecutive failures"),
+        "{line}"
     );
-    assert!(lines[0].contains("to=Open"), "{}", lines[0]);
+    assert!(line.contains("to=Open"), "{line}");
     advance(Duration::from_secs(10)).await;
     let told = Events::at(tracing::Level::INFO);
     {
         let _default = tracing::subscriber::set_default(told.clone());
         succeed(&b);
     }
-    let lines: Vec<_> = told
-        .lines()
-        .iter()
-        .filter(|l| l.contains("circuit breaker `tr` is now"))
-        .cloned()
-        .collect();
+    let lines = told.containing("circuit breaker `tr` is now");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].contains("is now HalfOpen: recovery timeout elapsed"),

@@ -276,12 +276,10 @@ mod unnamed {
             assert!(events.lines().is_empty(), "no warning for the first");
             reg.private_breaker("w::T::f", &cfg(1));
         });
-        let lines = events.lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = events.only_line();
         assert!(
-            lines[0].contains("have the default name `w::T::f`; this one is `w::T::f#2`"),
-            "{}",
-            lines[0]
+            line.contains("have the default name `w::T::f`; this one is `w::T::f#2`"),
+            "{line}"
         );
     }
 

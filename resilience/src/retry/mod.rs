@@ -449,13 +449,8 @@ mod tests {
             assert!(s.next_delay().is_some());
             assert_eq!(s.next_delay(), None);
         });
-        let lines = events.lines();
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(
-            lines[0].contains("`twice` failed after 2 attempts"),
-            "{}",
-            lines[0]
-        );
+        let line = events.only_line();
+        assert!(line.contains("`twice` failed after 2 attempts"), "{line}");
     }
 
     #[test]
