@@ -472,27 +472,39 @@ fn a_retry_budget_in_use_takes_its_own_settings_again_but_not_others() {
     registry().apply(&Settings::new()).unwrap();
 }
 
+/// A file that gives `slow` a timeout of 50 ms (its attribute says 5 s).
+fn fast_timeout() -> Settings {
+    toml_settings("[timeouts.\"settings::slow\"]\ntimeout = \"50ms\"\n")
+}
+
+/// How long `slow` ran before it timed out (it must time out).
+async fn slow_timed_out_after() -> std::time::Duration {
+    let started = tokio::time::Instant::now();
+    let err = slow().await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::Layer(ref e) if e.is_timeout()),
+        "{err}"
+    );
+    started.elapsed()
+}
+
 /// Before the call site's first call (read when it starts) and after it
 /// (put in force by `apply`).
 #[tokio::test(start_paused = true)]
 async fn a_timeout_from_the_file_is_the_one_in_force() {
     let _serial = serial();
-    let fast = toml_settings("[timeouts.\"settings::slow\"]\ntimeout = \"50ms\"\n");
-    let timed_out = || async {
-        let started = tokio::time::Instant::now();
-        let err = slow().await.unwrap_err();
-        assert!(
-            matches!(err, ApiError::Layer(ref e) if e.is_timeout()),
-            "{err}"
-        );
-        started.elapsed()
-    };
-    registry().apply(&fast).unwrap();
-    assert_eq!(timed_out().await, std::time::Duration::from_millis(50));
+    registry().apply(&fast_timeout()).unwrap();
+    assert_eq!(
+        slow_timed_out_after().await,
+        std::time::Duration::from_millis(50)
+    );
     registry().apply(&Settings::new()).unwrap();
     assert_eq!(slow().await.unwrap(), 1, "the attribute's 5 s");
-    registry().apply(&fast).unwrap();
-    assert_eq!(timed_out().await, std::time::Duration::from_millis(50));
+    registry().apply(&fast_timeout()).unwrap();
+    assert_eq!(
+        slow_timed_out_after().await,
+        std::time::Duration::from_millis(50)
+    );
     registry().apply(&Settings::new()).unwrap();
 }
 
@@ -501,15 +513,11 @@ async fn a_timeout_from_the_file_is_the_one_in_force() {
 #[resilience::test(start_paused = true)]
 async fn a_tests_own_timeout_site_starts_with_the_files_timeout() {
     let _serial = serial();
-    let fast = toml_settings("[timeouts.\"settings::slow\"]\ntimeout = \"50ms\"\n");
-    registry().apply(&fast).unwrap();
-    let started = tokio::time::Instant::now();
-    let err = slow().await.unwrap_err();
-    assert!(
-        matches!(err, ApiError::Layer(ref e) if e.is_timeout()),
-        "{err}"
+    registry().apply(&fast_timeout()).unwrap();
+    assert_eq!(
+        slow_timed_out_after().await,
+        std::time::Duration::from_millis(50)
     );
-    assert_eq!(started.elapsed(), std::time::Duration::from_millis(50));
     registry().apply(&Settings::new()).unwrap();
 }
 
