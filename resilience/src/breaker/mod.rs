@@ -620,6 +620,8 @@ mod record;
 use record::ProbeSlot;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
 mod tests;
